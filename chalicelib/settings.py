@@ -19,6 +19,7 @@ def _csv(value: str) -> tuple[str, ...]:
 class Settings:
     stage: str
     table_name: str
+    table_stream_arn: str
     fulfilment_queue_url: str
     notifications_queue_url: str
     reports_bucket: str
@@ -37,6 +38,7 @@ class Settings:
         return cls(
             stage=env.get("STAGE", "dev"),
             table_name=env.get("TABLE_NAME", "orderdesk"),
+            table_stream_arn=env.get("TABLE_STREAM_ARN", ""),
             fulfilment_queue_url=env.get("FULFILMENT_QUEUE_URL", ""),
             notifications_queue_url=env.get("NOTIFICATIONS_QUEUE_URL", ""),
             reports_bucket=env.get("REPORTS_BUCKET", ""),

@@ -19,7 +19,9 @@ def json_body(request: Request) -> Any:
     if len(raw) > get_settings().max_body_bytes:
         raise ApiError(413, "payload_too_large", "The request body is too large.")
     if not raw.strip():
-        raise validation_error("A JSON body is required.", [{"field": "body", "message": "missing"}])
+        raise validation_error(
+            "A JSON body is required.", [{"field": "body", "message": "missing"}]
+        )
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
