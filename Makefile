@@ -29,5 +29,8 @@ lint: install
 bench: install  ## benchmarks (not tests): print figures, compare ratios within one run
 	$(PY) -m bench
 
+token: install  ## print a bearer token for the running local stack: make token ID=alice GROUPS=customers
+	@$(PY) -m infra.local.token --port "$(PORT)" --id "$(ID)" --groups "$(GROUPS)"
+
 clean:
 	rm -rf $(VENV) build .local .pytest_cache .ruff_cache .hypothesis

@@ -5,13 +5,23 @@ from __future__ import annotations
 from chalice import Chalice
 
 from chalicelib import observability
-from chalicelib.api import cors, health
+from chalicelib.api import auth, cors, health, openapi, products, warehouses
 from chalicelib.api.errors import as_error_response
 
-BLUEPRINTS = [health.blueprint]
+BLUEPRINTS = [auth.blueprint, health.blueprint]
+BLUEPRINTS += [products.blueprint, warehouses.blueprint, openapi.blueprint]
+
+
+_registered = False
 
 
 def register(app: Chalice) -> None:
+    # Chalice consumes a blueprint's route options on first registration: registering the
+    # same blueprints with a second app would silently drop their authorizers.
+    global _registered
+    if _registered:
+        raise RuntimeError("chalicelib.api.register may run once per process (use app.app)")
+    _registered = True
     observability.register(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
