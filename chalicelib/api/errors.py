@@ -50,6 +50,7 @@ def validation_error(message: str, details: Any = None) -> ApiError:
 DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.NotFound: 404,
     domain.InvalidInput: 400,
+    domain.IdempotencyKeyReused: 422,
     domain.Conflict: 409,
     domain.DomainError: 409,
 }

@@ -30,3 +30,75 @@ class InvalidInput(DomainError):
 
 class Conflict(DomainError):
     code = "conflict"
+
+
+class OutOfStock(Conflict):
+    """An order asks for more than the warehouses can give it.
+
+    ``details`` names every short SKU: ``[{"sku", "requested", "available"}]`` where
+    ``available`` is the total across all warehouses.
+    """
+
+    code = "out_of_stock"
+
+    def __init__(self, message: str | None = None, details: list[dict[str, Any]] | None = None):
+        shortages = list(details or [])
+        if message is None:
+            named = ", ".join(
+                f"{s['sku']} (requested {s['requested']}, available {s['available']})"
+                for s in shortages
+            )
+            message = f"Not enough stock for: {named}." if named else "Not enough stock."
+        super().__init__(message, shortages)
+
+    @property
+    def shortages(self) -> list[dict[str, Any]]:
+        return self.details
+
+
+class InsufficientStock(Conflict):
+    """A single stock movement would take a (SKU, warehouse) level below zero."""
+
+    code = "insufficient_stock"
+
+
+class InvalidTransition(Conflict):
+    """A status change the state machine does not allow; ``details`` is ``{"from", "to"}``."""
+
+    code = "invalid_transition"
+
+    def __init__(self, message: str | None = None, details: dict[str, Any] | None = None):
+        details = dict(details or {})
+        if message is None:
+            message = f"Cannot move from {details.get('from')} to {details.get('to')}."
+        super().__init__(message, details)
+
+    @classmethod
+    def between(cls, current: str, to: str, why: str | None = None) -> InvalidTransition:
+        message = f"Cannot move from {current} to {to}" + (f": {why}." if why else ".")
+        return cls(message, {"from": str(current), "to": str(to)})
+
+
+class UnknownSku(InvalidInput):
+    """Lines name SKUs that do not exist or are not for sale; ``details`` lists each one."""
+
+    code = "unknown_sku"
+
+    def __init__(self, skus: list[str], message: str | None = None) -> None:
+        self.skus = list(skus)
+        if message is None:
+            message = f"Unknown or inactive SKU: {', '.join(self.skus)}."
+        super().__init__(message, [{"sku": sku} for sku in self.skus])
+
+
+class IdempotencyKeyReused(DomainError):
+    """The same Idempotency-Key arrived with a different request body (HTTP 422)."""
+
+    code = "idempotency_key_reused"
+
+    def __init__(
+        self,
+        message: str = "This Idempotency-Key was already used with a different request.",
+        details: Any = None,
+    ) -> None:
+        super().__init__(message, details)

@@ -1,0 +1,403 @@
+"""Stock per (SKU, warehouse) and the ledger of every movement that changes it.
+
+Each operation is a pure function: given the current ``StockLevel`` it returns the new
+level and the ``Movement`` that explains the change, or raises when the rule says no. The
+store writes both in one transaction, guarded by the movement's ``requires_available`` /
+``requires_reserved`` conditions, so the ledger and the counters can never drift apart:
+``ledger_balance(movements) == (level.on_hand, level.reserved)`` always.
+
+Reservation lifecycle: an order *reserves* (reserved += q); payment *commits* it (a
+ledger marker: the quantity stays reserved but no longer expires); shipping *ships* it
+(on_hand and reserved both -= q); cancellation or expiry *releases* it (reserved -= q).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+from chalicelib.domain.errors import InsufficientStock, InvalidInput
+
+
+class MovementType(StrEnum):
+    RECEIVED = "received"
+    RESERVED = "reserved"
+    COMMITTED = "committed"
+    RELEASED = "released"
+    SHIPPED = "shipped"
+    RETURNED = "returned"
+    ADJUSTED = "adjusted"
+    TRANSFERRED_IN = "transferred_in"
+    TRANSFERRED_OUT = "transferred_out"
+
+
+class AdjustmentReason(StrEnum):
+    COUNT = "count"
+    DAMAGE = "damage"
+    LOSS = "loss"
+    FOUND = "found"
+    OTHER = "other"
+
+
+# How one unit of each movement moves (on_hand, reserved). ADJUSTED carries a signed
+# quantity; every other type carries a positive one.
+_EFFECT: dict[MovementType, tuple[int, int]] = {
+    MovementType.RECEIVED: (1, 0),
+    MovementType.RESERVED: (0, 1),
+    MovementType.COMMITTED: (0, 0),
+    MovementType.RELEASED: (0, -1),
+    MovementType.SHIPPED: (-1, -1),
+    MovementType.RETURNED: (1, 0),
+    MovementType.ADJUSTED: (1, 0),
+    MovementType.TRANSFERRED_IN: (1, 0),
+    MovementType.TRANSFERRED_OUT: (-1, 0),
+}
+
+# Movements that belong to one order's reservation; their ``reference`` is the order id.
+RESERVATION_MOVEMENTS = frozenset(
+    {MovementType.RESERVED, MovementType.COMMITTED, MovementType.RELEASED, MovementType.SHIPPED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevel:
+    sku: str
+    warehouse: str
+    on_hand: int = 0
+    reserved: int = 0
+    low_stock_threshold: int = 0
+
+    @classmethod
+    def empty(cls, sku: str, warehouse: str, low_stock_threshold: int = 0) -> StockLevel:
+        """The level of a (SKU, warehouse) pair that has never had stock."""
+        return cls(sku=sku, warehouse=warehouse, low_stock_threshold=low_stock_threshold)
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+    @property
+    def is_low(self) -> bool:
+        return self.available <= self.low_stock_threshold
+
+    def can_reserve(self, quantity: int) -> bool:
+        return quantity > 0 and self.available >= quantity
+
+    def with_threshold(self, low_stock_threshold: int) -> StockLevel:
+        _require_non_negative(low_stock_threshold, "low_stock_threshold")
+        return replace(self, low_stock_threshold=low_stock_threshold)
+
+    def as_dict(self) -> dict[str, int | str]:
+        return {
+            "sku": self.sku,
+            "warehouse": self.warehouse,
+            "on_hand": self.on_hand,
+            "reserved": self.reserved,
+            "available": self.available,
+            "low_stock_threshold": self.low_stock_threshold,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """One ledger entry: what moved, why, and the level it left behind."""
+
+    type: MovementType
+    sku: str
+    warehouse: str
+    quantity: int  # positive, except ADJUSTED where it is the signed delta
+    on_hand: int  # resulting
+    reserved: int  # resulting
+    at: datetime
+    actor: str
+    reference: str | None = None  # order id, transfer id, ...
+    note: str | None = None
+    reason: AdjustmentReason | None = None
+
+    @property
+    def on_hand_delta(self) -> int:
+        return _EFFECT[self.type][0] * self.quantity
+
+    @property
+    def reserved_delta(self) -> int:
+        return _EFFECT[self.type][1] * self.quantity
+
+    @property
+    def available_delta(self) -> int:
+        return self.on_hand_delta - self.reserved_delta
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+    @property
+    def requires_available(self) -> int:
+        """The least ``available`` the level must have *before* this movement (write guard)."""
+        return max(0, -self.available_delta)
+
+    @property
+    def requires_reserved(self) -> int:
+        """The least ``reserved`` the level must have before this movement (write guard)."""
+        if self.type in (MovementType.COMMITTED, MovementType.RELEASED, MovementType.SHIPPED):
+            return self.quantity
+        return 0
+
+
+def _require_positive(quantity: int, what: str = "quantity") -> None:
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+        raise InvalidInput(f"{what} must be a positive integer, got {quantity!r}.")
+
+
+def _require_non_negative(value: int, what: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidInput(f"{what} must be a non-negative integer, got {value!r}.")
+
+
+def _short(level: StockLevel, requested: int, what: str, have: int) -> InsufficientStock:
+    return InsufficientStock(
+        f"Only {have} of {level.sku} {what} in {level.warehouse}; {requested} needed.",
+        {
+            "sku": level.sku,
+            "warehouse": level.warehouse,
+            "requested": requested,
+            "available": level.available,
+            "reserved": level.reserved,
+        },
+    )
+
+
+def _move(
+    level: StockLevel,
+    movement_type: MovementType,
+    quantity: int,
+    *,
+    at: datetime,
+    actor: str,
+    reference: str | None = None,
+    note: str | None = None,
+    reason: AdjustmentReason | None = None,
+) -> tuple[StockLevel, Movement]:
+    on_hand_step, reserved_step = _EFFECT[movement_type]
+    after = replace(
+        level,
+        on_hand=level.on_hand + on_hand_step * quantity,
+        reserved=level.reserved + reserved_step * quantity,
+    )
+    movement = Movement(
+        type=movement_type,
+        sku=level.sku,
+        warehouse=level.warehouse,
+        quantity=quantity,
+        on_hand=after.on_hand,
+        reserved=after.reserved,
+        at=at,
+        actor=actor,
+        reference=reference,
+        note=note,
+        reason=reason,
+    )
+    return after, movement
+
+
+def receive(
+    level: StockLevel, quantity: int, *, at: datetime, actor: str, note: str | None = None
+) -> tuple[StockLevel, Movement]:
+    """Goods arrived at the warehouse."""
+    _require_positive(quantity)
+    return _move(level, MovementType.RECEIVED, quantity, at=at, actor=actor, note=note)
+
+
+def adjust(
+    level: StockLevel,
+    delta: int,
+    *,
+    reason: AdjustmentReason | str,
+    at: datetime,
+    actor: str,
+    note: str | None = None,
+) -> tuple[StockLevel, Movement]:
+    """A correction after a count, damage, loss or find. It may never eat into reservations."""
+    if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
+        raise InvalidInput(f"delta must be a non-zero integer, got {delta!r}.")
+    try:
+        reason = AdjustmentReason(reason)
+    except ValueError:
+        allowed = ", ".join(r.value for r in AdjustmentReason)
+        raise InvalidInput(f"reason must be one of {allowed}, got {reason!r}.") from None
+    if level.available + delta < 0:
+        raise _short(level, -delta, "available", level.available)
+    return _move(level, MovementType.ADJUSTED, delta, at=at, actor=actor, note=note, reason=reason)
+
+
+def reserve(
+    level: StockLevel, quantity: int, *, order_id: str, at: datetime, actor: str
+) -> tuple[StockLevel, Movement]:
+    """Hold stock for an unpaid order."""
+    _require_positive(quantity)
+    if not level.can_reserve(quantity):
+        raise _short(level, quantity, "available", level.available)
+    return _move(level, MovementType.RESERVED, quantity, at=at, actor=actor, reference=order_id)
+
+
+def _require_reserved(level: StockLevel, quantity: int) -> None:
+    _require_positive(quantity)
+    if level.reserved < quantity:
+        raise _short(level, quantity, "reserved", level.reserved)
+
+
+def commit(
+    level: StockLevel, quantity: int, *, order_id: str, at: datetime, actor: str
+) -> tuple[StockLevel, Movement]:
+    """Payment arrived: the reservation stays but no longer expires (counters unchanged)."""
+    _require_reserved(level, quantity)
+    return _move(level, MovementType.COMMITTED, quantity, at=at, actor=actor, reference=order_id)
+
+
+def release(
+    level: StockLevel, quantity: int, *, order_id: str, at: datetime, actor: str
+) -> tuple[StockLevel, Movement]:
+    """Cancellation or expiry gives reserved stock back."""
+    _require_reserved(level, quantity)
+    return _move(level, MovementType.RELEASED, quantity, at=at, actor=actor, reference=order_id)
+
+
+def ship(
+    level: StockLevel, quantity: int, *, order_id: str, at: datetime, actor: str
+) -> tuple[StockLevel, Movement]:
+    """Reserved goods leave the building: on_hand and reserved drop together."""
+    _require_reserved(level, quantity)
+    return _move(level, MovementType.SHIPPED, quantity, at=at, actor=actor, reference=order_id)
+
+
+def return_to_stock(
+    level: StockLevel,
+    quantity: int,
+    *,
+    reference: str,
+    at: datetime,
+    actor: str,
+    note: str | None = None,
+) -> tuple[StockLevel, Movement]:
+    """A customer return put back on the shelf (``reference``: the return or order id)."""
+    _require_positive(quantity)
+    return _move(
+        level, MovementType.RETURNED, quantity, at=at, actor=actor, reference=reference, note=note
+    )
+
+
+def transfer_out(
+    level: StockLevel,
+    quantity: int,
+    *,
+    transfer_id: str,
+    at: datetime,
+    actor: str,
+    note: str | None = None,
+) -> tuple[StockLevel, Movement]:
+    _require_positive(quantity)
+    if level.available < quantity:
+        raise _short(level, quantity, "available", level.available)
+    return _move(
+        level,
+        MovementType.TRANSFERRED_OUT,
+        quantity,
+        at=at,
+        actor=actor,
+        reference=transfer_id,
+        note=note,
+    )
+
+
+def transfer_in(
+    level: StockLevel,
+    quantity: int,
+    *,
+    transfer_id: str,
+    at: datetime,
+    actor: str,
+    note: str | None = None,
+) -> tuple[StockLevel, Movement]:
+    _require_positive(quantity)
+    return _move(
+        level,
+        MovementType.TRANSFERRED_IN,
+        quantity,
+        at=at,
+        actor=actor,
+        reference=transfer_id,
+        note=note,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Both sides of a move between warehouses; the store writes them in one transaction."""
+
+    source: StockLevel
+    destination: StockLevel
+    outgoing: Movement
+    incoming: Movement
+
+
+def transfer(
+    source: StockLevel,
+    destination: StockLevel,
+    quantity: int,
+    *,
+    transfer_id: str,
+    at: datetime,
+    actor: str,
+    note: str | None = None,
+) -> Transfer:
+    if source.sku != destination.sku:
+        raise InvalidInput("A transfer moves one SKU; source and destination differ.")
+    if source.warehouse == destination.warehouse:
+        raise InvalidInput("A transfer needs two different warehouses.")
+    new_source, outgoing = transfer_out(
+        source, quantity, transfer_id=transfer_id, at=at, actor=actor, note=note
+    )
+    new_destination, incoming = transfer_in(
+        destination, quantity, transfer_id=transfer_id, at=at, actor=actor, note=note
+    )
+    return Transfer(new_source, new_destination, outgoing, incoming)
+
+
+def crossed_low_threshold(before: StockLevel, after: StockLevel) -> bool:
+    """``available`` fell to or below the threshold from above it: raise one low-stock alert."""
+    return (
+        before.available > before.low_stock_threshold
+        and after.available <= after.low_stock_threshold
+    )
+
+
+def recovered_above_threshold(before: StockLevel, after: StockLevel) -> bool:
+    """``available`` rose back above the threshold: the low-stock alert is re-armed."""
+    return (
+        before.available <= before.low_stock_threshold
+        and after.available > after.low_stock_threshold
+    )
+
+
+def ledger_balance(movements: Iterable[Movement]) -> tuple[int, int]:
+    """(on_hand, reserved) as the ledger says they must be, from types and quantities alone."""
+    on_hand = reserved = 0
+    for movement in movements:
+        on_hand += movement.on_hand_delta
+        reserved += movement.reserved_delta
+    return on_hand, reserved
+
+
+def open_reservations(movements: Iterable[Movement]) -> dict[str, int]:
+    """Quantity still held per order (reserved minus released minus shipped), omitting zeros.
+
+    Their sum is what ``reserved`` must be; a negative entry means an order gave back more
+    than it held.
+    """
+    held: dict[str, int] = defaultdict(int)
+    for movement in movements:
+        if movement.type in RESERVATION_MOVEMENTS and movement.reference is not None:
+            held[movement.reference] += movement.reserved_delta
+    return {order_id: quantity for order_id, quantity in held.items() if quantity != 0}
