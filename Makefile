@@ -6,7 +6,7 @@ PORT ?= 8000
 MOTO_PORT ?= 5000
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint unit bench package token tick clean
+.PHONY: install run test lint unit bench package token tick clean check-stock
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,18 @@ lint: install
 bench: install  ## benchmarks (not tests): print figures, compare ratios within one run
 	$(PY) -m bench
 
+package: install  ## chalice package with infra/resources.yaml merged, then cfn-lint: make package [STAGE=prod]
+	$(PY) -m infra.package --stage $(or $(STAGE),dev) --out build/package --lint
+
 token: install  ## print a bearer token for the running local stack: make token ID=alice GROUPS=customers
 	@$(PY) -m infra.local.token --port "$(PORT)" --id "$(ID)" --groups "$(GROUPS)"
 
+tick: install  ## run a schedule handler once against the running stack: make tick JOB=analytics [DATE=2026-11-24]
+	@test -n "$(JOB)" || { echo "usage: make tick JOB=<schedule handler> [DATE=YYYY-MM-DD] [PORT=8000]" >&2; exit 2; }
+	$(PY) -m infra.local.tick --port $(PORT) $(JOB) $(if $(DATE),--date $(DATE))
+
+check-stock: install  ## prove the running stack's stock: on_hand = its ledger, reserved = open reservations
+	$(PY) -m infra.local.check_stock --port $(PORT)
+
 clean:
-	rm -rf $(VENV) build .local .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build .local .pytest_cache .ruff_cache .hypothesis .chalice/deployments
