@@ -37,7 +37,7 @@ token: install  ## print a bearer token for the running local stack: make token 
 
 tick: install  ## run a schedule handler once against the running stack: make tick JOB=analytics [DATE=2026-11-24]
 	@test -n "$(JOB)" || { echo "usage: make tick JOB=<schedule handler> [DATE=YYYY-MM-DD] [PORT=8000]" >&2; exit 2; }
-	$(PY) -m infra.local.tick --port $(PORT) $(JOB) $(if $(DATE),--date $(DATE))
+	@$(PY) -m infra.local.tick --port $(PORT) $(JOB) $(if $(DATE),--date $(DATE))
 
 check-stock: install  ## prove the running stack's stock: on_hand = its ledger, reserved = open reservations
 	$(PY) -m infra.local.check_stock --port $(PORT)

@@ -1,0 +1,467 @@
+"""The whole local stack in one foreground command: ``make run`` (``python -m infra.local.stack``).
+
+    python -m infra.local.stack --port 8000 --moto-port 5000 [--workers 4] [--no-demo]
+
+In order, it starts the AWS emulator (a subprocess), creates the resources from
+``infra/resources.yaml``, serves a JWKS from the local identity provider, computes the app's
+environment, then starts the API gateway's workers and the event pump (subprocesses, with that
+environment) while the demo data is seeded. When ``/health`` answers it writes
+``.local/stack-<port>.json`` (what ``make token``, ``make tick`` and the tests read), prints
+the URLs and stays in the foreground. Ctrl-C or SIGTERM stops everything it started and removes
+the stack file; the children also stop by themselves if this process dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from infra.local.identity import LocalIdentityProvider
+from infra.local.provision import provision
+
+log = logging.getLogger("infra.local.stack")  # not __name__: these run as __main__
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STATE_DIR = REPO_ROOT / ".local"
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+DEFAULT_CORS_ORIGINS = "http://localhost:3000"
+READY_TIMEOUT_SECONDS = 120.0
+_STOP_GRACE_SECONDS = 10.0
+
+
+def stack_file_for(port: int, state_dir: Path = STATE_DIR) -> Path:
+    """Where the stack serving the API on ``port`` describes itself."""
+    return state_dir / f"stack-{port}.json"
+
+
+def read_stack_file(port: int, state_dir: Path = STATE_DIR) -> dict[str, Any]:
+    path = stack_file_for(port, state_dir)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no local stack on port {port} ({path} not found); start one with "
+            f"`make run PORT={port}`"
+        )
+    document: dict[str, Any] = json.loads(path.read_text())
+    return document
+
+
+class StartupFailed(Exception):
+    pass
+
+
+class _StopRequested(Exception):
+    pass
+
+
+@dataclass
+class StackOptions:
+    port: int = 8000
+    moto_port: int = 5000
+    workers: int = 4
+    demo: bool = True
+    stage: str = "local"
+    state_dir: Path = STATE_DIR
+    ready_timeout: float = READY_TIMEOUT_SECONDS
+
+
+@dataclass
+class _Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path | None = None
+
+
+@dataclass
+class LocalStack:
+    options: StackOptions
+    env: dict[str, str] = field(default_factory=dict)
+    stack_file: Path | None = None
+    _children: dict[str, _Child] = field(default_factory=dict)
+    _identity: LocalIdentityProvider | None = None
+    _stop_requested: bool = False
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.options.port}"
+
+    @property
+    def moto_url(self) -> str:
+        return f"http://{HOST}:{self.options.moto_port}"
+
+    @property
+    def gateway_ready_file(self) -> Path:
+        return self.options.state_dir / f"gateway-{self.options.port}.ready.json"
+
+    def request_stop(self) -> None:
+        self._stop_requested = True
+
+    # --- starting ---
+
+    def start(self) -> None:
+        options = self.options
+        options.state_dir.mkdir(parents=True, exist_ok=True)
+        (options.state_dir / "logs").mkdir(exist_ok=True)
+        self._check_port_free(options.port, "PORT")
+        self._check_port_free(options.moto_port, "MOTO_PORT")
+        self.gateway_ready_file.unlink(missing_ok=True)
+        self._isolate_from_real_aws()
+
+        started = time.monotonic()
+        self._start_emulator()
+        env = self._provision()
+        env.update(self._start_identity())
+        self.env = self._app_env(env)
+
+        # The seed and the gateway's workers start side by side; both must finish.
+        seeding = self._start_seeding() if options.demo else None
+        self._spawn(
+            "gateway",
+            [
+                "infra.local.gateway",
+                "--port",
+                str(options.port),
+                "--workers",
+                str(options.workers),
+                "--ready-file",
+                str(self.gateway_ready_file),
+                "--parent-pid",
+                str(os.getpid()),
+            ],
+        )
+        self._spawn("pump", ["infra.local.pump", "--parent-pid", str(os.getpid())])
+        self._wait_for_gateway()
+        if seeding is not None:
+            self._wait_for_seed(seeding)
+        self._wait_for_health()
+        self._write_stack_file()
+        log.info("ready in %.1f s", time.monotonic() - started)
+
+    def _check_port_free(self, port: int, variable: str) -> None:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                raise StartupFailed(
+                    f"port {port} is in use (another stack?); choose another with {variable}=..."
+                ) from None
+
+    def _isolate_from_real_aws(self) -> None:
+        # Nothing here may ever reach a real AWS account.
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            os.environ.pop(name, None)
+        os.environ.update(
+            {
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+            }
+        )
+
+    def _start_emulator(self) -> None:
+        log_path = self.options.state_dir / "logs" / f"aws-emulator-{self.options.moto_port}.log"
+        self._spawn(
+            "aws emulator",
+            ["infra.local.aws_emulator", "--port", str(self.options.moto_port)],
+            env=dict(os.environ),
+            log_path=log_path,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            self._check_alive("aws emulator")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection((HOST, self.options.moto_port), timeout=0.5),
+            ):
+                return
+            if time.monotonic() > deadline:
+                raise StartupFailed(f"the AWS emulator did not listen on {self.moto_url}")
+            self._pause(0.1)
+
+    def _provision(self) -> dict[str, str]:
+        log.info("creating resources from infra/resources.yaml in %s", self.moto_url)
+        try:
+            return dict(provision(self.moto_url, self.options.stage))
+        except Exception as exc:
+            raise StartupFailed(f"provisioning failed: {exc}") from exc
+
+    def _start_identity(self) -> dict[str, str]:
+        self._identity = LocalIdentityProvider(self.options.state_dir / "idp-key.pem")
+        self._identity.start(host=HOST)
+        identity_env: dict[str, str] = self._identity.env()
+        return identity_env
+
+    def _app_env(self, provisioned: dict[str, str]) -> dict[str, str]:
+        """What the app's functions see, as Lambda would give it to them."""
+        env = chalice_environment()
+        env.update(provisioned)
+        env.update(
+            {
+                "STAGE": self.options.stage,
+                "AWS_ENDPOINT_URL": self.moto_url,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "CORS_ALLOW_ORIGINS": os.environ.get("CORS_ALLOW_ORIGINS", DEFAULT_CORS_ORIGINS),
+            }
+        )
+        return env
+
+    def _child_env(self) -> dict[str, str]:
+        return {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+
+    def _start_seeding(self) -> subprocess.Popen[bytes] | None:
+        if importlib.util.find_spec("infra.local.demo_data") is None:
+            log.warning("infra/local/demo_data.py is missing: starting without demo data")
+            return None
+        log.info("seeding demo data")
+        child = self._spawn(
+            "demo data", ["-c", "from infra.local.demo_data import seed; seed()"], module=False
+        )
+        return child.process
+
+    def _spawn(
+        self,
+        name: str,
+        args: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+        module: bool = True,
+    ) -> _Child:
+        command = [sys.executable, *(["-m"] if module else []), *args]
+        output = open(log_path, "ab") if log_path else None  # noqa: SIM115 - the child owns it
+        try:
+            process = subprocess.Popen(
+                command,
+                cwd=REPO_ROOT,
+                env=env if env is not None else self._child_env(),
+                stdout=output,
+                stderr=subprocess.STDOUT if output else None,
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            if output is not None:
+                output.close()
+        child = _Child(name, process, log_path)
+        self._children[name] = child
+        return child
+
+    def _check_alive(self, name: str) -> None:
+        child = self._children[name]
+        code = child.process.poll()
+        if code is not None:
+            where = f"; see {child.log_path}" if child.log_path else ""
+            raise StartupFailed(f"the {name} exited with status {code}{where}")
+
+    def _pause(self, seconds: float) -> None:
+        if self._stop_requested:
+            raise _StopRequested()
+        time.sleep(seconds)
+
+    def _deadline_passed(self, started: float, what: str) -> None:
+        if time.monotonic() - started > self.options.ready_timeout:
+            raise StartupFailed(f"{what} took longer than {self.options.ready_timeout:.0f} s")
+
+    def _wait_for_gateway(self) -> None:
+        started = time.monotonic()
+        while not self.gateway_ready_file.exists():
+            self._check_alive("gateway")
+            self._deadline_passed(started, "starting the API workers")
+            self._pause(0.1)
+
+    def _wait_for_seed(self, seeding: subprocess.Popen[bytes]) -> None:
+        started = time.monotonic()
+        while seeding.poll() is None:
+            self._deadline_passed(started, "seeding the demo data")
+            self._pause(0.2)
+        if seeding.returncode != 0:
+            raise StartupFailed(f"seeding the demo data failed (status {seeding.returncode})")
+
+    def _wait_for_health(self) -> None:
+        started = time.monotonic()
+        while True:
+            self._check_alive("gateway")
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            self._deadline_passed(started, "waiting for /health")
+            self._pause(0.2)
+
+    def _write_stack_file(self) -> None:
+        identity = self._identity
+        assert identity is not None, "the identity provider starts first"
+        document = {
+            "api_url": self.api_url,
+            "moto_url": self.moto_url,
+            "issuer": identity.issuer,
+            "jwks_url": identity.jwks_url,
+            "jwt_client_id": identity.client_id,
+            "env": self.env,
+            "emulators": {"aws": self.moto_url, "identity": identity.issuer},
+            "pid": os.getpid(),
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        path = stack_file_for(self.options.port, self.options.state_dir)
+        temp = path.with_name(f".{path.name}.{os.getpid()}")
+        temp.write_text(json.dumps(document, indent=2, sort_keys=True))
+        temp.replace(path)
+        self.stack_file = path
+
+    def banner(self) -> str:
+        port = self.options.port
+        identity = self._identity
+        assert identity is not None, "the identity provider starts first"
+        stack_file = self.stack_file.relative_to(REPO_ROOT) if self.stack_file else "-"
+        lines = [
+            "",
+            "orderdesk local stack is running",
+            f"  API            {self.api_url}",
+            f"  API docs       {self.api_url}/docs",
+            f"  OpenAPI        {self.api_url}/openapi.json",
+            f"  AWS emulator   {self.moto_url}   (moto; the app's AWS_ENDPOINT_URL)",
+            f"  Identity       {identity.issuer}",
+            f"  JWKS           {identity.jwks_url}",
+            f"  Stack file     {stack_file}",
+            f"  Token          make token PORT={port} ID=alice GROUPS=customers",
+            f"  Schedules      make tick PORT={port} JOB=<handler name> [DATE=YYYY-MM-DD]",
+            "Press Ctrl-C to stop everything.",
+            "",
+        ]
+        return "\n".join(lines)
+
+    # --- running ---
+
+    def wait(self) -> int:
+        """Stay in the foreground until asked to stop or a vital child dies."""
+        restart_after = 0.0
+        while not self._stop_requested:
+            for name in ("aws emulator", "gateway"):
+                code = self._children[name].process.poll()
+                if code is not None:
+                    log.error("the %s exited (status %s); stopping the stack", name, code)
+                    return 1
+            pump = self._children.get("pump")
+            now = time.monotonic()
+            if pump is not None and pump.process.poll() is not None and now > restart_after:
+                log.warning("the event pump exited (status %s); restarting it", pump.process.poll())
+                self._spawn("pump", ["infra.local.pump", "--parent-pid", str(os.getpid())])
+                restart_after = now + 5  # a pump that cannot start must not spin
+            time.sleep(0.5)
+        return 0
+
+    # --- stopping ---
+
+    def stop(self) -> None:
+        """Stop every process this stack started (by id), newest first, and clean up."""
+        if self.stack_file is not None:
+            self.stack_file.unlink(missing_ok=True)
+            self.stack_file = None
+        for name in ("pump", "gateway", "demo data"):
+            self._stop_child(name)
+        if self._identity is not None:
+            with contextlib.suppress(Exception):
+                self._identity.stop()
+            self._identity = None
+        self._stop_child("aws emulator")
+        self.gateway_ready_file.unlink(missing_ok=True)
+
+    def _stop_child(self, name: str) -> None:
+        child = self._children.pop(name, None)
+        if child is None or child.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            child.process.send_signal(signal.SIGTERM)
+        try:
+            child.process.wait(timeout=_STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            log.warning("the %s did not stop in time; killing it", name)
+            child.process.kill()
+            child.process.wait()
+
+
+def chalice_environment(
+    config_path: Path = REPO_ROOT / ".chalice" / "config.json",
+) -> dict[str, str]:
+    """The environment variables every stage's functions get from ``.chalice/config.json``."""
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in (config.get("environment_variables") or {}).items()}
+
+
+def parse_args(argv: list[str] | None) -> StackOptions:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.local.stack",
+        description="Run orderdesk locally: AWS emulator, API gateway, event pump, demo data.",
+    )
+    parser.add_argument("--port", type=int, default=8000, help="the API's port")
+    parser.add_argument("--moto-port", type=int, default=5000, help="the AWS emulator's port")
+    parser.add_argument("--workers", type=int, default=4, help="API worker processes")
+    parser.add_argument("--no-demo", action="store_true", help="start without demo data")
+    parser.add_argument("--stage", default="local", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.port == args.moto_port:
+        parser.error("--port and --moto-port must differ")
+    return StackOptions(
+        port=args.port,
+        moto_port=args.moto_port,
+        workers=args.workers,
+        demo=not args.no_demo,
+        stage=args.stage,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s stack %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("infra.local").setLevel(logging.INFO)  # not boto3's chatter
+    stack = LocalStack(parse_args(argv))
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stack.request_stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    try:
+        stack.start()
+        print(stack.banner(), flush=True)
+        return stack.wait()
+    except _StopRequested:
+        return 0
+    except StartupFailed as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        stack.stop()
+        log.info("stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
