@@ -15,6 +15,10 @@ def _csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def _optional_int(value: str) -> int | None:
+    return int(value) if value.strip() else None
+
+
 @dataclass(frozen=True)
 class Settings:
     stage: str
@@ -30,6 +34,11 @@ class Settings:
     jwt_client_ids: tuple[str, ...]
     cors_allow_origins: tuple[str, ...]
     max_body_bytes: int
+    # Orders: shipping is free at or above SHIPPING_FREE_ABOVE (minor units; empty = never),
+    # else SHIPPING_FLAT_FEE per shipment; an unpaid order holds stock this many seconds.
+    shipping_flat_fee: int = 1000
+    shipping_free_above: int | None = 9900
+    order_payment_window_seconds: int = 15 * 60
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -48,6 +57,9 @@ class Settings:
             jwt_client_ids=_csv(env.get("JWT_CLIENT_IDS", "")),
             cors_allow_origins=_csv(env.get("CORS_ALLOW_ORIGINS", "")),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", str(256 * 1024))),
+            shipping_flat_fee=int(env.get("SHIPPING_FLAT_FEE", "1000")),
+            shipping_free_above=_optional_int(env.get("SHIPPING_FREE_ABOVE", "9900")),
+            order_payment_window_seconds=int(env.get("ORDER_PAYMENT_WINDOW_SECONDS", "900")),
         )
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from chalice import Chalice
 
 from chalicelib import observability
-from chalicelib.api import auth, cors, health, openapi, products, warehouses
+from chalicelib.api import auth, cors, health, openapi, orders, products, stock, warehouses
 from chalicelib.api.errors import as_error_response
 
 BLUEPRINTS = [auth.blueprint, health.blueprint]
 BLUEPRINTS += [products.blueprint, warehouses.blueprint, openapi.blueprint]
+BLUEPRINTS += [stock.blueprint]
+BLUEPRINTS += [orders.blueprint]
 
 
 _registered = False

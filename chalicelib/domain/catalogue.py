@@ -25,6 +25,8 @@ ZH_CN = "zh-CN"
 EN = "en"
 LOCALES = (ZH_CN, EN)
 EARTH_RADIUS_KM = 6371.0088  # mean radius (IUGG)
+# Six decimal places of a degree is about 0.1 m: more is noise, and stored numbers stay tidy.
+COORDINATE_DECIMALS = 6
 
 
 class ProductNotFound(NotFound):
@@ -101,6 +103,13 @@ class Location:
                     f"location.{name} must be a number between -{limit:g} and {limit:g}.",
                     [{"field": f"location.{name}", "message": "out of range"}],
                 )
+
+    @classmethod
+    def rounded(cls, lat: float, lon: float) -> Location:
+        """A location with coordinates rounded to ``COORDINATE_DECIMALS`` (and no -0.0)."""
+        return cls(
+            lat=round(lat, COORDINATE_DECIMALS) + 0.0, lon=round(lon, COORDINATE_DECIMALS) + 0.0
+        )
 
     def distance_km(self, other: Location) -> float:
         """Great-circle distance (haversine), good to well under 1% for ranking warehouses."""

@@ -1,0 +1,269 @@
+"""Request and response models: they validate what comes in, shape what goes out, and are
+the very models ``GET /openapi.json`` describes.
+
+Requests forbid unknown fields and do not coerce types ("12900" is not an amount), so a
+mistake is a 400 naming the field. Every model defers building its validator until first
+use, so importing the app stays cheap for Lambda cold starts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from typing_extensions import TypedDict
+
+from chalicelib.domain.catalogue import (
+    LocalizedText,
+    Location,
+    Product,
+    ProductDetails,
+    Warehouse,
+    WarehouseDetails,
+)
+from chalicelib.domain.money import Money
+
+ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+CATEGORY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,47}$"
+CURRENCY_PATTERN = r"^[A-Z]{3}$"
+# ¥10,000,000.00: far above any real price, far below where integer maths could surprise.
+MAX_PRICE_MINOR_UNITS = 1_000_000_000
+MAX_IMAGES = 10
+
+
+def _integral_number(value: Any) -> Any:
+    # JSON does not tell 12900 from 12900.0, and JSON Schema calls both an integer; any
+    # other float (or a string, or a boolean) is still refused by the strict int check.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer as JSON Schema means it: 12900 and 12900.0 are accepted, 129.5 and "12900" not.
+JsonInt = Annotated[int, BeforeValidator(_integral_number)]
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
+
+
+class QueryModel(BaseModel):
+    """Query strings are text, so numbers are parsed; unknown parameters are ignored."""
+
+    model_config = ConfigDict(extra="ignore", defer_build=True)
+
+
+class ResponseModel(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+
+# --- shared -----------------------------------------------------------------------------
+
+
+class ErrorBody(ResponseModel):
+    """Every error response, whatever the status."""
+
+    error: str = Field(description="Stable machine-readable code, e.g. validation_error.")
+    message: str = Field(description="What went wrong, for a person.")
+    details: Any = Field(
+        default=None, description="Optional specifics, e.g. the fields that failed validation."
+    )
+
+
+class MoneyBody(ResponseModel):
+    amount: int = Field(description="Integer amount in the currency's minor unit (fen, cents).")
+    currency: str = Field(pattern=CURRENCY_PATTERN, examples=["CNY"])
+
+    @classmethod
+    def of(cls, money: Money) -> MoneyBody:
+        return cls(amount=money.amount, currency=money.currency)
+
+
+# --- products ---------------------------------------------------------------------------
+
+# Text must hold something besides spaces; surrounding spaces are trimmed when stored. The
+# limits are checked on the text as sent, exactly as the published schema says.
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")]
+Description = Annotated[str, StringConstraints(max_length=2000)]
+Category = Annotated[str, StringConstraints(pattern=CATEGORY_PATTERN)]
+ImageUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=1000)]
+
+LocalizedTextBody = TypedDict("LocalizedTextBody", {"zh-CN": str, "en": str}, total=False)
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+# A language a product does not have is left out (null is not accepted): that way the
+# schema can say exactly what is accepted ("at least one language" is minProperties 1).
+def _optional_language(alias: str | None = None) -> Any:
+    return Field(default=None, alias=alias, json_schema_extra=_no_default)
+
+
+class LocalizedName(RequestModel):
+    """A name in Chinese (zh-CN), English (en) or both; at least one is required."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    zh_cn: Name = _optional_language("zh-CN")
+    en: Name = _optional_language()
+
+    @model_validator(mode="after")
+    def _at_least_one_language(self) -> LocalizedName:
+        if self.zh_cn is None and self.en is None:
+            raise ValueError("a name needs zh-CN or en (or both)")
+        return self
+
+    def to_domain(self) -> LocalizedText:
+        return LocalizedText.from_mapping({"zh-CN": self.zh_cn, "en": self.en})
+
+
+class LocalizedDescription(RequestModel):
+    zh_cn: Description = _optional_language("zh-CN")
+    en: Description = _optional_language()
+
+    def to_domain(self) -> LocalizedText:
+        return LocalizedText.from_mapping({"zh-CN": self.zh_cn, "en": self.en})
+
+
+class Price(RequestModel):
+    amount: JsonInt = Field(
+        ge=0,
+        le=MAX_PRICE_MINOR_UNITS,
+        description="Integer amount in the currency's minor unit (fen): 12900 is ¥129.00.",
+    )
+    currency: str = Field(pattern=CURRENCY_PATTERN, examples=["CNY"])
+
+    def to_domain(self) -> Money:
+        return Money(self.amount, self.currency)
+
+
+class ProductPut(RequestModel):
+    """The body of PUT /products/{sku}: the whole product (a replacement, not a patch)."""
+
+    name: LocalizedName
+    description: LocalizedDescription = Field(default_factory=LocalizedDescription)
+    category: Category = Field(description="A lowercase slug such as electronics or home-kitchen.")
+    price: Price
+    images: list[ImageUrl] = Field(default_factory=list, max_length=MAX_IMAGES)
+    active: bool = Field(default=True, description="Inactive products are visible to staff only.")
+
+    def to_domain(self) -> ProductDetails:
+        return ProductDetails(
+            name=self.name.to_domain(),
+            description=self.description.to_domain(),
+            category=self.category,
+            price=self.price.to_domain(),
+            images=tuple(self.images),
+            active=self.active,
+        )
+
+
+class ProductBody(ResponseModel):
+    sku: str = Field(pattern=ID_PATTERN)
+    name: LocalizedTextBody = Field(description="Only the languages the product has.")
+    description: LocalizedTextBody
+    category: str
+    price: MoneyBody
+    images: list[str]
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, product: Product) -> ProductBody:
+        return cls(
+            sku=product.sku,
+            name=product.name.as_dict(),  # type: ignore[arg-type]
+            description=product.description.as_dict(),  # type: ignore[arg-type]
+            category=product.category,
+            price=MoneyBody.of(product.price),
+            images=list(product.images),
+            active=product.active,
+            created_at=product.created_at,
+            updated_at=product.updated_at,
+        )
+
+
+class ProductPage(ResponseModel):
+    items: list[ProductBody]
+    next_cursor: str | None = Field(
+        description="Pass as cursor to get the next page; null on the last page."
+    )
+
+
+class ProductListQuery(QueryModel):
+    q: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Words to find in names and descriptions (Chinese needs no spaces).",
+    )
+    category: Category | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=2048)
+
+
+# --- warehouses -------------------------------------------------------------------------
+
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"\S")]
+
+
+class LocationBody(RequestModel):
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False, examples=[31.23])
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False, examples=[121.47])
+
+    def to_domain(self) -> Location:
+        return Location.rounded(self.lat, self.lon)
+
+    @classmethod
+    def of(cls, location: Location) -> LocationBody:
+        return cls(lat=location.lat, lon=location.lon)
+
+
+class WarehousePut(RequestModel):
+    name: ShortText
+    city: ShortText
+    location: LocationBody
+
+    def to_domain(self) -> WarehouseDetails:
+        return WarehouseDetails(
+            name=self.name.strip(), city=self.city.strip(), location=self.location.to_domain()
+        )
+
+
+class WarehouseBody(ResponseModel):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str
+    city: str
+    location: LocationBody
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, warehouse: Warehouse) -> WarehouseBody:
+        return cls(
+            id=warehouse.id,
+            name=warehouse.name,
+            city=warehouse.city,
+            location=LocationBody.of(warehouse.location),
+            created_at=warehouse.created_at,
+            updated_at=warehouse.updated_at,
+        )
+
+
+class WarehouseList(ResponseModel):
+    items: list[WarehouseBody]
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """A response model as the JSON-ready dict a view returns."""
+    return model.model_dump(mode="json", by_alias=True)

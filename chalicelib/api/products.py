@@ -1,0 +1,88 @@
+"""Products: ops create and replace them; anyone browses and searches the active ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint, Response
+
+from chalicelib.api import models
+from chalicelib.api.auth import OPS, authorizer, optional_principal, require_groups
+from chalicelib.api.openapi import operation
+from chalicelib.api.requests import parse_body
+from chalicelib.services import catalogue
+
+blueprint = Blueprint(__name__)
+
+SKU_PARAMETER = {"sku": {"type": "string", "pattern": models.ID_PATTERN}}
+
+
+def _caller_is_staff() -> bool:
+    caller = optional_principal(blueprint.current_request)
+    return caller is not None and caller.is_staff
+
+
+@blueprint.route("/products/{sku}", methods=["PUT"], authorizer=authorizer)
+@operation(
+    "Create or replace a product",
+    description="201 when the SKU is new, 200 when it replaces (or repeats) the product.",
+    tags=("catalogue",),
+    request=models.ProductPut,
+    responses={200: models.ProductBody, 201: models.ProductBody},
+    path_params=SKU_PARAMETER,
+)
+def put_product(sku: str) -> Response:
+    request = blueprint.current_request
+    require_groups(request, OPS)
+    details = parse_body(request, models.ProductPut).to_domain()
+    saved = catalogue.put_product(sku, details)
+    headers = {"Location": f"/products/{sku}"} if saved.created else {}
+    return Response(
+        body=models.dump(models.ProductBody.of(saved.value)),
+        status_code=201 if saved.created else 200,
+        headers={"Content-Type": "application/json", **headers},
+    )
+
+
+@blueprint.route("/products/{sku}", methods=["GET"])
+@operation(
+    "A product",
+    description="Inactive products are found only with a staff (ops or support) token.",
+    tags=("catalogue",),
+    responses={200: models.ProductBody},
+    auth="optional",
+    path_params=SKU_PARAMETER,
+)
+def get_product(sku: str) -> dict[str, Any]:
+    product = catalogue.get_product(sku, staff=_caller_is_staff())
+    return models.dump(models.ProductBody.of(product))
+
+
+@blueprint.route("/products", methods=["GET"])
+@operation(
+    "Browse or search products",
+    description=(
+        "Without q: products by SKU, optionally in one category. With q: products whose "
+        "names or descriptions (zh-CN or en) contain every word, best matches first. "
+        "Staff also see inactive products."
+    ),
+    tags=("catalogue",),
+    query=models.ProductListQuery,
+    responses={200: models.ProductPage},
+    auth="optional",
+)
+def list_products() -> dict[str, Any]:
+    request = blueprint.current_request
+    params = models.ProductListQuery.model_validate(request.query_params or {})
+    page = catalogue.list_products(
+        query=params.q,
+        category=params.category,
+        limit=params.limit,
+        cursor=params.cursor,
+        staff=_caller_is_staff(),
+    )
+    body = models.ProductPage(
+        items=[models.ProductBody.of(product) for product in page.items],
+        next_cursor=page.next_cursor,
+    )
+    return models.dump(body)

@@ -1,0 +1,434 @@
+"""Stock use cases: receive, adjust, transfer, thresholds, and what shoppers see as availability.
+
+Each movement is one transaction: the level's guarded delta update, its ledger entry and,
+when the movement takes ``available`` to or below the low-stock threshold from above it, a
+``stock.low`` outbox event. The service reads the level (strongly consistent), asks the
+domain what the movement is, and commits; the write's own guard (``available >= need``)
+is what actually prevents overselling. If the guard fails or the transaction collides
+with another one, the level is read again and the movement re-planned (bounded).
+
+Low-stock crossings are decided against the level this service read. Two movements that
+commit at the same moment may both see the level above the threshold (two alerts) or the
+second may see it already below (one alert); an alert can only be missed if a movement
+commits between our read and our write and neither side saw the crossing. A scheduled
+check of levels at or under their thresholds (a later issue) catches those.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+from chalicelib.domain import inventory as rules
+from chalicelib.domain.catalogue import Location, ProductNotFound, Warehouse, WarehouseNotFound
+from chalicelib.domain.catalogue import require_id as _require_id
+from chalicelib.domain.errors import Conflict, InvalidInput, UnknownSku
+from chalicelib.domain.inventory import Movement, StockLevel
+from chalicelib.services import catalogue
+from chalicelib.settings import get_settings
+from chalicelib.store import inventory as store
+from chalicelib.store import outbox, tables
+from chalicelib.store.pagination import Page
+from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
+
+# One movement may move at most this many units: bigger numbers are typing mistakes, and
+# keeping counters far from any numeric limit keeps every sum exact.
+MAX_QUANTITY = 1_000_000
+MAX_THRESHOLD = MAX_QUANTITY
+DEFAULT_LEDGER_PAGE = 50
+MAX_LEDGER_PAGE = store.MAX_LEDGER_PAGE
+STOCK_LOW = "stock.low"
+WAREHOUSE_CACHE_SECONDS = 60.0
+_ATTEMPTS = 5
+# Levels stocked per transaction by ``stock_if_new`` (two actions each, 100 at most).
+_FIRST_STOCKING_BATCH = 50
+
+# China keeps one time zone without daylight saving, so a fixed offset is exact (and needs
+# no tz database in the Lambda image).
+CHINA_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
+SAME_CITY_KM = 50.0
+# (up to this distance, earliest and latest days from today) — a rough carrier promise.
+DELIVERY_DAYS: tuple[tuple[float, int, int], ...] = (
+    (SAME_CITY_KM, 1, 2),
+    (500.0, 2, 3),
+    (1500.0, 3, 5),
+    (float("inf"), 4, 7),
+)
+
+T = TypeVar("T")
+StockKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    transfer_id: str
+    source: StockLevel
+    destination: StockLevel
+
+
+@dataclass(frozen=True, slots=True)
+class SkuStock:
+    """One SKU in every warehouse (never-stocked warehouses show zeros)."""
+
+    sku: str
+    levels: list[StockLevel]
+
+    @property
+    def total_available(self) -> int:
+        return sum(max(0, level.available) for level in self.levels)
+
+
+# --- reference data ------------------------------------------------------------------------
+
+
+class _WarehouseCache:
+    """The warehouse list, kept briefly per process: it changes rarely and every stock
+    read needs it. A miss refreshes it at once, so a new warehouse is usable immediately."""
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self._ttl = ttl_seconds
+        self._lock = threading.Lock()
+        # What the list was read from: another table or endpoint (tests) means another list.
+        self._source: tuple[str, object] | None = None
+        self._loaded_at = 0.0
+        self._by_id: dict[str, Warehouse] = {}
+
+    def all(self, *, refresh: bool = False) -> dict[str, Warehouse]:
+        source = (get_settings().table_name, tables.client())
+        with self._lock:
+            fresh = time.monotonic() - self._loaded_at < self._ttl
+            same_source = self._source is not None and (
+                self._source[0] == source[0] and self._source[1] is source[1]
+            )
+            if refresh or not fresh or not same_source:
+                self._by_id = {w.id: w for w in catalogue.list_warehouses()}
+                self._loaded_at = time.monotonic()
+                self._source = source
+            return dict(self._by_id)
+
+    def get(self, warehouse_id: str) -> Warehouse | None:
+        found = self.all().get(warehouse_id)
+        return found if found is not None else self.all(refresh=True).get(warehouse_id)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._loaded_at = 0.0
+            self._by_id = {}
+
+
+_warehouses = _WarehouseCache(WAREHOUSE_CACHE_SECONDS)
+
+
+def known_warehouses() -> list[Warehouse]:
+    """Every warehouse, by id (cached for ``WAREHOUSE_CACHE_SECONDS``)."""
+    return [w for _, w in sorted(_warehouses.all().items())]
+
+
+def forget_cached_warehouses() -> None:
+    _warehouses.forget()
+
+
+def _require_sku(sku: str, *, in_body: bool = False) -> str:
+    _require_id(sku, "sku")
+    if catalogue.products.get(sku) is None:
+        # A path names a resource (404); a body names a reference (400 unknown_sku).
+        raise UnknownSku([sku]) if in_body else ProductNotFound(sku)
+    return sku
+
+
+def _require_warehouse(warehouse_id: str, *, field: str | None = None) -> Warehouse:
+    _require_id(warehouse_id, field or "warehouse")
+    warehouse = _warehouses.get(warehouse_id)
+    if warehouse is None:
+        if field is None:
+            raise WarehouseNotFound(warehouse_id)
+        raise InvalidInput(
+            f"Unknown warehouse {warehouse_id}.",
+            [{"field": field, "message": f"no warehouse {warehouse_id}"}],
+        )
+    return warehouse
+
+
+def _require_quantity(value: int, what: str, *, allow_negative: bool = False) -> int:
+    limit = MAX_QUANTITY
+    low = -limit if allow_negative else 1
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= limit:
+        raise InvalidInput(
+            f"{what} must be an integer from {low} to {limit}.",
+            [{"field": what, "message": f"must be between {low} and {limit}"}],
+        )
+    return value
+
+
+# --- movements -----------------------------------------------------------------------------
+
+
+def record_movement(
+    uow: UnitOfWork, before: StockLevel, after: StockLevel, movement: Movement
+) -> None:
+    """Add a movement to ``uow``, with a ``stock.low`` event when it crosses the threshold.
+
+    For every use case that moves stock (orders reserve, release and ship through this
+    too), so the low-stock rule lives in one place.
+    """
+    store.add_movement(uow, movement)
+    if rules.crossed_low_threshold(before, after):
+        outbox.add_event(
+            uow, STOCK_LOW, low_stock_payload(after, movement), occurred_at=movement.at
+        )
+
+
+def low_stock_payload(level: StockLevel, movement: Movement) -> dict[str, Any]:
+    return {
+        "sku": level.sku,
+        "warehouse": level.warehouse,
+        "on_hand": level.on_hand,
+        "reserved": level.reserved,
+        "available": level.available,
+        "low_stock_threshold": level.low_stock_threshold,
+        "movement": movement.type.value,
+        "reference": movement.reference,
+    }
+
+
+def _pause(attempt: int) -> None:
+    # Jittered so that colliding writers do not collide again.
+    time.sleep(random.uniform(0, 0.01 * 2**attempt))
+
+
+def _commit_with_retries(plan: Callable[[], tuple[UnitOfWork, T]]) -> T:
+    """Plan from fresh reads and commit; on a failed guard or a collision, plan again.
+
+    A shortage that is real shows up in the fresh read, where the domain rule raises
+    ``InsufficientStock`` with the numbers as they are now.
+    """
+    for attempt in range(_ATTEMPTS):
+        uow, result = plan()
+        try:
+            uow.commit()
+        except TransactionCancelled:
+            _pause(attempt)
+            continue
+        return result
+    raise Conflict("Stock is changing too quickly to apply this movement; try again.")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _read_level(sku: str, warehouse: str) -> StockLevel:
+    return store.get_levels(sku, [warehouse], consistent=True)[warehouse]
+
+
+def receive(
+    sku: str, warehouse: str, quantity: int, *, actor: str, note: str | None = None
+) -> StockLevel:
+    """Goods arrived: on_hand += quantity. The level as this movement left it."""
+    _require_quantity(quantity, "quantity")
+    _require_sku(sku)
+    _require_warehouse(warehouse)
+
+    def plan() -> tuple[UnitOfWork, StockLevel]:
+        before = _read_level(sku, warehouse)
+        after, movement = rules.receive(before, quantity, at=_now(), actor=actor, note=note)
+        uow = UnitOfWork()
+        record_movement(uow, before, after, movement)
+        return uow, after
+
+    return _commit_with_retries(plan)
+
+
+def adjust(
+    sku: str,
+    warehouse: str,
+    delta: int,
+    *,
+    reason: str,
+    actor: str,
+    note: str | None = None,
+) -> StockLevel:
+    """A count correction, damage, loss or find; never takes ``available`` below zero."""
+    _require_quantity(delta, "delta", allow_negative=True)
+    if delta == 0:
+        raise InvalidInput("delta must not be 0.", [{"field": "delta", "message": "must not be 0"}])
+    _require_sku(sku)
+    _require_warehouse(warehouse)
+
+    def plan() -> tuple[UnitOfWork, StockLevel]:
+        before = _read_level(sku, warehouse)
+        after, movement = rules.adjust(
+            before, delta, reason=reason, at=_now(), actor=actor, note=note
+        )
+        uow = UnitOfWork()
+        record_movement(uow, before, after, movement)
+        return uow, after
+
+    return _commit_with_retries(plan)
+
+
+def transfer(
+    sku: str,
+    source: str,
+    destination: str,
+    quantity: int,
+    *,
+    actor: str,
+    note: str | None = None,
+) -> TransferResult:
+    """Move stock between warehouses: both sides in one transaction, or neither."""
+    _require_quantity(quantity, "quantity")
+    _require_id(sku, "sku")
+    _require_warehouse(source, field="from")
+    _require_warehouse(destination, field="to")
+    if source == destination:
+        raise InvalidInput(
+            "from and to must be different warehouses.",
+            [{"field": "to", "message": "same as from"}],
+        )
+    _require_sku(sku, in_body=True)
+    transfer_id = "trf_" + uuid.uuid4().hex
+
+    def plan() -> tuple[UnitOfWork, TransferResult]:
+        levels = store.get_levels(sku, [source, destination], consistent=True)
+        moved = rules.transfer(
+            levels[source],
+            levels[destination],
+            quantity,
+            transfer_id=transfer_id,
+            at=_now(),
+            actor=actor,
+            note=note,
+        )
+        uow = UnitOfWork()
+        record_movement(uow, levels[source], moved.source, moved.outgoing)
+        record_movement(uow, levels[destination], moved.destination, moved.incoming)
+        return uow, TransferResult(transfer_id, moved.source, moved.destination)
+
+    return _commit_with_retries(plan)
+
+
+def set_threshold(sku: str, warehouse: str, low_stock_threshold: int) -> StockLevel:
+    if (
+        not isinstance(low_stock_threshold, int)
+        or isinstance(low_stock_threshold, bool)
+        or not 0 <= low_stock_threshold <= MAX_THRESHOLD
+    ):
+        raise InvalidInput(
+            f"low_stock_threshold must be an integer from 0 to {MAX_THRESHOLD}.",
+            [{"field": "low_stock_threshold", "message": f"must be between 0 and {MAX_THRESHOLD}"}],
+        )
+    _require_sku(sku)
+    _require_warehouse(warehouse)
+    return store.set_threshold(sku, warehouse, low_stock_threshold, at=_now())
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+def stock_of(sku: str) -> SkuStock:
+    """A SKU's level in every warehouse, by warehouse id (one batch read)."""
+    _require_sku(sku)
+    warehouses = [w.id for w in known_warehouses()]
+    levels = store.get_levels(sku, warehouses)
+    return SkuStock(sku=sku, levels=[levels[w] for w in warehouses])
+
+
+def ledger(
+    sku: str, warehouse: str, *, cursor: str | None = None, limit: int = DEFAULT_LEDGER_PAGE
+) -> Page[Movement]:
+    """A level's movements newest first, each with the counters it left behind."""
+    _require_sku(sku)
+    _require_warehouse(warehouse)
+    return store.ledger_page(sku, warehouse, cursor, max(1, min(limit, MAX_LEDGER_PAGE)))
+
+
+def delivery_window(distance_km: float, today: date) -> tuple[date, date]:
+    """When a parcel shipped from ``distance_km`` away should arrive, as (earliest, latest)."""
+    for up_to_km, earliest, latest in DELIVERY_DAYS:
+        if distance_km < up_to_km:
+            return today + timedelta(days=earliest), today + timedelta(days=latest)
+    raise AssertionError("DELIVERY_DAYS ends with an unbounded range")
+
+
+def availability(
+    sku: str, near: Location | None = None, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """What a shopper sees on a product: ``{"in_stock", "available"}``, and with ``near``
+    also ``nearest_city`` (of the nearest warehouse that has it) and ``delivery_estimate``
+    (``{"earliest", "latest"}`` ISO dates, counted from today in China).
+
+    The caller has already found the product; this reads only stock (one batch read).
+    """
+    warehouses = known_warehouses()
+    levels = store.get_levels(sku, [w.id for w in warehouses])
+    stocked = [w for w in warehouses if levels[w.id].available > 0]
+    total = sum(levels[w.id].available for w in stocked)
+    result: dict[str, Any] = {"in_stock": total > 0, "available": total}
+    if near is not None and stocked:
+        nearest = min(stocked, key=lambda w: (w.distance_km(near), w.id))
+        today = (now or _now()).astimezone(CHINA_TIME).date()
+        earliest, latest = delivery_window(nearest.distance_km(near), today)
+        result["nearest_city"] = nearest.city
+        result["delivery_estimate"] = {
+            "earliest": earliest.isoformat(),
+            "latest": latest.isoformat(),
+        }
+    return result
+
+
+# --- demo and setup ------------------------------------------------------------------------
+
+
+def stock_if_new(
+    quantities: Iterable[tuple[str, str, int]], *, actor: str = "system", note: str | None = None
+) -> list[StockLevel]:
+    """Receive each (sku, warehouse, quantity) whose level does not exist yet; the levels
+    created. Running it again changes nothing (for demo data and first-time setup).
+
+    Each receipt is an ordinary ``received`` movement with its ledger entry; up to
+    ``_FIRST_STOCKING_BATCH`` levels share one transaction, each written only if its level
+    still does not exist.
+    """
+    wanted = {(sku, warehouse): quantity for sku, warehouse, quantity in quantities}
+    for (sku, warehouse), quantity in wanted.items():
+        _require_id(sku, "sku")
+        _require_warehouse(warehouse)
+        _require_quantity(quantity, "quantity")
+    unknown = sorted(
+        {sku for sku, _ in wanted} - set(catalogue.products.get_many(s for s, _ in wanted))
+    )
+    if unknown:
+        raise UnknownSku(unknown)
+
+    created: list[StockLevel] = []
+    pending = sorted(wanted)
+    for start in range(0, len(pending), _FIRST_STOCKING_BATCH):
+        chunk = pending[start : start + _FIRST_STOCKING_BATCH]
+
+        def plan(chunk: list[StockKey] = chunk) -> tuple[UnitOfWork, list[StockLevel]]:
+            existing = store.existing_levels(chunk, consistent=True)
+            taken = {(level.sku, level.warehouse) for level in existing}
+            uow, levels = UnitOfWork(), []
+            for sku, warehouse in chunk:
+                if (sku, warehouse) in taken:
+                    continue
+                level, movement = rules.receive(
+                    StockLevel.empty(sku, warehouse),
+                    wanted[(sku, warehouse)],
+                    at=_now(),
+                    actor=actor,
+                    note=note,
+                )
+                store.add_movement(uow, movement, new_level=True)
+                levels.append(level)
+            return uow, levels
+
+        created += _commit_with_retries(plan)
+    return created

@@ -1,0 +1,119 @@
+"""Delivering the outbox: the table's stream carries each new OUTBOX item here, and it goes
+on to the SQS queues of the consumers that react to its type.
+
+Every message carries the event id (in the body and as the ``event_id`` attribute) and its
+type (``event_type``): a record that is delivered again, after a partial failure or a retry
+of the batch, is a duplicate that consumers recognise by its id and ignore.
+
+Records that could not be sent are reported in ``batchItemFailures`` (by SequenceNumber), so
+Lambda retries from the first of them; the event source mapping bisects failing batches,
+retries a bounded number of times and then hands the record to its on-failure queue, so one
+bad record never blocks the shard (``infra/package.py`` configures that).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from chalice import Blueprint
+from chalice.app import DynamoDBEvent
+
+from chalicelib.adapters import queues
+from chalicelib.observability import logger
+from chalicelib.settings import get_settings
+from chalicelib.store import outbox
+
+blueprint = Blueprint(__name__)
+
+FULFILMENT = "fulfilment"
+NOTIFICATIONS = "notifications"
+# Which consumers react to which events. Payment starts fulfilment; everything a customer
+# or ops should hear about goes to notifications, which ignores types it has no use for.
+ROUTES: Mapping[str, tuple[str, ...]] = {
+    "order.paid": (FULFILMENT, NOTIFICATIONS),
+    "order.placed": (NOTIFICATIONS,),
+    "order.cancelled": (NOTIFICATIONS,),
+    "order.expired": (NOTIFICATIONS,),
+    "stock.low": (NOTIFICATIONS,),
+}
+DEFAULT_ROUTE: tuple[str, ...] = (NOTIFICATIONS,)
+
+# Chalice needs a stream ARN when the app is imported, before any settings exist. The
+# package step replaces it with the table's real stream (infra/package.py) and the local
+# pump reads TABLE_STREAM_ARN, so this placeholder is only ever a well-formed stand-in.
+STREAM_ARN = os.environ.get(
+    "TABLE_STREAM_ARN",
+    "arn:aws:dynamodb:us-east-1:000000000000:table/orderdesk/stream/1970-01-01T00:00:00.000",
+)
+
+
+def queue_urls() -> dict[str, str]:
+    settings = get_settings()
+    return {
+        FULFILMENT: settings.fulfilment_queue_url,
+        NOTIFICATIONS: settings.notifications_queue_url,
+    }
+
+
+def _message(event: outbox.OutboxEvent, sequence_number: str) -> queues.QueueMessage:
+    body = {
+        "event_id": event.event_id,
+        "type": event.type,
+        "occurred_at": event.occurred_at.isoformat(),
+        "payload": event.payload,
+    }
+    return queues.QueueMessage(
+        message_id=sequence_number,
+        body=json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+        attributes={"event_type": event.type, "event_id": event.event_id},
+    )
+
+
+def forward(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Send the outbox events among stream ``records`` (Lambda-shaped dicts) to their queues;
+    the SequenceNumbers of the records that could not be sent."""
+    by_queue: dict[str, list[queues.QueueMessage]] = defaultdict(list)
+    failed: list[str] = []
+    urls = queue_urls()
+    for record in records:
+        change = record.get("dynamodb") or {}
+        sequence_number = str(change.get("SequenceNumber", ""))
+        keys = change.get("Keys") or {}
+        if record.get("eventName") != "INSERT" or not outbox.is_outbox_key(
+            str(keys.get("pk", {}).get("S", ""))
+        ):
+            continue  # order, stock and TTL changes: not ours to deliver
+        try:
+            event = outbox.event_from_item(change["NewImage"])
+        except (KeyError, TypeError, ValueError):
+            logger.exception("undecodable outbox record", extra={"sequence": sequence_number})
+            failed.append(sequence_number)
+            continue
+        route = ROUTES.get(event.type)
+        if route is None:
+            logger.warning("no route for event type; notifying", extra={"type": event.type})
+            route = DEFAULT_ROUTE
+        missing = [name for name in route if not urls.get(name)]
+        if missing:
+            logger.error("queue not configured", extra={"queues": missing, "type": event.type})
+            failed.append(sequence_number)
+            continue
+        for name in route:
+            by_queue[urls[name]].append(_message(event, sequence_number))
+    for url, messages in by_queue.items():
+        failed.extend(queues.send_batch(url, messages))
+    # One SequenceNumber per record, in stream order (a record sent to two queues may fail
+    # on both).
+    return sorted(set(failed), key=lambda sequence: (len(sequence), sequence))
+
+
+@blueprint.on_dynamodb_record(
+    stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON"
+)
+def forward_outbox(event: DynamoDBEvent) -> dict[str, Any]:
+    failed = forward(event.to_dict().get("Records") or [])
+    return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in failed]}

@@ -1,0 +1,199 @@
+"""Orders over real HTTP against the local stack (several API worker processes).
+
+Many buyers race for a few units spread over several warehouses: exactly the stock is sold,
+never more, ``available`` never goes below zero, and ``check-stock`` proves the counters,
+ledger and orders agree afterwards. Twenty copies of one request with one Idempotency-Key
+make exactly one order.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import requests
+
+if TYPE_CHECKING:
+    from conftest import LocalStackUnderTest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 120
+BUYERS = 120
+# Demo warehouses (seeded before the stack reports ready), so every API worker knows them.
+STOCK = {"wh-sha": 2, "wh-pek": 2, "wh-can": 1}
+SHANGHAI_ADDRESS = {
+    "name": "韩梅梅",
+    "phone": "+8613900000000",
+    "country": "CN",
+    "region": "上海",
+    "city": "上海市",
+    "line1": "南京东路 1 号",
+    "postcode": "200001",
+}
+
+
+@pytest.fixture
+def ops(stack: LocalStackUnderTest) -> dict[str, str]:
+    return stack.auth("ops-orders-e2e", "ops")
+
+
+def call(
+    stack: LocalStackUnderTest,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: Any = None,
+    session: requests.Session | None = None,
+) -> requests.Response:
+    sender = session or requests
+    return sender.request(method, stack.url(path), json=body, headers=headers, timeout=TIMEOUT)
+
+
+def new_product(stack: LocalStackUnderTest, ops: dict[str, str], stock: dict[str, int]) -> str:
+    """A SKU no other test touches, stocked as given."""
+    sku = f"RACE-{uuid.uuid4().hex[:10]}"
+    product = {
+        "name": {"zh-CN": "限量款马克杯", "en": "Limited edition mug"},
+        "category": "home",
+        "price": {"amount": 3900, "currency": "CNY"},
+    }
+    assert call(stack, "PUT", f"/products/{sku}", ops, product).status_code == 201
+    for warehouse, quantity in stock.items():
+        received = call(
+            stack, "POST", f"/stock/{sku}/{warehouse}/receive", ops, {"quantity": quantity}
+        )
+        assert received.status_code == 201, received.text
+    return sku
+
+
+def stock_levels(stack: LocalStackUnderTest, ops: dict[str, str], sku: str) -> dict[str, Any]:
+    response = call(stack, "GET", f"/stock/{sku}", ops)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def check_stock(stack: LocalStackUnderTest) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infra.local.check_stock", "--port", str(stack.port)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def order(sku: str, quantity: int = 1) -> dict[str, Any]:
+    return {"lines": [{"sku": sku, "quantity": quantity}], "shipping_address": SHANGHAI_ADDRESS}
+
+
+def test_buyers_racing_for_a_few_units_buy_exactly_the_stock_and_no_more(
+    stack: LocalStackUnderTest, ops: dict[str, str]
+) -> None:
+    sku = new_product(stack, ops, STOCK)
+    units = sum(STOCK.values())
+    tokens = [stack.auth(f"buyer-{n}", "customers") for n in range(BUYERS)]
+    start = threading.Barrier(BUYERS + 1)
+    racing = threading.Event()
+    lowest_available_seen: list[int] = []
+
+    def buy(headers: dict[str, str]) -> requests.Response:
+        with requests.Session() as session:
+            start.wait()
+            return call(stack, "POST", "/orders", headers, order(sku), session)
+
+    def watch() -> None:
+        # While the race runs, no warehouse may ever show a negative available.
+        with requests.Session() as session:
+            while racing.is_set():
+                levels = call(stack, "GET", f"/stock/{sku}", ops, session=session).json()
+                lowest_available_seen.append(min(w["available"] for w in levels["warehouses"]))
+
+    with ThreadPoolExecutor(max_workers=BUYERS + 1) as pool:
+        racing.set()
+        watcher = pool.submit(watch)
+        futures = [pool.submit(buy, headers) for headers in tokens]
+        start.wait()
+        responses = [future.result() for future in futures]
+        racing.clear()
+        watcher.result()
+
+    statuses = Counter(response.status_code for response in responses)
+    assert statuses == {201: units, 409: BUYERS - units}, statuses
+    refusals = [r.json() for r in responses if r.status_code == 409]
+    assert {r["error"] for r in refusals} == {"out_of_stock"}
+    assert all(r["details"][0]["sku"] == sku for r in refusals)
+
+    sold: Counter[str] = Counter()
+    for response in responses:
+        if response.status_code == 201:
+            for allocation in response.json()["lines"][0]["allocations"]:
+                sold[allocation["warehouse"]] += allocation["quantity"]
+    assert sold == Counter(STOCK)
+
+    final = stock_levels(stack, ops, sku)
+    assert final["total_available"] == 0
+    for level in final["warehouses"]:
+        assert level["available"] == 0
+        assert level["reserved"] == level["on_hand"] == STOCK.get(level["warehouse"], 0)
+    assert lowest_available_seen and min(lowest_available_seen) >= 0
+
+    audit = check_stock(stack)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert "stock balances" in audit.stdout
+
+
+def test_twenty_concurrent_copies_of_one_request_make_exactly_one_order(
+    stack: LocalStackUnderTest, ops: dict[str, str]
+) -> None:
+    sku = new_product(stack, ops, {"wh-sha": 10})
+    buyer = f"buyer-idem-{uuid.uuid4().hex[:6]}"
+    headers = {**stack.auth(buyer, "customers"), "Idempotency-Key": uuid.uuid4().hex}
+    copies = 20
+    start = threading.Barrier(copies)
+
+    def send() -> requests.Response:
+        with requests.Session() as session:
+            start.wait()
+            return call(stack, "POST", "/orders", headers, order(sku, 2), session)
+
+    with ThreadPoolExecutor(max_workers=copies) as pool:
+        responses = list(pool.map(lambda _: send(), range(copies)))
+
+    assert [r.status_code for r in responses] == [201] * copies, [r.text for r in responses]
+    order_ids = {r.json()["order_id"] for r in responses}
+    assert len(order_ids) == 1
+    (order_id,) = order_ids
+    assert {r.headers["Location"] for r in responses} == {f"/orders/{order_id}"}
+    originals = [r for r in responses if r.headers.get("Idempotent-Replayed") != "true"]
+    assert len(originals) == 1  # the winner's own answer; every other one is a replay
+    assert all(r.json() == responses[0].json() for r in responses)
+
+    listed = call(stack, "GET", "/orders", stack.auth(buyer, "customers")).json()
+    assert [item["order_id"] for item in listed["items"]] == [order_id]
+    (level,) = [
+        w for w in stock_levels(stack, ops, sku)["warehouses"] if w["warehouse"] == "wh-sha"
+    ]
+    assert (level["on_hand"], level["reserved"], level["available"]) == (10, 2, 8)
+
+
+def test_an_order_cancelled_over_http_gives_its_stock_back(
+    stack: LocalStackUnderTest, ops: dict[str, str]
+) -> None:
+    sku = new_product(stack, ops, {"wh-sha": 3})
+    buyer = stack.auth(f"buyer-cancel-{uuid.uuid4().hex[:6]}", "customers")
+    placed = call(stack, "POST", "/orders", buyer, order(sku, 3))
+    assert placed.status_code == 201, placed.text
+
+    cancelled = call(stack, "POST", f"/orders/{placed.json()['order_id']}/cancel", buyer)
+
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    assert stock_levels(stack, ops, sku)["total_available"] == 3
