@@ -6,8 +6,8 @@ matters is the ratio of medians (target <= 1.2: our own code adds at most a fift
 
 from __future__ import annotations
 
-import statistics
 import os
+import statistics
 import subprocess
 import sys
 import time
