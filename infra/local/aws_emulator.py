@@ -26,13 +26,14 @@ same emulator, or it waits on itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
 import signal
 import sys
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -246,6 +247,16 @@ def _remove_transaction_patch() -> None:
         _patch_users -= 1
         if _patch_users == 0:
             DynamoDBBackend.transact_write_items = _original_transact_write_items  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def flat_transactions() -> Iterator[None]:
+    """The same transaction code for in-process ``mock_aws`` tests (one thread only)."""
+    _install_transaction_patch()
+    try:
+        yield
+    finally:
+        _remove_transaction_patch()
 
 
 # --- the HTTP server ------------------------------------------------------------------------

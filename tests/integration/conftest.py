@@ -20,6 +20,7 @@ from moto import mock_aws
 
 from chalicelib.settings import get_settings
 from chalicelib.store import tables
+from infra.local.aws_emulator import flat_transactions
 from infra.local.identity import LocalIdentityProvider
 from infra.local.provision import load_template
 
@@ -53,7 +54,8 @@ def aws_table(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("TABLE_NAME", TEST_TABLE)
-    with mock_aws():
+    # moto's own TransactWriteItems deep-copies the table per call; use the emulator's.
+    with mock_aws(), flat_transactions():
         get_settings.cache_clear()
         tables.reset()
         tables.client().create_table(TableName=TEST_TABLE, **main_table_definition())
