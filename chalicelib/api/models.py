@@ -8,7 +8,7 @@ use, so importing the app stays cheap for Lambda cold starts.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -192,6 +192,35 @@ class ProductBody(ResponseModel):
             created_at=product.created_at,
             updated_at=product.updated_at,
         )
+
+
+class DeliveryEstimateBody(ResponseModel):
+    earliest: date
+    latest: date
+
+
+class AvailabilityBody(ResponseModel):
+    in_stock: bool
+    available: int = Field(ge=0, description="Units available across all warehouses.")
+    nearest_city: str | None = Field(
+        default=None, description="With lat/lon: the city of the nearest warehouse with stock."
+    )
+    delivery_estimate: DeliveryEstimateBody | None = None
+
+
+class ProductDetailBody(ProductBody):
+    availability: AvailabilityBody
+
+
+class ProductDetailQuery(QueryModel):
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> ProductDetailQuery:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon go together")
+        return self
 
 
 class ProductPage(ResponseModel):

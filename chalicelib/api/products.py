@@ -10,7 +10,8 @@ from chalicelib.api import models
 from chalicelib.api.auth import OPS, authorizer, optional_principal, require_groups
 from chalicelib.api.openapi import operation
 from chalicelib.api.requests import parse_body
-from chalicelib.services import catalogue
+from chalicelib.domain.catalogue import Location
+from chalicelib.services import catalogue, stock
 
 blueprint = Blueprint(__name__)
 
@@ -49,13 +50,20 @@ def put_product(sku: str) -> Response:
     "A product",
     description="Inactive products are found only with a staff (ops or support) token.",
     tags=("catalogue",),
-    responses={200: models.ProductBody},
+    query=models.ProductDetailQuery,
+    responses={200: models.ProductDetailBody},
     auth="optional",
     path_params=SKU_PARAMETER,
 )
 def get_product(sku: str) -> dict[str, Any]:
+    params = models.ProductDetailQuery.model_validate(blueprint.current_request.query_params or {})
     product = catalogue.get_product(sku, staff=_caller_is_staff())
-    return models.dump(models.ProductBody.of(product))
+    near = None if params.lat is None else Location(params.lat, params.lon)
+    body = models.ProductDetailBody(
+        **models.ProductBody.of(product).model_dump(),
+        availability=models.AvailabilityBody(**stock.availability(sku, near)),
+    )
+    return models.dump(body)
 
 
 @blueprint.route("/products", methods=["GET"])

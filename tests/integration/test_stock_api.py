@@ -631,3 +631,37 @@ def test_openapi_describes_the_stock_routes_with_their_models(world: Api) -> Non
     }
     ledger_op = spec["paths"]["/stock/{sku}/{warehouse}/ledger"]["get"]
     assert {p["name"] for p in ledger_op["parameters"]} == {"sku", "warehouse", "cursor", "limit"}
+
+
+# --- availability on the product page ------------------------------------------------------
+
+
+def test_product_page_shows_availability_across_warehouses(world: Api) -> None:
+    before = world.request("GET", "/products/SKU-1").json_body["availability"]
+    assert before == {
+        "in_stock": False,
+        "available": 0,
+        "nearest_city": None,
+        "delivery_estimate": None,
+    }
+    receive(world, "SKU-1", "wh-pek", 3)
+    receive(world, "SKU-1", "wh-can", 4)
+    after = world.request("GET", "/products/SKU-1").json_body["availability"]
+    assert (after["in_stock"], after["available"]) == (True, 7)
+
+
+def test_product_page_near_a_shopper_names_the_nearest_city_with_stock(world: Api) -> None:
+    receive(world, "SKU-1", "wh-pek", 3)
+    receive(world, "SKU-1", "wh-can", 4)
+    # Shanghai has no stock: Beijing (~1,070 km) is nearer than Guangzhou (~1,210 km).
+    response = world.request("GET", f"/products/SKU-1?lat={SHANGHAI.lat}&lon={SHANGHAI.lon}")
+    availability = response.json_body["availability"]
+    assert availability["nearest_city"] == "Beijing"
+    estimate = availability["delivery_estimate"]
+    assert estimate["earliest"] <= estimate["latest"]
+
+
+def test_product_page_with_only_a_latitude_is_400(world: Api) -> None:
+    response = world.request("GET", "/products/SKU-1?lat=31.2")
+    assert response.status_code == 400
+    assert response.json_body["error"] == "validation_error"
