@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import signal
 import subprocess
@@ -50,16 +49,25 @@ def test_openapi_spec_and_docs_are_served(stack: LocalStackUnderTest) -> None:
 
 
 def test_products_lists_the_demo_catalogue(stack: LocalStackUnderTest) -> None:
-    if importlib.util.find_spec("infra.local.demo_data") is None:
-        pytest.skip("no demo data module yet")
-    response = requests.get(stack.url("/products"), params={"limit": 50}, timeout=10)
-    assert response.status_code == 200
-    items = response.json()["items"]
-    assert items, "the demo catalogue is empty"
-    for item in items:
-        assert item["sku"]
-        assert item["name"]["zh-CN"] and item["name"]["en"]
-        assert item["price"]["currency"] == "CNY"
+    from infra.local.demo_data import PRODUCTS
+
+    listed: dict[str, dict] = {}
+    cursor = None
+    while True:  # other tests add products of their own; walk every page
+        params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+        response = requests.get(stack.url("/products"), params=params, timeout=10)
+        assert response.status_code == 200
+        page = response.json()
+        listed.update((item["sku"], item) for item in page["items"])
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    active_demo = [p for p in PRODUCTS if p.sku in listed]
+    assert len(active_demo) >= 30, "the demo catalogue is missing"
+    for product in active_demo:
+        item = listed[product.sku]
+        assert item["name"] == {"zh-CN": product.name_zh, "en": product.name_en}
+        assert item["price"] == {"amount": product.price_fen, "currency": "CNY"}
 
 
 def test_a_token_from_the_stack_passes_its_authorizer(stack: LocalStackUnderTest) -> None:
