@@ -10,13 +10,7 @@ import sys
 from pathlib import Path
 
 from infra.local.identity import mint_for_stack
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-STATE_DIR = REPO_ROOT / ".local"
-
-
-def stack_file_for(port: int, state_dir: Path = STATE_DIR) -> Path:
-    return state_dir / f"stack-{port}.json"
+from infra.local.stack import STATE_DIR, stack_file_for
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
