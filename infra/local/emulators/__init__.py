@@ -1,0 +1,1 @@
+"""Emulators of third-party systems that speak their real wire formats on the local stack."""
