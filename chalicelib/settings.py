@@ -39,6 +39,32 @@ class Settings:
     shipping_flat_fee: int = 1000
     shipping_free_above: int | None = 9900
     order_payment_window_seconds: int = 15 * 60
+    # Where the API is reached from outside (providers' notify URLs are built from it).
+    public_api_url: str = ""
+    # Card payments on Stripe (empty = not configured; an empty base is Stripe's own API).
+    stripe_api_key: str = ""
+    stripe_api_base: str = ""
+    stripe_webhook_secret: str = ""
+    # Payments: a pending payment holds the order's stock until PAYMENT_HOLD_SECONDS from
+    # its start, never past MAX_ORDER_HOLD_SECONDS from the order's creation.
+    payment_hold_seconds: int = 30 * 60
+    max_order_hold_seconds: int = 60 * 60
+    # WeChat Pay APIv3 (empty = not configured). Keys are PEM text; the base URL defaults to
+    # the real gateway when empty. The platform key verifies WeChat Pay's signatures.
+    wechatpay_mchid: str = ""
+    wechatpay_appid: str = ""
+    wechatpay_base_url: str = ""
+    wechatpay_merchant_private_key: str = ""
+    wechatpay_merchant_serial: str = ""
+    wechatpay_apiv3_key: str = ""
+    wechatpay_platform_public_key: str = ""
+    wechatpay_platform_serial: str = ""
+    # Alipay open platform (empty = not configured). Keys are PEM text (or the console's
+    # bare base64); an empty gateway URL means Alipay's production gateway.
+    alipay_app_id: str = ""
+    alipay_gateway_url: str = ""
+    alipay_app_private_key: str = ""
+    alipay_public_key: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -60,6 +86,24 @@ class Settings:
             shipping_flat_fee=int(env.get("SHIPPING_FLAT_FEE", "1000")),
             shipping_free_above=_optional_int(env.get("SHIPPING_FREE_ABOVE", "9900")),
             order_payment_window_seconds=int(env.get("ORDER_PAYMENT_WINDOW_SECONDS", "900")),
+            public_api_url=env.get("PUBLIC_API_URL", "").rstrip("/"),
+            stripe_api_key=env.get("STRIPE_API_KEY", ""),
+            stripe_api_base=env.get("STRIPE_API_BASE", ""),
+            stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET", ""),
+            payment_hold_seconds=int(env.get("PAYMENT_HOLD_SECONDS", "1800")),
+            max_order_hold_seconds=int(env.get("MAX_ORDER_HOLD_SECONDS", "3600")),
+            wechatpay_mchid=env.get("WECHATPAY_MCHID", ""),
+            wechatpay_appid=env.get("WECHATPAY_APPID", ""),
+            wechatpay_base_url=env.get("WECHATPAY_BASE_URL", ""),
+            wechatpay_merchant_private_key=env.get("WECHATPAY_MERCHANT_PRIVATE_KEY", ""),
+            wechatpay_merchant_serial=env.get("WECHATPAY_MERCHANT_SERIAL", ""),
+            wechatpay_apiv3_key=env.get("WECHATPAY_APIV3_KEY", ""),
+            wechatpay_platform_public_key=env.get("WECHATPAY_PLATFORM_PUBLIC_KEY", ""),
+            wechatpay_platform_serial=env.get("WECHATPAY_PLATFORM_SERIAL", ""),
+            alipay_app_id=env.get("ALIPAY_APP_ID", ""),
+            alipay_gateway_url=env.get("ALIPAY_GATEWAY_URL", ""),
+            alipay_app_private_key=env.get("ALIPAY_APP_PRIVATE_KEY", ""),
+            alipay_public_key=env.get("ALIPAY_PUBLIC_KEY", ""),
         )
 
 

@@ -5,13 +5,23 @@ from __future__ import annotations
 from chalice import Chalice
 
 from chalicelib import observability
-from chalicelib.api import auth, cors, health, openapi, orders, products, stock, warehouses
+from chalicelib.api import (
+    auth,
+    cors,
+    health,
+    openapi,
+    orders,
+    payments,
+    products,
+    stock,
+    warehouses,
+)
 from chalicelib.api.errors import as_error_response
 
 BLUEPRINTS = [auth.blueprint, health.blueprint]
 BLUEPRINTS += [products.blueprint, warehouses.blueprint, openapi.blueprint]
 BLUEPRINTS += [stock.blueprint]
-BLUEPRINTS += [orders.blueprint]
+BLUEPRINTS += [orders.blueprint, payments.blueprint]
 
 
 _registered = False

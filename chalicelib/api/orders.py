@@ -6,7 +6,6 @@ is forbidden, so order ids cannot be probed.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from chalice import Blueprint, Response
@@ -14,9 +13,9 @@ from pydantic import Field, StringConstraints, model_validator
 
 from chalicelib.api import models
 from chalicelib.api.auth import CUSTOMERS, OPS, authorizer, principal, require_groups
-from chalicelib.api.errors import forbidden, validation_error
+from chalicelib.api.errors import forbidden
 from chalicelib.api.openapi import operation
-from chalicelib.api.requests import json_body, parse_body
+from chalicelib.api.requests import REPLAYED_HEADER, idempotency_key, json_body, parse_body
 from chalicelib.domain.orders import (
     MAX_LINES_PER_ORDER,
     MAX_QUANTITY_PER_LINE,
@@ -27,10 +26,6 @@ from chalicelib.services import orders
 
 blueprint = Blueprint(__name__)
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-REPLAYED_HEADER = "Idempotent-Replayed"
-# Visible ASCII (UUIDs, ULIDs, base64): the key becomes part of a storage key.
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 ORDER_ID_PARAMETER = {"order_id": {"type": "string", "pattern": models.ID_PATTERN}}
 JSON = {"Content-Type": "application/json"}
 
@@ -164,18 +159,6 @@ class OrderPage(models.ResponseModel):
 # --- views -------------------------------------------------------------------------------
 
 
-def _idempotency_key(headers: Any) -> str | None:
-    value = (headers or {}).get(IDEMPOTENCY_HEADER.lower())
-    if value is None:
-        return None
-    if not _IDEMPOTENCY_KEY.fullmatch(value):
-        raise validation_error(
-            f"{IDEMPOTENCY_HEADER} must be 1-255 visible ASCII characters.",
-            [{"field": IDEMPOTENCY_HEADER, "message": "1-255 visible ASCII characters"}],
-        )
-    return value
-
-
 @blueprint.route("/orders", methods=["POST"], authorizer=authorizer)
 @operation(
     "Place an order",
@@ -193,7 +176,7 @@ def _idempotency_key(headers: Any) -> str | None:
 def place_order() -> Response:
     request = blueprint.current_request
     caller = require_groups(request, CUSTOMERS)
-    key = _idempotency_key(request.headers)
+    key = idempotency_key(request)
     body = parse_body(request, PlaceOrderIn)
     placement = orders.place_order(
         caller.user_id,

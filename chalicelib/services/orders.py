@@ -38,6 +38,7 @@ from chalicelib.domain.errors import (
     NotFound,
     OutOfStock,
 )
+from chalicelib.domain.identifiers import sortable_id
 from chalicelib.domain.inventory import StockLevel
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import (
@@ -48,7 +49,7 @@ from chalicelib.domain.orders import (
     require_prices,
 )
 from chalicelib.observability import logger
-from chalicelib.services import stock
+from chalicelib.services import refunds, stock
 from chalicelib.settings import get_settings
 from chalicelib.store import inventory as inventory_store
 from chalicelib.store import orders as store
@@ -69,8 +70,6 @@ MAX_PAGE_SIZE = 100
 EXPIRY_BATCH_PER_SHARD = 50
 SYSTEM_ACTOR = "system"
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -82,15 +81,7 @@ def _pause(attempt: int) -> None:
 
 
 def new_order_id(at: datetime | None = None) -> str:
-    """``ord_`` + 26 Crockford base32 characters: 48 bits of milliseconds, then 80 random
-    bits, so ids sort by creation time and never collide in practice."""
-    millis = int((at or _now()).timestamp() * 1000)
-    value = (millis << 80) | random.getrandbits(80)
-    chars = []
-    for _ in range(26):
-        value, digit = divmod(value, 32)
-        chars.append(_CROCKFORD[digit])
-    return "ord_" + "".join(reversed(chars))
+    return sortable_id("ord_", at or _now())
 
 
 def fee_rule() -> ShippingFeeRule:
@@ -135,7 +126,7 @@ def _replay(record: store.IdempotencyRecord, fingerprint: str) -> Placement:
     return Placement(order_id=record.order_id, body=record.response, replayed=True)
 
 
-def _order_payload(order: Order, **extra: Any) -> dict[str, Any]:
+def order_event_payload(order: Order, **extra: Any) -> dict[str, Any]:
     return {
         "order_id": order.order_id,
         "customer_id": order.customer_id,
@@ -245,7 +236,7 @@ def _placement_work(
                 expires_at=at + store.IDEMPOTENCY_RETENTION,
             ),
         )
-    outbox.add_event(uow, ORDER_PLACED, _order_payload(order), occurred_at=at)
+    outbox.add_event(uow, ORDER_PLACED, order_event_payload(order), occurred_at=at)
     overflow = _reserve(uow, order, levels, at=at, actor=order.customer_id)
     return uow, overflow
 
@@ -416,7 +407,7 @@ def _release_all(
     outbox.add_event(
         uow,
         event_type,
-        _order_payload(changed, previous_status=order.status.value, actor=actor),
+        order_event_payload(changed, previous_status=order.status.value, actor=actor),
         occurred_at=at,
     )
     return uow
@@ -430,8 +421,9 @@ def cancel_order(
     reason: str | None = None,
     now: datetime | None = None,
 ) -> Order:
-    """Cancel and release the stock. The owner may cancel until something ships, ops any
-    time the state machine allows; cancelling a cancelled order changes nothing."""
+    """Cancel and release the stock; a paid order is refunded in full. The owner may cancel
+    until something ships, ops any time the state machine allows; cancelling a cancelled
+    order changes nothing."""
     for attempt in range(TRANSITION_ATTEMPTS):
         order = get_order(order_id, viewer_id=actor_id, staff=is_ops)
         if order.status is OrderStatus.CANCELLED:
@@ -445,6 +437,8 @@ def cancel_order(
             # The order moved on (paid, expired, cancelled) or its stock did: look again.
             _pause(attempt)
             continue
+        if order.status is not OrderStatus.PENDING_PAYMENT:
+            refunds.refund_cancelled_order(order_id, now=at)  # it was paid: all back
         return changed
     raise Conflict(f"Order {order_id} is changing too quickly to cancel; try again.")
 

@@ -39,6 +39,8 @@ ROUTES: Mapping[str, tuple[str, ...]] = {
     "order.cancelled": (NOTIFICATIONS,),
     "order.expired": (NOTIFICATIONS,),
     "stock.low": (NOTIFICATIONS,),
+    "payment.refunded": (NOTIFICATIONS,),
+    "payment.flagged": (NOTIFICATIONS,),
 }
 DEFAULT_ROUTE: tuple[str, ...] = (NOTIFICATIONS,)
 

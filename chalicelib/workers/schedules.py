@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from chalice import Blueprint, Rate
+from chalice import Blueprint, Cron, Rate
 from chalice.app import CloudWatchEvent
 
-from chalicelib.services import orders
+from chalicelib.services import orders, reconciliation
 
 blueprint = Blueprint(__name__)
 
@@ -28,3 +28,23 @@ def expire_orders(event: CloudWatchEvent) -> dict[str, Any]:
     """Release the stock of unpaid orders whose payment window has closed."""
     report = orders.expire_due_orders(_moment(event))
     return {"expired": report.expired, "skipped": report.skipped}
+
+
+def _day(event: CloudWatchEvent, default: date) -> date:
+    """The day a daily job is for: ``detail.date`` when asked (``make tick DATE=``)."""
+    detail = event.to_dict().get("detail") or {}
+    asked = detail.get("date") if isinstance(detail, dict) else None
+    return date.fromisoformat(asked) if asked else default
+
+
+# 02:00 UTC is 10:00 in China: Alipay and WeChat Pay publish the previous day's bills by then.
+@blueprint.schedule(Cron(0, 2, "*", "*", "?", "*"))
+def reconcile_payments(event: CloudWatchEvent) -> dict[str, Any]:
+    """Compare each provider's settlement data for yesterday with our records."""
+    day = _day(event, reconciliation.previous_business_day(_moment(event)))
+    run = reconciliation.reconcile_day(day)
+    return {
+        "date": day.isoformat(),
+        "discrepancies": run.discrepancy_count,
+        "failed_providers": run.failed_providers,
+    }
