@@ -3,12 +3,14 @@
     python -m infra.local.stack --port 8000 --moto-port 5000 [--workers 4] [--no-demo]
 
 In order, it starts the AWS emulator (a subprocess), creates the resources from
-``infra/resources.yaml``, serves a JWKS from the local identity provider, computes the app's
-environment, then starts the API gateway's workers and the event pump (subprocesses, with that
-environment) while the demo data is seeded. When ``/health`` answers it writes
-``.local/stack-<port>.json`` (what ``make token``, ``make tick`` and the tests read), prints
-the URLs and stays in the foreground. Ctrl-C or SIGTERM stops everything it started and removes
-the stack file; the children also stop by themselves if this process dies.
+``infra/resources.yaml``, serves a JWKS from the local identity provider, starts the payment
+emulators (localstripe for Stripe as a subprocess, with our webhook registered; the Alipay and
+WeChat Pay gateways in-process), computes the app's environment, then starts the API gateway's
+workers and the event pump (subprocesses, with that environment) while the demo data is seeded.
+When ``/health`` answers it writes ``.local/stack-<port>.json`` (what ``make token``,
+``make tick`` and the tests read), prints the URLs and stays in the foreground. Ctrl-C or
+SIGTERM stops everything it started and removes the stack file; the children also stop by
+themselves if this process dies.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import importlib.util
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -32,6 +35,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from chalicelib.adapters.payments.card import WEBHOOK_EVENTS as STRIPE_WEBHOOK_EVENTS
+from infra.local.emulators.localstripe_server import read_ready_file, register_webhook
 from infra.local.identity import LocalIdentityProvider
 from infra.local.provision import provision
 
@@ -44,6 +49,15 @@ REGION = "us-east-1"
 DEFAULT_CORS_ORIGINS = "http://localhost:3000"
 READY_TIMEOUT_SECONDS = 120.0
 _STOP_GRACE_SECONDS = 10.0
+EMULATOR_START_SECONDS = 30.0
+CARD_WEBHOOK_PATH = "/webhooks/payments/card"
+STRIPE_WEBHOOK_NAME = "orderdesk"
+# In-process gateway emulators: (stack file key, module, class, name). A module that cannot
+# be imported is skipped with a warning; the rest of the stack runs without it.
+GATEWAY_EMULATORS = (
+    ("alipay", "infra.local.emulators.alipay", "AlipayEmulator", "Alipay"),
+    ("wechat_pay", "infra.local.emulators.wechat_pay", "WeChatPayEmulator", "WeChat Pay"),
+)
 
 
 def stack_file_for(port: int, state_dir: Path = STATE_DIR) -> Path:
@@ -95,6 +109,8 @@ class LocalStack:
     stack_file: Path | None = None
     _children: dict[str, _Child] = field(default_factory=dict)
     _identity: LocalIdentityProvider | None = None
+    _gateway_emulators: dict[str, Any] = field(default_factory=dict)
+    _emulator_urls: dict[str, str] = field(default_factory=dict)
     _stop_requested: bool = False
 
     @property
@@ -127,6 +143,8 @@ class LocalStack:
         self._start_emulator()
         env = self._provision()
         env.update(self._start_identity())
+        env.update(self._start_stripe())
+        env.update(self._start_gateway_emulators())
         self.env = self._app_env(env)
 
         # The seed and the gateway's workers start side by side; both must finish.
@@ -209,6 +227,69 @@ class LocalStack:
         identity_env: dict[str, str] = self._identity.env()
         return identity_env
 
+    def _start_stripe(self) -> dict[str, str]:
+        """localstripe on a free port, our card webhook registered with a fresh secret."""
+        ready_file = self.options.state_dir / f"stripe-{self.options.port}.ready.json"
+        ready_file.unlink(missing_ok=True)
+        self._spawn(
+            "stripe emulator",
+            [
+                "infra.local.emulators.localstripe_server",
+                "--port",
+                "0",
+                "--ready-file",
+                str(ready_file),
+                "--parent-pid",
+                str(os.getpid()),
+            ],
+            env=dict(os.environ),
+            log_path=self.options.state_dir / "logs" / f"stripe-emulator-{self.options.port}.log",
+        )
+        started = time.monotonic()
+        while (url := read_ready_file(ready_file)) is None:
+            self._check_alive("stripe emulator")
+            if time.monotonic() - started > EMULATOR_START_SECONDS:
+                raise StartupFailed("the Stripe emulator (localstripe) did not start")
+            self._pause(0.1)
+        ready_file.unlink(missing_ok=True)
+        secret = f"whsec_{secrets.token_urlsafe(24)}"
+        try:
+            register_webhook(
+                url,
+                STRIPE_WEBHOOK_NAME,
+                f"{self.api_url}{CARD_WEBHOOK_PATH}",
+                secret,
+                STRIPE_WEBHOOK_EVENTS,
+            )
+        except (OSError, RuntimeError) as exc:
+            raise StartupFailed(f"registering the card webhook with localstripe: {exc}") from exc
+        self._emulator_urls["stripe"] = url
+        return {
+            "STRIPE_API_KEY": f"sk_test_{secrets.token_hex(12)}",  # localstripe takes any
+            "STRIPE_API_BASE": url,
+            "STRIPE_WEBHOOK_SECRET": secret,
+        }
+
+    def _start_gateway_emulators(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for key, module_name, class_name, title in GATEWAY_EMULATORS:
+            try:
+                emulator_class = getattr(importlib.import_module(module_name), class_name)
+            except (ImportError, AttributeError) as exc:
+                log.warning(
+                    "the %s emulator is not available (%s): starting without it", title, exc
+                )
+                continue
+            emulator = emulator_class(self.options.state_dir)
+            self._gateway_emulators[key] = emulator  # stop() stops even a half-started one
+            try:
+                emulator.start(host=HOST)
+                env.update(emulator.app_env())
+            except Exception as exc:
+                raise StartupFailed(f"the {title} emulator did not start: {exc}") from exc
+            self._emulator_urls[key] = str(emulator.url)
+        return env
+
     def _app_env(self, provisioned: dict[str, str]) -> dict[str, str]:
         """What the app's functions see, as Lambda would give it to them."""
         env = chalice_environment()
@@ -216,6 +297,7 @@ class LocalStack:
         env.update(
             {
                 "STAGE": self.options.stage,
+                "PUBLIC_API_URL": self.api_url,  # the payment providers' notify URLs
                 "AWS_ENDPOINT_URL": self.moto_url,
                 "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing",
@@ -320,7 +402,11 @@ class LocalStack:
             "jwks_url": identity.jwks_url,
             "jwt_client_id": identity.client_id,
             "env": self.env,
-            "emulators": {"aws": self.moto_url, "identity": identity.issuer},
+            "emulators": {
+                "aws": self.moto_url,
+                "identity": identity.issuer,
+                **self._emulator_urls,
+            },
             "pid": os.getpid(),
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -344,6 +430,7 @@ class LocalStack:
             f"  AWS emulator   {self.moto_url}   (moto; the app's AWS_ENDPOINT_URL)",
             f"  Identity       {identity.issuer}",
             f"  JWKS           {identity.jwks_url}",
+            *self._payment_banner_lines(),
             f"  Stack file     {stack_file}",
             f"  Token          make token PORT={port} ID=alice GROUPS=customers",
             f"  Schedules      make tick PORT={port} JOB=<handler name> [DATE=YYYY-MM-DD]",
@@ -352,13 +439,21 @@ class LocalStack:
         ]
         return "\n".join(lines)
 
+    def _payment_banner_lines(self) -> list[str]:
+        urls = self._emulator_urls
+        stripe_url = urls.get("stripe", "-")
+        lines = [f"  Stripe         {stripe_url}   (localstripe; the app's STRIPE_API_BASE)"]
+        for key, _module, _class, title in GATEWAY_EMULATORS:
+            lines.append(f"  {title:<15}{urls.get(key, '(not available)')}")
+        return lines
+
     # --- running ---
 
     def wait(self) -> int:
         """Stay in the foreground until asked to stop or a vital child dies."""
         restart_after = 0.0
         while not self._stop_requested:
-            for name in ("aws emulator", "gateway"):
+            for name in ("aws emulator", "stripe emulator", "gateway"):
                 code = self._children[name].process.poll()
                 if code is not None:
                     log.error("the %s exited (status %s); stopping the stack", name, code)
@@ -381,10 +476,16 @@ class LocalStack:
             self.stack_file = None
         for name in ("pump", "gateway", "demo data"):
             self._stop_child(name)
+        for emulator in self._gateway_emulators.values():
+            with contextlib.suppress(Exception):
+                emulator.stop()
+        self._gateway_emulators.clear()
+        self._emulator_urls.clear()
         if self._identity is not None:
             with contextlib.suppress(Exception):
                 self._identity.stop()
             self._identity = None
+        self._stop_child("stripe emulator")
         self._stop_child("aws emulator")
         self.gateway_ready_file.unlink(missing_ok=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import boto3
 import pytest
 import requests
 
-from infra.local.stack import stack_file_for
+from infra.local.stack import GATEWAY_EMULATORS, stack_file_for
 from tests.e2e.conftest import (
     REPO_ROOT,
     STARTUP_TIMEOUT_SECONDS,
@@ -120,6 +121,26 @@ def test_stack_file_describes_the_running_stack(stack: LocalStackUnderTest) -> N
     )
     table = dynamodb.describe_table(TableName=env["TABLE_NAME"])["Table"]
     assert table["LatestStreamArn"] == env["TABLE_STREAM_ARN"]
+
+
+def test_stack_file_names_the_payment_emulators_and_each_answers(
+    stack: LocalStackUnderTest,
+) -> None:
+    emulators = stack.data["emulators"]
+    env = stack.env
+    assert env["PUBLIC_API_URL"] == stack.api_url
+    assert env["STRIPE_API_BASE"] == emulators["stripe"]
+    assert env["STRIPE_WEBHOOK_SECRET"].startswith("whsec_")
+    customers = requests.get(
+        f"{emulators['stripe']}/v1/customers", auth=(env["STRIPE_API_KEY"], ""), timeout=10
+    )
+    assert customers.status_code == 200
+    assert customers.json()["object"] == "list"
+    for key, module, _class, _title in GATEWAY_EMULATORS:
+        if importlib.util.find_spec(module) is None:
+            continue  # not there yet: the stack starts without it
+        assert emulators[key].startswith("http://127.0.0.1:")
+        assert requests.get(emulators[key], timeout=10).status_code < 500
 
 
 def test_sigterm_to_the_stack_alone_stops_everything_it_started(tmp_path: Path) -> None:

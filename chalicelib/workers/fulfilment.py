@@ -1,0 +1,81 @@
+"""The fulfilment queue: ``order.paid`` releases the order's shipments to their warehouses.
+
+Records are handled one by one (Powertools ``BatchProcessor``); failed ones come back in
+``batchItemFailures`` and one that keeps failing ends in the dead-letter queue while the
+rest of its batch is done. Releasing is idempotent, so a message delivered twice, or the
+same event sent twice, releases each shipment once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from chalice import Blueprint
+from chalice.app import SQSEvent
+
+from chalicelib.observability import logger
+from chalicelib.services import fulfilment
+
+blueprint = Blueprint(__name__)
+
+# The queue's name as infra/resources.yaml declares it (Metadata.SqsEventSources).
+QUEUE = "fulfilment"
+BATCH_SIZE = 10
+ORDER_PAID = "order.paid"
+_RECORD_KEYS = ("message_id", "event_id", "event_type", "order_id")
+
+
+class MalformedMessage(ValueError):
+    pass
+
+
+def _event(body: str) -> dict[str, Any]:
+    try:
+        event = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise MalformedMessage(f"not JSON: {exc}") from exc
+    payload = event.get("payload") if isinstance(event, dict) else None
+    if not isinstance(payload, dict) or not isinstance(event.get("type"), str):
+        raise MalformedMessage("an event needs a type and a payload")
+    return event
+
+
+def _handle_record(record: SQSRecord) -> None:
+    logger.append_keys(message_id=record.message_id)
+    try:
+        event = _event(record.body)
+        payload = event["payload"]
+        logger.append_keys(
+            event_id=event.get("event_id"),
+            event_type=event["type"],
+            order_id=payload.get("order_id"),
+        )
+        if event["type"] != ORDER_PAID:
+            return  # not ours to act on
+        order_id = payload.get("order_id")
+        if not isinstance(order_id, str):
+            raise MalformedMessage("order.paid without an order_id")
+        fulfilment.release_paid_order(order_id)
+    except Exception:
+        logger.exception("fulfilment message failed")
+        raise
+    finally:
+        logger.remove_keys(list(_RECORD_KEYS))
+
+
+@blueprint.on_sqs_message(queue=QUEUE, batch_size=BATCH_SIZE)
+def fulfil_orders(event: SQSEvent) -> dict[str, Any]:
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(
+        event=event.to_dict(),
+        record_handler=_handle_record,
+        processor=processor,
+        context=event.context,
+    )
