@@ -39,6 +39,13 @@ class Settings:
     shipping_flat_fee: int = 1000
     shipping_free_above: int | None = 9900
     order_payment_window_seconds: int = 15 * 60
+    # Customer notifications (empty = not configured): the SES-verified sender address, the
+    # storefront whose /orders/<id> pages messages link to, and the SNS platform applications
+    # that device tokens are registered with.
+    notifications_from_email: str = ""
+    storefront_url: str = ""
+    push_apns_application_arn: str = ""
+    push_fcm_application_arn: str = ""
     # Where the API is reached from outside (providers' notify URLs are built from it).
     public_api_url: str = ""
     # Card payments on Stripe (empty = not configured; an empty base is Stripe's own API).
@@ -65,6 +72,20 @@ class Settings:
     alipay_gateway_url: str = ""
     alipay_app_private_key: str = ""
     alipay_public_key: str = ""
+    # Carriers (empty = not configured): the Kuaidi100 API (an empty base URL means
+    # https://poll.kuaidi100.com) and our key there; CARRIER_WEBHOOK_SECRET is the salt our
+    # subscriptions ask Kuaidi100 to sign its pushes with; the AfterShip and EasyPost secrets
+    # verify theirs. The tracking URL template takes {carrier} and {tracking_number}.
+    carrier_base_url: str = ""
+    carrier_code: str = "shunfeng"  # the kuaidi100 company code parcels are booked with
+    carrier_key: str = ""
+    carrier_webhook_secret: str = ""
+    aftership_webhook_secret: str = ""
+    easypost_webhook_secret: str = ""
+    carrier_tracking_url_template: str = ""
+    # The deployed code's version, recorded in report manifests (the package step sets it to
+    # the git commit it packaged; empty means "dev").
+    code_version: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -86,6 +107,10 @@ class Settings:
             shipping_flat_fee=int(env.get("SHIPPING_FLAT_FEE", "1000")),
             shipping_free_above=_optional_int(env.get("SHIPPING_FREE_ABOVE", "9900")),
             order_payment_window_seconds=int(env.get("ORDER_PAYMENT_WINDOW_SECONDS", "900")),
+            notifications_from_email=env.get("NOTIFICATIONS_FROM_EMAIL", ""),
+            storefront_url=env.get("STOREFRONT_URL", "").rstrip("/"),
+            push_apns_application_arn=env.get("PUSH_APNS_APPLICATION_ARN", ""),
+            push_fcm_application_arn=env.get("PUSH_FCM_APPLICATION_ARN", ""),
             public_api_url=env.get("PUBLIC_API_URL", "").rstrip("/"),
             stripe_api_key=env.get("STRIPE_API_KEY", ""),
             stripe_api_base=env.get("STRIPE_API_BASE", ""),
@@ -104,6 +129,14 @@ class Settings:
             alipay_gateway_url=env.get("ALIPAY_GATEWAY_URL", ""),
             alipay_app_private_key=env.get("ALIPAY_APP_PRIVATE_KEY", ""),
             alipay_public_key=env.get("ALIPAY_PUBLIC_KEY", ""),
+            carrier_base_url=env.get("CARRIER_BASE_URL", "").rstrip("/"),
+            carrier_code=env.get("CARRIER_CODE", "shunfeng"),
+            carrier_key=env.get("CARRIER_KEY", ""),
+            carrier_webhook_secret=env.get("CARRIER_WEBHOOK_SECRET", ""),
+            aftership_webhook_secret=env.get("AFTERSHIP_WEBHOOK_SECRET", ""),
+            easypost_webhook_secret=env.get("EASYPOST_WEBHOOK_SECRET", ""),
+            carrier_tracking_url_template=env.get("CARRIER_TRACKING_URL_TEMPLATE", ""),
+            code_version=env.get("CODE_VERSION", ""),
         )
 
 

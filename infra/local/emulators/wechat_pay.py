@@ -1,0 +1,1104 @@
+"""A local WeChat Pay APIv3 gateway, speaking the real wire format over HTTP.
+
+The app's WeChat Pay adapter talks to it by base URL exactly as it talks to
+api.mch.weixin.qq.com. It runs in-process on a daemon thread (like the local identity
+provider) or alone: ``python -m infra.local.emulators.wechat_pay --port 8090 --state-dir .local``.
+
+What it does, as WeChat Pay does:
+- checks every ``/v3`` request's ``Authorization`` (merchant signature, serial, mchid,
+  a fresh timestamp) and answers 401 ``SIGN_ERROR`` otherwise; signs every API answer with
+  the platform key (``Wechatpay-*`` headers); the bill file itself is unsigned and carries
+  its SHA1 in the signed bill answer instead;
+- Native orders (``code_url = weixin://wxpay/bizpayurl?pr=<token>``), query by
+  ``out_trade_no``, refunds (never more than paid less refunded; an ``out_refund_no`` is
+  idempotent; answered PROCESSING, then REFUND.SUCCESS is posted shortly afterwards), query
+  by ``out_refund_no``, the trade bill and its download;
+- notifications: AES-256-GCM encrypted with the APIv3 key, signed with the platform key,
+  posted from a background thread and retried a few times until the receiver answers 200
+  or 204.
+
+What a person or a test does in place of the shopper's phone (no authentication: local only):
+- ``GET  /_emulator/qr/{token}``: a page with a Pay button for the order behind a code_url;
+- ``POST /_emulator/transactions/{out_trade_no}/pay``: pay, optionally ``{"total": n}``
+  to report a different amount than ordered;
+- ``POST /_emulator/transactions/{out_trade_no}/notify``: resend that order's last
+  notification byte for byte (a replay);
+- ``GET  /_emulator/notifications``: every delivery and its attempts.
+
+Keys (platform and merchant RSA pairs, serials, merchant ids, APIv3 key) are generated once
+per state directory into files only the owner can read. Orders live in memory.
+
+The signing and encryption here are written independently of the app's adapter, on purpose:
+the emulator plays the other side of the wire, so a shared mistake must not pass unnoticed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import gzip
+import hashlib
+import html
+import json
+import os
+import re
+import secrets
+import signal
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from infra.local.identity import load_or_create_key
+
+AUTH_SCHEME = "WECHATPAY2-SHA256-RSA2048"
+CHINA_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
+REQUEST_TOLERANCE_SECONDS = 300
+FEE_RATE_PER_MILLE = 6  # 0.60%, the usual Native rate
+BILL_LIFETIME_SECONDS = 300
+MAX_BODY_BYTES = 1024 * 1024
+OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")
+OUT_REFUND_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")
+BILL_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+TRADE_STATE_DESC = {
+    "NOTPAY": "订单未支付",
+    "SUCCESS": "支付成功",
+    "REFUND": "转入退款",
+    "CLOSED": "订单已关闭",
+}
+REFUND_SUMMARY = {"SUCCESS": "退款成功", "ABNORMAL": "退款异常", "CLOSED": "退款关闭"}
+BILL_HEADER = (
+    "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,"
+    "交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,"
+    "充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,"
+    "费率备注"
+)
+BILL_SUMMARY_HEADER = (
+    "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
+)
+
+STATE_FILE = "wechatpay-emulator.json"
+PLATFORM_KEY_FILE = "wechatpay-platform-key.pem"
+MERCHANT_KEY_FILE = "wechatpay-merchant-key.pem"
+
+
+class ApiError(Exception):
+    """An error answer in WeChat Pay's shape: ``{"code", "message"}``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Order:
+    out_trade_no: str
+    appid: str
+    mchid: str
+    description: str
+    notify_url: str
+    total: int
+    token: str
+    created_at: datetime
+    trade_state: str = "NOTPAY"
+    transaction_id: str | None = None
+    success_time: datetime | None = None
+    paid_total: int | None = None  # what the shopper paid (a test may make it differ)
+    payer_openid: str | None = None
+    refunded: int = 0  # refunds processing or succeeded
+
+
+@dataclass
+class Refund:
+    out_refund_no: str
+    refund_id: str
+    order: Order
+    refund: int
+    reason: str
+    notify_url: str
+    create_time: datetime
+    status: str = "PROCESSING"
+    success_time: datetime | None = None
+
+
+@dataclass
+class Outgoing:
+    """A notification exactly as sent, so that it can be sent again byte for byte."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    event_id: str
+    event_type: str
+    out_trade_no: str
+    out_refund_no: str | None = None
+
+
+@dataclass
+class Delivery:
+    number: int
+    outgoing: Outgoing
+    replay: bool
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    delivered: bool = False
+    finished: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "event_id": self.outgoing.event_id,
+            "event_type": self.outgoing.event_type,
+            "out_trade_no": self.outgoing.out_trade_no,
+            "out_refund_no": self.outgoing.out_refund_no,
+            "url": self.outgoing.url,
+            "replay": self.replay,
+            "attempts": list(self.attempts),
+            "delivered": self.delivered,
+            "finished": self.finished,
+        }
+
+
+def _now() -> datetime:
+    return datetime.now(CHINA_TIME).replace(microsecond=0)
+
+
+def _digits(count: int) -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(count))
+
+
+def _yuan(fen: int) -> str:
+    sign = "-" if fen < 0 else ""
+    major, minor = divmod(abs(fen), 100)
+    return f"{sign}{major}.{minor:02d}"
+
+
+def _fee(fen: int) -> int:
+    return (fen * FEE_RATE_PER_MILLE + 500) // 1000  # half up, in fen
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Create ``path`` (0600) with ``data`` unless it exists; the first writer wins."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        with contextlib.suppress(FileExistsError):
+            os.link(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _load_or_create_identity(path: Path) -> dict[str, str]:
+    if not path.exists():
+        identity = {
+            "mchid": "19" + _digits(8),
+            "appid": "wx" + secrets.token_hex(8),
+            "merchant_serial": secrets.token_hex(20).upper(),
+            "platform_serial": "PUB_KEY_ID_01" + _digits(30),
+            "apiv3_key": "".join(
+                secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789")
+                for _ in range(32)
+            ),
+        }
+        _write_private(path, json.dumps(identity, indent=2).encode())
+    identity = json.loads(path.read_text())
+    if not isinstance(identity, dict) or len(identity.get("apiv3_key", "")) != 32:
+        raise ValueError(f"{path} does not hold a WeChat Pay emulator identity")
+    return identity
+
+
+def _pem_public(key: rsa.RSAPrivateKey) -> str:
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def _pem_private(key: rsa.RSAPrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+class WeChatPayEmulator:
+    """WeChat Pay's merchant API for one merchant, with a shopper's Pay button."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        refund_delay: float = 0.3,
+        retry_delays: Sequence[float] = (0.2, 0.5, 1.0, 2.0),
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        identity = _load_or_create_identity(self.state_dir / STATE_FILE)
+        self.mchid = identity["mchid"]
+        self.appid = identity["appid"]
+        self.merchant_serial = identity["merchant_serial"]
+        self.platform_serial = identity["platform_serial"]
+        self.apiv3_key = identity["apiv3_key"]
+        self._platform_key = load_or_create_key(self.state_dir / PLATFORM_KEY_FILE)
+        self._merchant_key = load_or_create_key(self.state_dir / MERCHANT_KEY_FILE)
+        self.refund_delay = refund_delay
+        self.retry_delays = tuple(retry_delays)
+        self.refund_outcome = "SUCCESS"  # SUCCESS, ABNORMAL or CLOSED for the next refunds
+        self._lock = threading.RLock()
+        self._orders: dict[str, Order] = {}
+        self._tokens: dict[str, str] = {}
+        self._refunds: dict[str, Refund] = {}
+        self._bills: dict[str, tuple[bytes, float, str]] = {}
+        self._last_notification: dict[str, Outgoing] = {}
+        self._deliveries: list[Delivery] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._url: str | None = None
+        # Notifications go straight to the receiver, never through a proxy.
+        self._notifier = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    # -- lifecycle --
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("the WeChat Pay emulator has no URL until start() is called")
+        return self._url
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        if self._server is not None:
+            raise RuntimeError("the WeChat Pay emulator is already running")
+        server = ThreadingHTTPServer((host, port), _handler_for(self))
+        server.daemon_threads = True
+        self._server = server
+        self._url = f"http://{host}:{server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="wechat-pay-emulator",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def app_env(self) -> dict[str, str]:
+        """The app's WeChat Pay settings for this emulator."""
+        return {
+            "WECHATPAY_MCHID": self.mchid,
+            "WECHATPAY_APPID": self.appid,
+            "WECHATPAY_BASE_URL": self.url,
+            "WECHATPAY_MERCHANT_PRIVATE_KEY": _pem_private(self._merchant_key),
+            "WECHATPAY_MERCHANT_SERIAL": self.merchant_serial,
+            "WECHATPAY_APIV3_KEY": self.apiv3_key,
+            "WECHATPAY_PLATFORM_PUBLIC_KEY": _pem_public(self._platform_key),
+            "WECHATPAY_PLATFORM_SERIAL": self.platform_serial,
+        }
+
+    # -- what a shopper or a test does --
+
+    def qr_page_url(self, code_url: str) -> str:
+        """The Pay page for a ``code_url`` (what scanning it would open)."""
+        query = urllib.parse.urlsplit(code_url).query
+        token = urllib.parse.parse_qs(query).get("pr", [""])[0]
+        return f"{self.url}/_emulator/qr/{urllib.parse.quote(token, safe='')}"
+
+    def pay(self, out_trade_no: str, *, total: int | None = None) -> dict[str, Any]:
+        """The shopper pays; the TRANSACTION.SUCCESS notification goes out in the background."""
+        with self._lock:
+            order = self._orders.get(out_trade_no)
+            if order is None:
+                raise ApiError(404, "ORDER_NOT_EXIST", "订单不存在")
+            if order.trade_state != "NOTPAY":
+                raise ApiError(409, "ORDERPAID", f"the order is {order.trade_state}, not NOTPAY")
+            order.trade_state = "SUCCESS"
+            order.transaction_id = "42000" + _now().strftime("%Y%m%d") + _digits(15)
+            order.success_time = _now()
+            order.paid_total = order.total if total is None else total
+            order.payer_openid = "o" + secrets.token_urlsafe(20)[:27]
+            transaction = self._transaction(order)
+            outgoing = self._notification(
+                url=order.notify_url,
+                event_type="TRANSACTION.SUCCESS",
+                summary="支付成功",
+                original_type="transaction",
+                resource=transaction,
+                out_trade_no=order.out_trade_no,
+            )
+        self._deliver(outgoing, replay=False)
+        return transaction
+
+    def replay(self, out_trade_no: str) -> int:
+        """Send the order's last notification again, byte for byte; returns its delivery
+        number."""
+        with self._lock:
+            outgoing = self._last_notification.get(out_trade_no)
+        if outgoing is None:
+            raise ApiError(404, "RESOURCE_NOT_EXISTS", "no notification was sent for this order")
+        return self._deliver(outgoing, replay=True)
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [delivery.as_dict() for delivery in self._deliveries]
+
+    def wait_for_deliveries(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The first ``count`` deliveries once all of them have finished (or timed out)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.deliveries()
+            if len(found) >= count and all(d["finished"] for d in found[:count]):
+                return found[:count]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(found)} deliveries, wanted {count} finished")
+            time.sleep(0.02)
+
+    def order(self, out_trade_no: str) -> dict[str, Any] | None:
+        """The order as the query API would answer it."""
+        with self._lock:
+            order = self._orders.get(out_trade_no)
+            return None if order is None else self._transaction(order)
+
+    # -- the API --
+
+    def handle_api(
+        self, method: str, target: str, body: bytes, authorization: str | None
+    ) -> tuple[int, dict[str, Any] | None]:
+        """One ``/v3`` request; returns the status and the JSON answer (None for none)."""
+        self._check_authorization(method, target, body, authorization)
+        parts = urllib.parse.urlsplit(target)
+        path, query = parts.path, urllib.parse.parse_qs(parts.query)
+        if method == "POST" and path == "/v3/pay/transactions/native":
+            return 200, self._create_native(_parse_json(body))
+        match = re.fullmatch(r"/v3/pay/transactions/out-trade-no/([^/]+)", path)
+        if method == "GET" and match:
+            return 200, self._query_order(urllib.parse.unquote(match.group(1)), query)
+        if method == "POST" and path == "/v3/refund/domestic/refunds":
+            return 200, self._create_refund(_parse_json(body))
+        match = re.fullmatch(r"/v3/refund/domestic/refunds/([^/]+)", path)
+        if method == "GET" and match:
+            return 200, self._query_refund(urllib.parse.unquote(match.group(1)))
+        if method == "GET" and path == "/v3/bill/tradebill":
+            return 200, self._trade_bill(query)
+        raise ApiError(404, "NOT_FOUND", f"no such API: {method} {path}")
+
+    def download_bill(self, target: str, authorization: str | None) -> tuple[bytes, str]:
+        self._check_authorization("GET", target, b"", authorization)
+        token = urllib.parse.parse_qs(urllib.parse.urlsplit(target).query).get("token", [""])[0]
+        with self._lock:
+            found = self._bills.get(token)
+        if found is None or found[1] < time.time():
+            raise ApiError(400, "PARAM_ERROR", "the download link is unknown or expired")
+        return found[0], found[2]
+
+    def _check_authorization(
+        self, method: str, target: str, body: bytes, authorization: str | None
+    ) -> None:
+        prefix = AUTH_SCHEME + " "
+        if not authorization or not authorization.startswith(prefix):
+            raise ApiError(401, "SIGN_ERROR", "Authorization is missing or not " + AUTH_SCHEME)
+        params = dict(re.findall(r'(\w+)="([^"]*)"', authorization[len(prefix) :]))
+        missing = {"mchid", "nonce_str", "signature", "timestamp", "serial_no"} - params.keys()
+        if missing:
+            raise ApiError(401, "SIGN_ERROR", f"Authorization lacks {', '.join(sorted(missing))}")
+        if params["mchid"] != self.mchid:
+            raise ApiError(401, "SIGN_ERROR", "mchid does not match the signing merchant")
+        if params["serial_no"] != self.merchant_serial:
+            raise ApiError(401, "SIGN_ERROR", "unknown merchant certificate serial_no")
+        timestamp = params["timestamp"]
+        if not timestamp.isascii() or not timestamp.isdigit():
+            raise ApiError(401, "SIGN_ERROR", "timestamp is not a number")
+        if abs(time.time() - int(timestamp)) > REQUEST_TOLERANCE_SECONDS:
+            raise ApiError(401, "SIGN_ERROR", "timestamp is too far from now")
+        message = f"{method}\n{target}\n{timestamp}\n{params['nonce_str']}\n".encode()
+        message += body + b"\n"
+        try:
+            signature = base64.b64decode(params["signature"], validate=True)
+            self._merchant_key.public_key().verify(
+                signature, message, padding.PKCS1v15(), hashes.SHA256()
+            )
+        except (InvalidSignature, ValueError):
+            raise ApiError(401, "SIGN_ERROR", "signature does not verify") from None
+
+    def _create_native(self, request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("appid") != self.appid or request.get("mchid") != self.mchid:
+            raise ApiError(400, "APPID_MCHID_NOT_MATCH", "appid and mchid do not match")
+        description = _text(request, "description", 127)
+        out_trade_no = _text(request, "out_trade_no", 32)
+        if not OUT_TRADE_NO.fullmatch(out_trade_no):
+            raise ApiError(400, "PARAM_ERROR", "out_trade_no: 6-32 of 0-9 A-Z a-z _ - | *")
+        notify_url = _url(request, "notify_url")
+        amount = request.get("amount")
+        total = _amount(amount, "total")
+        with self._lock:
+            existing = self._orders.get(out_trade_no)
+            if existing is not None:
+                if existing.trade_state in ("SUCCESS", "REFUND"):
+                    raise ApiError(400, "ORDERPAID", "该订单已支付")
+                if existing.trade_state == "CLOSED":
+                    raise ApiError(400, "ORDER_CLOSED", "订单已关闭")
+                same = (existing.total, existing.description, existing.notify_url) == (
+                    total,
+                    description,
+                    notify_url,
+                )
+                if not same:
+                    raise ApiError(400, "INVALID_REQUEST", "商户订单号重复 (different parameters)")
+                return {"code_url": self._code_url(existing.token)}
+            token = secrets.token_urlsafe(12)
+            self._orders[out_trade_no] = Order(
+                out_trade_no=out_trade_no,
+                appid=self.appid,
+                mchid=self.mchid,
+                description=description,
+                notify_url=notify_url,
+                total=total,
+                token=token,
+                created_at=_now(),
+            )
+            self._tokens[token] = out_trade_no
+        return {"code_url": self._code_url(token)}
+
+    @staticmethod
+    def _code_url(token: str) -> str:
+        return f"weixin://wxpay/bizpayurl?pr={token}"
+
+    def _query_order(self, out_trade_no: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        if query.get("mchid") != [self.mchid]:
+            raise ApiError(400, "PARAM_ERROR", "mchid is missing or not ours")
+        with self._lock:
+            order = self._orders.get(out_trade_no)
+            if order is None:
+                raise ApiError(404, "ORDER_NOT_EXIST", "订单不存在")
+            return self._transaction(order)
+
+    def _transaction(self, order: Order) -> dict[str, Any]:
+        answer: dict[str, Any] = {
+            "appid": order.appid,
+            "mchid": order.mchid,
+            "out_trade_no": order.out_trade_no,
+            "trade_type": "NATIVE",
+            "trade_state": order.trade_state,
+            "trade_state_desc": TRADE_STATE_DESC[order.trade_state],
+            "attach": "",
+            "amount": {"total": order.total, "currency": "CNY", "payer_currency": "CNY"},
+        }
+        if order.success_time is not None:
+            total = order.paid_total if order.paid_total is not None else order.total
+            answer.update(
+                transaction_id=order.transaction_id,
+                bank_type="OTHERS",
+                success_time=order.success_time.isoformat(),
+                payer={"openid": order.payer_openid},
+                amount={
+                    "total": total,
+                    "payer_total": total,
+                    "currency": "CNY",
+                    "payer_currency": "CNY",
+                },
+            )
+        return answer
+
+    def _create_refund(self, request: dict[str, Any]) -> dict[str, Any]:
+        out_refund_no = _text(request, "out_refund_no", 64)
+        if not OUT_REFUND_NO.fullmatch(out_refund_no):
+            raise ApiError(400, "PARAM_ERROR", "out_refund_no: 1-64 of 0-9 A-Z a-z _ - | * @")
+        reason = request.get("reason", "")
+        if not isinstance(reason, str) or len(reason) > 80:
+            raise ApiError(400, "PARAM_ERROR", "reason: a string of at most 80 characters")
+        notify_url = _url(request, "notify_url") if "notify_url" in request else None
+        amount = request.get("amount")
+        refund = _amount(amount, "refund")
+        total = _amount(amount, "total")
+        with self._lock:
+            order = self._find_order(request)
+            existing = self._refunds.get(out_refund_no)
+            if existing is not None:
+                if existing.order is not order or existing.refund != refund:
+                    raise ApiError(
+                        400, "INVALID_REQUEST", "out_refund_no is used for another refund"
+                    )
+                return self._refund_answer(existing)
+            if order.trade_state not in ("SUCCESS", "REFUND") or order.paid_total is None:
+                raise ApiError(400, "INVALID_REQUEST", "订单未支付，不能退款")
+            if total != order.paid_total:
+                raise ApiError(400, "INVALID_REQUEST", "订单金额与原订单金额不一致")
+            if refund > order.paid_total - order.refunded:
+                raise ApiError(400, "INVALID_REQUEST", "申请退款金额超过订单可退金额")
+            record = Refund(
+                out_refund_no=out_refund_no,
+                refund_id="50" + _digits(28),
+                order=order,
+                refund=refund,
+                reason=reason,
+                notify_url=notify_url or order.notify_url,
+                create_time=_now(),
+            )
+            self._refunds[out_refund_no] = record
+            order.refunded += refund
+            order.trade_state = "REFUND"
+            outcome = self.refund_outcome
+        timer = threading.Timer(self.refund_delay, self._finish_refund, args=(record, outcome))
+        timer.daemon = True
+        timer.start()
+        return self._refund_answer(record)
+
+    def _find_order(self, request: dict[str, Any]) -> Order:
+        out_trade_no = request.get("out_trade_no")
+        transaction_id = request.get("transaction_id")
+        order = None
+        if isinstance(out_trade_no, str):
+            order = self._orders.get(out_trade_no)
+        elif isinstance(transaction_id, str):
+            order = next(
+                (o for o in self._orders.values() if o.transaction_id == transaction_id), None
+            )
+        else:
+            raise ApiError(400, "PARAM_ERROR", "out_trade_no or transaction_id is required")
+        if order is None:
+            raise ApiError(404, "RESOURCE_NOT_EXISTS", "订单不存在")
+        return order
+
+    def _finish_refund(self, record: Refund, outcome: str) -> None:
+        with self._lock:
+            if record.status != "PROCESSING":
+                return
+            record.status = outcome
+            if outcome == "SUCCESS":
+                record.success_time = _now()
+            else:
+                record.order.refunded -= record.refund
+            order = record.order
+            resource: dict[str, Any] = {
+                "mchid": self.mchid,
+                "out_trade_no": order.out_trade_no,
+                "transaction_id": order.transaction_id,
+                "out_refund_no": record.out_refund_no,
+                "refund_id": record.refund_id,
+                "refund_status": outcome,
+                "user_received_account": "支付用户零钱",
+                "amount": {
+                    "total": order.paid_total,
+                    "refund": record.refund,
+                    "payer_total": order.paid_total,
+                    "payer_refund": record.refund,
+                },
+            }
+            if record.success_time is not None:
+                resource["success_time"] = record.success_time.isoformat()
+            outgoing = self._notification(
+                url=record.notify_url,
+                event_type=f"REFUND.{outcome}",
+                summary=REFUND_SUMMARY[outcome],
+                original_type="refund",
+                resource=resource,
+                out_trade_no=order.out_trade_no,
+                out_refund_no=record.out_refund_no,
+            )
+        self._deliver(outgoing, replay=False)
+
+    def _query_refund(self, out_refund_no: str) -> dict[str, Any]:
+        with self._lock:
+            record = self._refunds.get(out_refund_no)
+            if record is None:
+                raise ApiError(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
+            return self._refund_answer(record)
+
+    def _refund_answer(self, record: Refund) -> dict[str, Any]:
+        order = record.order
+        answer: dict[str, Any] = {
+            "refund_id": record.refund_id,
+            "out_refund_no": record.out_refund_no,
+            "transaction_id": order.transaction_id,
+            "out_trade_no": order.out_trade_no,
+            "channel": "ORIGINAL",
+            "user_received_account": "支付用户零钱",
+            "create_time": record.create_time.isoformat(),
+            "status": record.status,
+            "funds_account": "AVAILABLE",
+            "amount": {
+                "total": order.paid_total,
+                "refund": record.refund,
+                "payer_total": order.paid_total,
+                "payer_refund": record.refund,
+                "settlement_total": order.paid_total,
+                "settlement_refund": record.refund,
+                "discount_refund": 0,
+                "currency": "CNY",
+                "refund_fee": 0,
+            },
+        }
+        if record.success_time is not None:
+            answer["success_time"] = record.success_time.isoformat()
+        return answer
+
+    def _trade_bill(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        bill_date = query.get("bill_date", [""])[0]
+        bill_type = query.get("bill_type", ["ALL"])[0]
+        tar_type = query.get("tar_type", [""])[0]
+        if not BILL_DATE.fullmatch(bill_date):
+            raise ApiError(400, "PARAM_ERROR", "bill_date must be YYYY-MM-DD")
+        try:
+            day = date.fromisoformat(bill_date)
+        except ValueError:
+            raise ApiError(400, "PARAM_ERROR", "bill_date is not a date") from None
+        if bill_type not in ("ALL", "SUCCESS", "REFUND") or tar_type not in ("", "GZIP"):
+            raise ApiError(400, "PARAM_ERROR", "bill_type or tar_type is not supported")
+        content = self.trade_bill(day, bill_type)
+        if content is None:
+            raise ApiError(400, "NO_STATEMENT_EXIST", "账单文件不存在")
+        content_type = "text/plain; charset=utf-8"
+        if tar_type == "GZIP":
+            content, content_type = gzip.compress(content), "application/gzip"
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self._bills[token] = (content, time.time() + BILL_LIFETIME_SECONDS, content_type)
+        return {
+            "hash_type": "SHA1",
+            "hash_value": hashlib.sha1(content).hexdigest(),
+            "download_url": f"{self.url}/v3/billdownload/file?token={token}",
+        }
+
+    def trade_bill(self, day: date, bill_type: str = "ALL") -> bytes | None:
+        """The day's trade bill (China time) as WeChat Pay writes it; None when empty."""
+        rows: list[tuple[datetime, list[str], dict[str, int]]] = []
+        with self._lock:
+            if bill_type in ("ALL", "SUCCESS"):
+                for order in self._orders.values():
+                    if order.success_time and order.success_time.date() == day:
+                        rows.append(self._payment_row(order))
+            if bill_type in ("ALL", "REFUND"):
+                for record in self._refunds.values():
+                    if record.success_time and record.success_time.date() == day:
+                        rows.append(self._refund_row(record))
+        if not rows:
+            return None
+        rows.sort(key=lambda row: row[0])
+        sums = {key: sum(row[2][key] for row in rows) for key in rows[0][2]}
+        lines = [BILL_HEADER]
+        lines += ["`" + ",`".join(fields) for _, fields, _ in rows]
+        lines.append(BILL_SUMMARY_HEADER)
+        summary = [
+            str(len(rows)),
+            _yuan(sums["settlement"]),
+            _yuan(sums["refund"]),
+            "0.00",
+            _yuan(sums["fee"]),
+            _yuan(sums["order"]),
+            _yuan(sums["requested_refund"]),
+        ]
+        lines.append("`" + ",`".join(summary))
+        return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+    def _payment_row(self, order: Order) -> tuple[datetime, list[str], dict[str, int]]:
+        assert order.success_time is not None and order.paid_total is not None
+        fee = _fee(order.paid_total)
+        fields = [
+            order.success_time.strftime("%Y-%m-%d %H:%M:%S"),
+            order.appid,
+            order.mchid,
+            "0",
+            "",
+            order.transaction_id or "",
+            order.out_trade_no,
+            order.payer_openid or "",
+            "NATIVE",
+            "SUCCESS",
+            "OTHERS",
+            "CNY",
+            _yuan(order.paid_total),
+            "0.00",
+            "0",
+            "0",
+            "0.00",
+            "0.00",
+            "",
+            "",
+            _bill_text(order.description),
+            "",
+            _yuan(fee),
+            "0.60%",
+            _yuan(order.paid_total),
+            "0.00",
+            "",
+        ]
+        sums = {
+            "settlement": order.paid_total,
+            "refund": 0,
+            "fee": fee,
+            "order": order.paid_total,
+            "requested_refund": 0,
+        }
+        return order.success_time, fields, sums
+
+    def _refund_row(self, record: Refund) -> tuple[datetime, list[str], dict[str, int]]:
+        order = record.order
+        assert record.success_time is not None
+        fee_returned = _fee(record.refund)
+        fields = [
+            record.success_time.strftime("%Y-%m-%d %H:%M:%S"),
+            order.appid,
+            order.mchid,
+            "0",
+            "",
+            order.transaction_id or "",
+            order.out_trade_no,
+            order.payer_openid or "",
+            "NATIVE",
+            "REFUND",
+            "OTHERS",
+            "CNY",
+            "0.00",
+            "0.00",
+            record.refund_id,
+            record.out_refund_no,
+            _yuan(record.refund),
+            "0.00",
+            "ORIGINAL",
+            "SUCCESS",
+            _bill_text(order.description),
+            "",
+            _yuan(-fee_returned),
+            "0.60%",
+            "0.00",
+            _yuan(record.refund),
+            "",
+        ]
+        sums = {
+            "settlement": 0,
+            "refund": record.refund,
+            "fee": -fee_returned,
+            "order": 0,
+            "requested_refund": record.refund,
+        }
+        return record.success_time, fields, sums
+
+    # -- signing and notifications --
+
+    def signed_headers(self, body: bytes) -> dict[str, str]:
+        """WeChat Pay's answer signature headers for ``body``, with the platform key."""
+        timestamp = str(int(time.time()))
+        nonce = secrets.token_hex(16).upper()
+        message = f"{timestamp}\n{nonce}\n".encode() + body + b"\n"
+        signature = self._platform_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        return {
+            "Wechatpay-Timestamp": timestamp,
+            "Wechatpay-Nonce": nonce,
+            "Wechatpay-Signature": base64.b64encode(signature).decode(),
+            "Wechatpay-Serial": self.platform_serial,
+            "Wechatpay-Signature-Type": AUTH_SCHEME,
+        }
+
+    def _notification(
+        self,
+        *,
+        url: str,
+        event_type: str,
+        summary: str,
+        original_type: str,
+        resource: dict[str, Any],
+        out_trade_no: str,
+        out_refund_no: str | None = None,
+    ) -> Outgoing:
+        plaintext = json.dumps(resource, ensure_ascii=False, separators=(",", ":")).encode()
+        nonce = secrets.token_urlsafe(9)  # 12 characters, like WeChat Pay's
+        associated_data = original_type
+        sealed = AESGCM(self.apiv3_key.encode()).encrypt(
+            nonce.encode(), plaintext, associated_data.encode()
+        )
+        event_id = str(uuid.uuid4())
+        envelope = {
+            "id": event_id,
+            "create_time": _now().isoformat(),
+            "resource_type": "encrypt-resource",
+            "event_type": event_type,
+            "summary": summary,
+            "resource": {
+                "original_type": original_type,
+                "algorithm": "AEAD_AES_256_GCM",
+                "ciphertext": base64.b64encode(sealed).decode(),
+                "associated_data": associated_data,
+                "nonce": nonce,
+            },
+        }
+        body = json.dumps(envelope, ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json", **self.signed_headers(body)}
+        outgoing = Outgoing(url, headers, body, event_id, event_type, out_trade_no, out_refund_no)
+        self._last_notification[out_trade_no] = outgoing
+        return outgoing
+
+    def _deliver(self, outgoing: Outgoing, *, replay: bool) -> int:
+        with self._lock:
+            delivery = Delivery(len(self._deliveries) + 1, outgoing, replay)
+            self._deliveries.append(delivery)
+        thread = threading.Thread(
+            target=self._post_until_accepted,
+            args=(delivery,),
+            name=f"wechat-pay-notify-{delivery.number}",
+            daemon=True,
+        )
+        thread.start()
+        return delivery.number
+
+    def _post_until_accepted(self, delivery: Delivery) -> None:
+        outgoing = delivery.outgoing
+        for attempt, delay in enumerate((0.0, *self.retry_delays)):
+            if attempt:
+                time.sleep(delay)
+            status: int | None = None
+            error: str | None = None
+            request = urllib.request.Request(
+                outgoing.url, data=outgoing.body, headers=outgoing.headers, method="POST"
+            )
+            try:
+                with self._notifier.open(request, timeout=5) as response:
+                    status = response.status
+            except urllib.error.HTTPError as failure:
+                status = failure.code
+                failure.close()
+            except OSError as failure:
+                error = f"{type(failure).__name__}: {failure}"
+            with self._lock:
+                delivery.attempts.append({"status": status, "error": error})
+                if status in (200, 204):
+                    delivery.delivered = True
+                    delivery.finished = True
+                    return
+        with self._lock:
+            delivery.finished = True
+
+    # -- the Pay page --
+
+    def pay_page(self, token: str, message: str = "") -> tuple[int, str]:
+        with self._lock:
+            out_trade_no = self._tokens.get(token)
+            order = self._orders.get(out_trade_no) if out_trade_no else None
+            if order is None:
+                return 404, _page("WeChat Pay", "<p>This QR code is unknown or has expired.</p>")
+            state, description, total = order.trade_state, order.description, order.total
+        escaped_token = html.escape(urllib.parse.quote(token, safe=""))
+        button = (
+            f'<form method="post" action="/_emulator/qr/{escaped_token}/pay">'
+            '<button type="submit">Pay</button></form>'
+            if state == "NOTPAY"
+            else f"<p><strong>{html.escape(TRADE_STATE_DESC[state])}</strong> ({state})</p>"
+        )
+        content = (
+            f"<p>{html.escape(description)}</p>"
+            f"<p class='amount'>¥{_yuan(total)}</p>"
+            f"<p>Order {html.escape(out_trade_no or '')}</p>"
+            f"{f'<p>{html.escape(message)}</p>' if message else ''}{button}"
+        )
+        return 200, _page("WeChat Pay", content)
+
+    def pay_by_token(self, token: str) -> None:
+        with self._lock:
+            out_trade_no = self._tokens.get(token)
+        if out_trade_no is None:
+            raise ApiError(404, "ORDER_NOT_EXIST", "unknown QR code")
+        self.pay(out_trade_no)
+
+
+def _parse_json(body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "PARAM_ERROR", "the body is not JSON") from None
+    if not isinstance(document, dict):
+        raise ApiError(400, "PARAM_ERROR", "the body is not a JSON object")
+    return document
+
+
+def _text(request: dict[str, Any], key: str, max_length: int) -> str:
+    value = request.get(key)
+    if not isinstance(value, str) or not 1 <= len(value) <= max_length:
+        raise ApiError(400, "PARAM_ERROR", f"{key}: a string of 1 to {max_length} characters")
+    return value
+
+
+def _url(request: dict[str, Any], key: str) -> str:
+    value = _text(request, key, 255)
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ApiError(400, "PARAM_ERROR", f"{key}: an absolute http(s) URL")
+    return value
+
+
+def _amount(amount: Any, key: str) -> int:
+    if not isinstance(amount, dict):
+        raise ApiError(400, "PARAM_ERROR", "amount is required")
+    value = amount.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ApiError(400, "PARAM_ERROR", f"amount.{key}: a positive integer in fen")
+    if amount.get("currency", "CNY") != "CNY":
+        raise ApiError(400, "PARAM_ERROR", "amount.currency: CNY only")
+    return value
+
+
+def _bill_text(text: str) -> str:
+    # Keep a free-text field inside its column and on its line.
+    return " ".join(text.replace("`", "'").split())
+
+
+def _page(title: str, content: str) -> str:
+    return (
+        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;max-width:24rem;margin:3rem auto;text-align:center}"
+        ".amount{font-size:2rem}button{font-size:1.2rem;padding:.5rem 2rem;background:#07c160;"
+        "color:#fff;border:0;border-radius:4px}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{content}</body></html>"
+    )
+
+
+def _handler_for(emulator: WeChatPayEmulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self._dispatch("GET")
+
+        def do_POST(self) -> None:
+            self._dispatch("POST")
+
+        def _dispatch(self, method: str) -> None:
+            try:
+                body = self._body()
+                path = urllib.parse.urlsplit(self.path).path
+                if path == "/v3/billdownload/file" and method == "GET":
+                    content, content_type = emulator.download_bill(
+                        self.path, self.headers.get("Authorization")
+                    )
+                    self._send(200, content, content_type)  # unsigned, as WeChat Pay does
+                elif path.startswith("/v3/"):
+                    status, answer = emulator.handle_api(
+                        method, self.path, body, self.headers.get("Authorization")
+                    )
+                    self._send_signed(status, answer)
+                elif path.startswith("/_emulator/"):
+                    self._control(method, path, body)
+                else:
+                    self._send_signed(404, {"code": "NOT_FOUND", "message": "no such path"})
+            except ApiError as error:
+                self._send_signed(error.status, {"code": error.code, "message": error.message})
+            except Exception as error:  # noqa: BLE001 - answer as WeChat Pay does, keep serving
+                message = f"{type(error).__name__}: {error}"
+                self._send_signed(500, {"code": "SYSTEM_ERROR", "message": message})
+
+        def _control(self, method: str, path: str, body: bytes) -> None:
+            segments = [urllib.parse.unquote(part) for part in path.split("/")[2:]]
+            match method, segments:
+                case "GET", ["notifications"]:
+                    self._send_json(200, {"deliveries": emulator.deliveries()})
+                case "POST", ["transactions", out_trade_no, "pay"]:
+                    total = None
+                    if body.strip():
+                        override = _parse_json(body)
+                        total = override.get("total")
+                        if total is not None and (
+                            not isinstance(total, int) or isinstance(total, bool) or total < 1
+                        ):
+                            raise ApiError(400, "PARAM_ERROR", "total: a positive integer")
+                    self._send_json(200, emulator.pay(out_trade_no, total=total))
+                case "POST", ["transactions", out_trade_no, "notify"]:
+                    self._send_json(202, {"delivery": emulator.replay(out_trade_no)})
+                case "GET", ["qr", token]:
+                    status, page = emulator.pay_page(token)
+                    self._send(status, page.encode(), "text/html; charset=utf-8")
+                case "POST", ["qr", token, "pay"]:
+                    with contextlib.suppress(ApiError):  # the page shows the order's state
+                        emulator.pay_by_token(token)
+                    self.send_response(303)
+                    self.send_header("Location", f"/_emulator/qr/{urllib.parse.quote(token)}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                case _:
+                    self._send_json(404, {"code": "NOT_FOUND", "message": "no such path"})
+
+        def _body(self) -> bytes:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                raise ApiError(413, "PARAM_ERROR", "the body is too large")
+            return self.rfile.read(length) if length > 0 else b""
+
+        def _send_signed(self, status: int, answer: dict[str, Any] | None) -> None:
+            body = b"" if answer is None else json.dumps(answer, ensure_ascii=False).encode()
+            self._send(status, body, "application/json", emulator.signed_headers(body))
+
+        def _send_json(self, status: int, answer: dict[str, Any]) -> None:
+            self._send(status, json.dumps(answer, ensure_ascii=False).encode(), "application/json")
+
+        def _send(
+            self,
+            status: int,
+            body: bytes,
+            content_type: str,
+            headers: dict[str, str] | None = None,
+        ) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Request-ID", uuid.uuid4().hex)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # keep the stack's console for the app's own logs
+
+    return Handler
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="A local WeChat Pay APIv3 emulator.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--state-dir", type=Path, default=Path(".local"))
+    parser.add_argument(
+        "--print-env", action="store_true", help="print the app's WECHATPAY_* settings as JSON"
+    )
+    args = parser.parse_args(argv)
+    emulator = WeChatPayEmulator(args.state_dir)
+    emulator.start(args.host, args.port)
+    print(f"WeChat Pay emulator on {emulator.url} (state in {args.state_dir})", flush=True)
+    if args.print_env:
+        print(json.dumps(emulator.app_env(), indent=2), flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+
+
+if __name__ == "__main__":
+    main()
