@@ -1,0 +1,494 @@
+"""Customer profiles, notification preferences, push devices, the inbox and delivery claims.
+
+Item shapes (the only place that knows them):
+
+    profile      pk=CUSTOMER#<customer_id>   sk=PROFILE
+                 customer_id, email, phone, locale, name, created_at, updated_at
+    preferences  pk=CUSTOMER#<customer_id>   sk=NOTIFICATION_PREFERENCES
+                 channels {email, sms, push: bool}, events {<event type>: bool}, updated_at
+    device       pk=CUSTOMER#<customer_id>   sk=DEVICE#<device_id>
+                 device_id, platform, endpoint_arn, created_at
+    device owner pk=DEVICE#<device_id>       sk=OWNER
+                 customer_id: an app install belongs to the last customer who registered it
+    inbox entry  pk=INBOX#<customer_id>      sk=<sent_at>#<notification_id>
+                 notification_id, event_id, event_type, channel, subject, body, order_id,
+                 sent_at, expires_ttl
+    delivery     pk=DELIVERY#<event_id>      sk=<channel>
+                 state (sending | sent), claim_id, lease_until (epoch seconds), sent_at,
+                 provider_ids, expires_ttl
+
+A delivery item is the claim that makes "at most once per (event, channel)" hold: it is put
+conditionally before anything is sent, and marked sent in the same transaction that writes
+the inbox entry. A claim whose sender crashed is taken over once its lease has run out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from chalicelib.domain.notifications import (
+    Channel,
+    ContactDetails,
+    CustomerProfile,
+    Device,
+    InboxEntry,
+    NotificationPreferences,
+    PushPlatform,
+)
+from chalicelib.store import tables
+from chalicelib.store.orders import timestamp
+from chalicelib.store.pagination import InvalidCursor, Page, decode_cursor, encode_cursor, scope_of
+from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
+
+CUSTOMER_PREFIX = "CUSTOMER#"
+PROFILE_SK = "PROFILE"
+PREFERENCES_SK = "NOTIFICATION_PREFERENCES"
+DEVICE_PREFIX = "DEVICE#"
+DEVICE_OWNER_SK = "OWNER"
+INBOX_PREFIX = "INBOX#"
+DELIVERY_PREFIX = "DELIVERY#"
+SENDING, SENT = "sending", "sent"
+
+INBOX_RETENTION = timedelta(days=365)
+# Longer than a message can live in the queue and its dead-letter queue (4 + 14 days), so a
+# message redriven late still finds what was already sent.
+DELIVERY_RETENTION = timedelta(days=30)
+
+_INBOX_POSITION = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z#ntf_[0-9a-f]{32}")
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _key(pk: str, sk: str) -> tables.RawItem:
+    return {tables.PK: {"S": pk}, tables.SK: {"S": sk}}
+
+
+def profile_key(customer_id: str) -> tables.RawItem:
+    return _key(CUSTOMER_PREFIX + customer_id, PROFILE_SK)
+
+
+def preferences_key(customer_id: str) -> tables.RawItem:
+    return _key(CUSTOMER_PREFIX + customer_id, PREFERENCES_SK)
+
+
+def device_key(customer_id: str, device_id: str) -> tables.RawItem:
+    return _key(CUSTOMER_PREFIX + customer_id, DEVICE_PREFIX + device_id)
+
+
+def device_owner_key(device_id: str) -> tables.RawItem:
+    return _key(DEVICE_PREFIX + device_id, DEVICE_OWNER_SK)
+
+
+def delivery_key(event_id: str, channel: Channel) -> tables.RawItem:
+    return _key(DELIVERY_PREFIX + event_id, Channel(channel).value)
+
+
+def _is_condition_failure(exc: Exception) -> bool:
+    return tables.error_code(exc) == "ConditionalCheckFailedException"
+
+
+# --- profiles and preferences ----------------------------------------------------------------
+
+
+def _profile_item(profile: CustomerProfile) -> tables.RawItem:
+    return tables.to_item(
+        {
+            **{name: value["S"] for name, value in profile_key(profile.customer_id).items()},
+            "entity": "customer_profile",
+            "customer_id": profile.customer_id,
+            "email": profile.email,
+            "phone": profile.phone,
+            "locale": profile.locale,
+            "name": profile.name,
+            "created_at": timestamp(profile.created_at),
+            "updated_at": timestamp(profile.updated_at),
+        }
+    )
+
+
+def _profile_from_item(raw: Mapping[str, Any]) -> CustomerProfile:
+    item = tables.from_item(raw)
+    return CustomerProfile(
+        customer_id=item["customer_id"],
+        contact=ContactDetails(
+            email=item.get("email"),
+            phone=item.get("phone"),
+            locale=item["locale"],
+            name=item.get("name"),
+        ),
+        created_at=_parse_time(item["created_at"]),
+        updated_at=_parse_time(item["updated_at"]),
+    )
+
+
+def _preferences_item(
+    customer_id: str, preferences: NotificationPreferences, at: datetime
+) -> tables.RawItem:
+    stated = preferences.as_dict()
+    return tables.to_item(
+        {
+            **{name: value["S"] for name, value in preferences_key(customer_id).items()},
+            "entity": "notification_preferences",
+            "customer_id": customer_id,
+            "channels": stated["channels"],
+            "events": stated["events"],
+            "updated_at": timestamp(at),
+        }
+    )
+
+
+def _preferences_from_item(raw: Mapping[str, Any]) -> NotificationPreferences:
+    item = tables.from_item(raw)
+    return NotificationPreferences(
+        channels={c: bool(item.get("channels", {}).get(c.value, True)) for c in Channel},
+        events={name: bool(value) for name, value in item.get("events", {}).items()},
+    )
+
+
+def get_profile(customer_id: str) -> CustomerProfile | None:
+    response = tables.client().get_item(
+        TableName=tables.table_name(), Key=profile_key(customer_id), ConsistentRead=True
+    )
+    raw = response.get("Item")
+    return _profile_from_item(raw) if raw else None
+
+
+def add_profile(profile: CustomerProfile) -> bool:
+    """Store a first profile; False (and nothing written) if the customer already has one."""
+    try:
+        tables.client().put_item(
+            TableName=tables.table_name(),
+            Item=_profile_item(profile),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+    except Exception as exc:
+        if _is_condition_failure(exc):
+            return False
+        raise
+    return True
+
+
+def save_profile(profile: CustomerProfile) -> None:
+    tables.client().put_item(TableName=tables.table_name(), Item=_profile_item(profile))
+
+
+def get_preferences(customer_id: str) -> NotificationPreferences | None:
+    response = tables.client().get_item(
+        TableName=tables.table_name(), Key=preferences_key(customer_id), ConsistentRead=True
+    )
+    raw = response.get("Item")
+    return _preferences_from_item(raw) if raw else None
+
+
+def save_preferences(
+    customer_id: str, preferences: NotificationPreferences, *, at: datetime
+) -> None:
+    tables.client().put_item(
+        TableName=tables.table_name(), Item=_preferences_item(customer_id, preferences, at)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """What deciding where to send needs, read in one request."""
+
+    profile: CustomerProfile | None
+    preferences: NotificationPreferences | None
+
+
+def get_recipient(customer_id: str) -> Recipient:
+    profile: CustomerProfile | None = None
+    preferences: NotificationPreferences | None = None
+    keys = [profile_key(customer_id), preferences_key(customer_id)]
+    for raw in tables.batch_get(keys, consistent=True):
+        if raw[tables.SK]["S"] == PROFILE_SK:
+            profile = _profile_from_item(raw)
+        else:
+            preferences = _preferences_from_item(raw)
+    return Recipient(profile=profile, preferences=preferences)
+
+
+# --- devices ---------------------------------------------------------------------------------
+
+
+def _device_item(device: Device) -> tables.RawItem:
+    return tables.to_item(
+        {
+            **{
+                name: value["S"]
+                for name, value in device_key(device.customer_id, device.device_id).items()
+            },
+            "entity": "push_device",
+            "customer_id": device.customer_id,
+            "device_id": device.device_id,
+            "platform": device.platform.value,
+            "endpoint_arn": device.endpoint_arn,
+            "created_at": timestamp(device.created_at),
+        }
+    )
+
+
+def _device_from_item(raw: Mapping[str, Any]) -> Device:
+    item = tables.from_item(raw)
+    return Device(
+        device_id=item["device_id"],
+        customer_id=item["customer_id"],
+        platform=PushPlatform(item["platform"]),
+        endpoint_arn=item["endpoint_arn"],
+        created_at=_parse_time(item["created_at"]),
+    )
+
+
+def get_device(customer_id: str, device_id: str) -> Device | None:
+    response = tables.client().get_item(
+        TableName=tables.table_name(), Key=device_key(customer_id, device_id), ConsistentRead=True
+    )
+    raw = response.get("Item")
+    return _device_from_item(raw) if raw else None
+
+
+def device_owner(device_id: str) -> str | None:
+    response = tables.client().get_item(
+        TableName=tables.table_name(), Key=device_owner_key(device_id), ConsistentRead=True
+    )
+    raw = response.get("Item")
+    return str(tables.from_item(raw)["customer_id"]) if raw else None
+
+
+def save_device(device: Device, *, previous_owner: str | None) -> bool:
+    """Give the install to ``device.customer_id``, taking it from ``previous_owner``.
+
+    One transaction: the owner item moves only if it still names ``previous_owner`` (so two
+    customers registering one phone at once cannot both keep it), the previous owner's
+    device item goes, the new one is written. False if the owner changed meanwhile.
+    """
+    uow = UnitOfWork()
+    owner_item = tables.to_item(
+        {
+            **{name: value["S"] for name, value in device_owner_key(device.device_id).items()},
+            "entity": "push_device_owner",
+            "customer_id": device.customer_id,
+        }
+    )
+    if previous_owner is None:
+        uow.put(
+            owner_item, tag=("device_owner", device.device_id), condition="attribute_not_exists(pk)"
+        )
+    else:
+        uow.put(
+            owner_item,
+            tag=("device_owner", device.device_id),
+            condition="customer_id = :previous",
+            values={":previous": {"S": previous_owner}},
+        )
+        if previous_owner != device.customer_id:
+            uow.delete(
+                device_key(previous_owner, device.device_id),
+                tag=("device", previous_owner, device.device_id),
+            )
+    uow.put(_device_item(device), tag=("device", device.customer_id, device.device_id))
+    try:
+        uow.commit()
+    except TransactionCancelled as exc:
+        if exc.condition_failed:
+            return False
+        raise
+    return True
+
+
+def devices_of(customer_id: str) -> list[Device]:
+    query: dict[str, Any] = {
+        "TableName": tables.table_name(),
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :device)",
+        "ExpressionAttributeValues": {
+            ":pk": {"S": CUSTOMER_PREFIX + customer_id},
+            ":device": {"S": DEVICE_PREFIX},
+        },
+        "ConsistentRead": True,
+    }
+    devices: list[Device] = []
+    while True:
+        response = tables.client().query(**query)
+        devices.extend(_device_from_item(raw) for raw in response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            return devices
+        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+# --- the inbox -------------------------------------------------------------------------------
+
+
+def _inbox_sort_key(entry: InboxEntry) -> str:
+    return f"{timestamp(entry.sent_at)}#{entry.notification_id}"
+
+
+def _inbox_item(entry: InboxEntry) -> tables.RawItem:
+    return tables.to_item(
+        {
+            tables.PK: INBOX_PREFIX + entry.customer_id,
+            tables.SK: _inbox_sort_key(entry),
+            "entity": "inbox_entry",
+            "customer_id": entry.customer_id,
+            "notification_id": entry.notification_id,
+            "event_id": entry.event_id,
+            "event_type": entry.event_type,
+            "channel": entry.channel.value,
+            "subject": entry.subject,
+            "body": entry.body,
+            "order_id": entry.order_id,
+            "sent_at": timestamp(entry.sent_at),
+            tables.TTL_ATTRIBUTE: int((entry.sent_at + INBOX_RETENTION).timestamp()),
+        }
+    )
+
+
+def _inbox_from_item(raw: Mapping[str, Any]) -> InboxEntry:
+    item = tables.from_item(raw)
+    return InboxEntry(
+        notification_id=item["notification_id"],
+        customer_id=item["customer_id"],
+        event_id=item["event_id"],
+        event_type=item["event_type"],
+        channel=Channel(item["channel"]),
+        subject=item["subject"],
+        body=item["body"],
+        sent_at=_parse_time(item["sent_at"]),
+        order_id=item.get("order_id"),
+    )
+
+
+def inbox_page(customer_id: str, *, limit: int, cursor: str | None) -> Page[InboxEntry]:
+    """One customer's sent messages, newest first."""
+    scope = scope_of("inbox", customer_id)
+    before: str | None = None
+    if cursor:
+        before = decode_cursor(cursor, scope).get("before")
+        if not isinstance(before, str) or not _INBOX_POSITION.fullmatch(before):
+            raise InvalidCursor()
+    query: dict[str, Any] = {
+        "TableName": tables.table_name(),
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": INBOX_PREFIX + customer_id}},
+        "ScanIndexForward": False,
+    }
+    if before is not None:
+        query["KeyConditionExpression"] += " AND sk < :before"
+        query["ExpressionAttributeValues"][":before"] = {"S": before}
+    entries: list[InboxEntry] = []
+    wanted = limit + 1
+    while len(entries) < wanted:
+        response = tables.client().query(**query, Limit=wanted - len(entries))
+        entries.extend(_inbox_from_item(raw) for raw in response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            break
+        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    page, more = entries[:limit], len(entries) > limit
+    next_cursor = encode_cursor(scope, {"before": _inbox_sort_key(page[-1])}) if more else None
+    return Page(items=page, next_cursor=next_cursor)
+
+
+# --- delivery claims -------------------------------------------------------------------------
+
+
+class ClaimOutcome(StrEnum):
+    CLAIMED = "claimed"  # ours to send now
+    ALREADY_SENT = "already_sent"  # sent before: nothing to do
+    IN_PROGRESS = "in_progress"  # someone else is sending it right now
+
+
+def claim_delivery(
+    event_id: str, channel: Channel, claim_id: str, *, now: datetime, lease: timedelta
+) -> ClaimOutcome:
+    """Claim the sending of ``event_id`` on ``channel`` for ``lease``."""
+    item = tables.to_item(
+        {
+            **{name: value["S"] for name, value in delivery_key(event_id, channel).items()},
+            "entity": "notification_delivery",
+            "event_id": event_id,
+            "channel": Channel(channel).value,
+            "state": SENDING,
+            "claim_id": claim_id,
+            "lease_until": int((now + lease).timestamp()),
+            tables.TTL_ATTRIBUTE: int((now + DELIVERY_RETENTION).timestamp()),
+        }
+    )
+    try:
+        tables.client().put_item(
+            TableName=tables.table_name(),
+            Item=item,
+            ConditionExpression=(
+                "attribute_not_exists(pk) OR (#state = :sending AND lease_until < :now)"
+            ),
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":sending": {"S": SENDING},
+                ":now": {"N": str(int(now.timestamp()))},
+            },
+        )
+    except Exception as exc:
+        if not _is_condition_failure(exc):
+            raise
+        response = tables.client().get_item(
+            TableName=tables.table_name(), Key=delivery_key(event_id, channel), ConsistentRead=True
+        )
+        state = tables.from_item(response.get("Item") or {}).get("state")
+        return ClaimOutcome.ALREADY_SENT if state == SENT else ClaimOutcome.IN_PROGRESS
+    return ClaimOutcome.CLAIMED
+
+
+def release_delivery(event_id: str, channel: Channel, claim_id: str) -> None:
+    """Give a claim back after a failed send, so the next delivery of the event retries it."""
+    try:
+        tables.client().delete_item(
+            TableName=tables.table_name(),
+            Key=delivery_key(event_id, channel),
+            ConditionExpression="claim_id = :claim AND #state = :sending",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":claim": {"S": claim_id}, ":sending": {"S": SENDING}},
+        )
+    except Exception as exc:
+        if not _is_condition_failure(exc):
+            raise  # the lease will free it
+
+
+def record_delivery(
+    event_id: str,
+    channel: Channel,
+    claim_id: str,
+    entries: Sequence[InboxEntry],
+    *,
+    provider_ids: Sequence[str],
+    at: datetime,
+) -> bool:
+    """Mark the claim sent and add the inbox entries, together; False if the claim was lost
+    (its lease ran out and another delivery took it over)."""
+    uow = UnitOfWork()
+    uow.update(
+        delivery_key(event_id, channel),
+        "SET #state = :sent, sent_at = :at, provider_ids = :ids REMOVE lease_until",
+        tag=("delivery", event_id, Channel(channel).value),
+        condition="claim_id = :claim",
+        names={"#state": "state"},
+        values={
+            ":sent": {"S": SENT},
+            ":at": {"S": timestamp(at)},
+            ":ids": {"L": [{"S": value} for value in provider_ids]},
+            ":claim": {"S": claim_id},
+        },
+    )
+    for entry in entries:
+        uow.put(_inbox_item(entry), tag=("inbox", entry.customer_id, entry.notification_id))
+    try:
+        uow.commit()
+    except TransactionCancelled as exc:
+        if exc.condition_failed:
+            return False
+        raise
+    return True
