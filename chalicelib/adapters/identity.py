@@ -51,6 +51,10 @@ class Claims:
     token_use: str
     client_id: str
     email: str | None = None
+    # Contact claims an id token may carry; a new customer profile starts from them.
+    phone_number: str | None = None
+    name: str | None = None
+    locale: str | None = None
 
 
 class TokenVerifier:
@@ -227,14 +231,21 @@ def _claims_from(payload: Mapping[str, Any], client_ids: frozenset[str]) -> Clai
     if not isinstance(groups, list) or not all(isinstance(group, str) for group in groups):
         raise InvalidToken("malformed cognito:groups")
 
-    email = payload.get("email")
     return Claims(
         user_id=user_id,
         groups=frozenset(groups),
         token_use=token_use,
         client_id=client_id,
-        email=email if isinstance(email, str) and email else None,
+        email=_optional_text(payload, "email"),
+        phone_number=_optional_text(payload, "phone_number"),
+        name=_optional_text(payload, "name"),
+        locale=_optional_text(payload, "locale"),
     )
+
+
+def _optional_text(payload: dict[str, Any], claim: str) -> str | None:
+    value = payload.get(claim)
+    return value[:256] if isinstance(value, str) and value else None
 
 
 def _audience_in(audience: Any, client_ids: frozenset[str]) -> str | None:

@@ -51,9 +51,22 @@ class Principal:
     user_id: str
     groups: frozenset[str]
     email: str | None = None
+    phone_number: str | None = None
+    name: str | None = None
+    locale: str | None = None
 
     def in_any(self, *groups: str) -> bool:
         return not self.groups.isdisjoint(groups)
+
+    @property
+    def contact_claims(self) -> dict[str, str | None]:
+        """What the token says about how to reach the caller (a new profile starts here)."""
+        return {
+            "email": self.email,
+            "phone_number": self.phone_number,
+            "name": self.name,
+            "locale": self.locale,
+        }
 
     @property
     def is_staff(self) -> bool:
@@ -110,6 +123,9 @@ def _context_for(claims: Claims) -> dict[str, str]:
         "groups": ",".join(sorted(claims.groups)),
         "token_use": claims.token_use,
         "email": claims.email or "",
+        "phone_number": claims.phone_number or "",
+        "name": claims.name or "",
+        "locale": claims.locale or "",
     }
 
 
@@ -125,6 +141,9 @@ def principal(request: Request) -> Principal:
         user_id=str(user_id),
         groups=frozenset(group for group in groups.split(",") if group),
         email=str(context.get("email") or "") or None,
+        phone_number=str(context.get("phone_number") or "") or None,
+        name=str(context.get("name") or "") or None,
+        locale=str(context.get("locale") or "") or None,
     )
 
 
@@ -154,4 +173,11 @@ def optional_principal(request: Request) -> Principal | None:
         raise ApiError(
             503, "service_unavailable", "Sign-in cannot be checked right now; try again."
         ) from None
-    return Principal(user_id=claims.user_id, groups=claims.groups, email=claims.email)
+    return Principal(
+        user_id=claims.user_id,
+        groups=claims.groups,
+        email=claims.email,
+        phone_number=claims.phone_number,
+        name=claims.name,
+        locale=claims.locale,
+    )

@@ -9,12 +9,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from chalice import Blueprint, Response
-from chalice.app import Request
 from pydantic import BaseModel, Field, StringConstraints, create_model
 
-from chalicelib.adapters.identity import InvalidToken, JwksUnavailable
 from chalicelib.api import models
-from chalicelib.api.auth import Principal, authorizer, bearer_token, principal, verifier
+from chalicelib.api.auth import authorizer, principal
 from chalicelib.api.openapi import operation
 from chalicelib.api.requests import parse_body
 from chalicelib.domain.notifications import (
@@ -33,8 +31,6 @@ blueprint = Blueprint(__name__)
 
 JSON = {"Content-Type": "application/json"}
 Locale = Literal["zh-CN", "en"]
-# The identity claims a new profile starts from.
-PROFILE_CLAIMS = ("email", "phone_number", "name", "locale")
 
 TRANSACTIONAL_NOTE = (
     "Transactional events are always sent, at least by email, whatever the preferences: "
@@ -166,27 +162,6 @@ class InboxQuery(models.QueryModel):
 # --- views -------------------------------------------------------------------------------------
 
 
-def _identity_claims(request: Request, caller: Principal) -> dict[str, Any]:
-    """The caller's ``PROFILE_CLAIMS`` from their token, to start a profile from.
-
-    The authorizer hands views only the caller's id, groups and email, so the other claims
-    are read from the same bearer token, verified again here first: nothing unverified is
-    trusted. If that fails, the profile starts from what the authorizer gave.
-    """
-    token = bearer_token((request.headers or {}).get("authorization"))
-    fallback = {"email": caller.email}
-    try:
-        verified = verifier().verify(token)
-    except (InvalidToken, JwksUnavailable):
-        return fallback
-    if verified.user_id != caller.user_id:
-        return fallback
-    import jwt
-
-    payload = jwt.decode(token, options={"verify_signature": False})
-    return {name: payload.get(name) for name in PROFILE_CLAIMS}
-
-
 @blueprint.route("/me", methods=["GET"], authorizer=authorizer)
 @operation(
     "Your profile",
@@ -201,7 +176,7 @@ def _identity_claims(request: Request, caller: Principal) -> dict[str, Any]:
 def get_me() -> dict[str, Any]:
     request = blueprint.current_request
     caller = principal(request)
-    profile = customers.get_profile(caller.user_id, _identity_claims(request, caller))
+    profile = customers.get_profile(caller.user_id, caller.contact_claims)
     return profile.as_dict()
 
 

@@ -22,7 +22,7 @@ from chalicelib.domain.orders import (
     OrderStatus,
     ShippingAddress,
 )
-from chalicelib.services import orders
+from chalicelib.services import customers, orders
 
 blueprint = Blueprint(__name__)
 
@@ -178,6 +178,8 @@ def place_order() -> Response:
     caller = require_groups(request, CUSTOMERS)
     key = idempotency_key(request)
     body = parse_body(request, PlaceOrderIn)
+    # The shopper's contact details from sign-in, so the order's notifications reach them.
+    customers.get_profile(caller.user_id, caller.contact_claims)
     placement = orders.place_order(
         caller.user_id,
         body.lines,

@@ -41,6 +41,10 @@ ROUTES: Mapping[str, tuple[str, ...]] = {
     "stock.low": (NOTIFICATIONS,),
     "payment.refunded": (NOTIFICATIONS,),
     "payment.flagged": (NOTIFICATIONS,),
+    "shipment.shipped": (NOTIFICATIONS,),
+    "shipment.out_for_delivery": (NOTIFICATIONS,),
+    "shipment.delivered": (NOTIFICATIONS,),
+    "shipment.exception": (NOTIFICATIONS,),
 }
 DEFAULT_ROUTE: tuple[str, ...] = (NOTIFICATIONS,)
 

@@ -1,0 +1,205 @@
+"""Carriers: booking a parcel, subscribing to its tracking, and reading their signed pushes.
+
+Three push formats arrive at ``POST /webhooks/carriers/{format}``, one module each:
+
+- ``kuaidi100`` — form-encoded ``param`` + ``sign`` (MD5 of param + our subscription salt);
+- ``aftership`` — JSON signed with ``aftership-hmac-sha256`` (base64 HMAC-SHA256);
+- ``easypost`` — a JSON Event signed with ``X-Hmac-Signature: hmac-sha256-hex=...``.
+
+Each module has the same three functions (see ``WebhookFormat``): ``verify_and_parse``
+checks the signature over the raw body before reading anything in it and returns a
+``TrackingUpdate`` (or ``None`` for an authentic event that is not about a parcel, which is
+acknowledged and ignored); ``acknowledge`` and ``reject`` give the reply in the shape that
+carrier expects. A webhook route does::
+
+    fmt = carriers.webhook_format(name)           # UnknownWebhookFormat -> 404
+    try:
+        update = fmt.verify_and_parse(headers, body, carriers.webhook_secret(name, settings))
+    except carriers.WebhookRejected as rejected:
+        return fmt.reject(str(rejected), rejected.status_code)
+    if update is not None:
+        ...record it (idempotent: the Timeline drops events it already has)...
+    return fmt.acknowledge()
+
+Booking and subscribing live in ``kuaidi100.Kuaidi100Client``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
+
+from chalicelib.domain.tracking import TrackingEvent
+
+if TYPE_CHECKING:
+    from chalicelib.settings import Settings
+
+# Mainland China has had no daylight saving since 1991: a fixed offset is exact, and needs no
+# time zone database in the Lambda runtime.
+CHINA_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+KUAIDI100 = "kuaidi100"
+AFTERSHIP = "aftership"
+EASYPOST = "easypost"
+WEBHOOK_FORMATS = (KUAIDI100, AFTERSHIP, EASYPOST)
+
+
+class WebhookRejected(Exception):
+    """A push that is not provably from the carrier (401) or that cannot be read (400)."""
+
+    def __init__(self, message: str, status_code: int = 400) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class UnknownWebhookFormat(LookupError):
+    pass
+
+
+class CarrierError(Exception):
+    """The carrier refused a request or could not be reached; ``code`` is its own code."""
+
+    def __init__(self, message: str, *, code: str = "carrier_error", retryable: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingUpdate:
+    """A verified push, reduced to the parcel's events in our words.
+
+    ``carrier`` is the carrier's code as the format names it (kuaidi100 ``com``, AfterShip
+    ``slug``, EasyPost ``carrier``). ``event_id`` is the push's own id where the format has
+    one (AfterShip, EasyPost); kuaidi100 pushes have none and carry the full history, so the
+    timeline's dedupe is what makes them idempotent. ``subscription_ended`` means the carrier
+    will push no more for this parcel (kuaidi100 ``shutdown`` / ``abort``).
+    """
+
+    source: str  # which push format: kuaidi100, aftership, easypost
+    carrier: str
+    tracking_number: str
+    events: tuple[TrackingEvent, ...]
+    event_id: str | None = None
+    subscription_ended: bool = False
+    message: str = ""  # the carrier's note on the subscription, e.g. "3天查询无记录"
+
+
+class WebhookReply(NamedTuple):
+    status_code: int
+    content_type: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """A parcel handed to a carrier: what the shipment records and the shopper sees."""
+
+    carrier: str  # kuaidi100 company code, e.g. "shunfeng"
+    tracking_number: str
+    tracking_url: str
+    label_reference: str  # the carrier's id for the waybill / label task
+
+
+class WebhookFormat(Protocol):
+    NAME: str
+
+    def verify_and_parse(
+        self, headers: Mapping[str, str], body: bytes, secret: str
+    ) -> TrackingUpdate | None: ...
+
+    def acknowledge(self) -> WebhookReply: ...
+
+    def reject(self, message: str, status_code: int = 500) -> WebhookReply: ...
+
+
+def webhook_format(name: str) -> WebhookFormat:
+    """The module that reads pushes in format ``name`` (``UnknownWebhookFormat`` if none)."""
+    if name not in WEBHOOK_FORMATS:
+        raise UnknownWebhookFormat(name)
+    return cast(WebhookFormat, importlib.import_module(f"{__name__}.{name}"))
+
+
+def webhook_secret(name: str, settings: Settings) -> str:
+    """The secret that format's pushes are signed with (empty when not configured)."""
+    secrets = {
+        KUAIDI100: settings.carrier_webhook_secret,
+        AFTERSHIP: settings.aftership_webhook_secret,
+        EASYPOST: settings.easypost_webhook_secret,
+    }
+    if name not in secrets:
+        raise UnknownWebhookFormat(name)
+    return secrets[name]
+
+
+# Helpers for the format modules.
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def _require_secret(secret: str, name: str) -> None:
+    # An empty key would make every signature "valid" for anyone who knows the scheme.
+    if not secret:
+        raise WebhookRejected(f"no webhook secret is configured for {name}", 401)
+
+
+def _json_document(raw: bytes | str) -> dict[str, Any]:
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise WebhookRejected(f"body is not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise WebhookRejected("body is not a JSON object")
+    return document
+
+
+def _text(value: Any) -> str | None:
+    """A non-empty string from a JSON string or number, else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _required_text(document: Mapping[str, Any], key: str, where: str) -> str:
+    value = _text(document.get(key)) if isinstance(document, Mapping) else None
+    if value is None:
+        raise WebhookRejected(f"{where}.{key} is missing")
+    return value
+
+
+def _estimate_on_newest(
+    events: list[TrackingEvent], estimate: datetime | None
+) -> tuple[TrackingEvent, ...]:
+    """The events, with the carrier's parcel-level delivery estimate on the newest one."""
+    if events and estimate is not None:
+        newest = max(range(len(events)), key=lambda i: events[i].occurred_at)
+        events[newest] = replace(events[newest], estimated_delivery=estimate)
+    return tuple(events)
+
+
+def _reply_json(status_code: int, document: Mapping[str, Any]) -> WebhookReply:
+    return WebhookReply(status_code, "application/json", json.dumps(document, ensure_ascii=False))
+
+
+def _moment(value: Any, default_zone: tzinfo) -> datetime | None:
+    """An aware datetime from ISO 8601 text ("2024-05-08T10:20:00Z", "2024-05-08 10:20:00",
+    "2024-05-08"); naive values are taken in ``default_zone``. ``None`` when absent;
+    ``ValueError`` when present but not a time."""
+    text = _text(value)
+    if text is None:
+        return None
+    if len(text) == 13 and text[10] == " ":  # kuaidi100's hour-precision "YYYY-MM-DD HH"
+        text += ":00"
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=default_zone)
