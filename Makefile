@@ -6,7 +6,7 @@ PORT ?= 8000
 MOTO_PORT ?= 5000
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint unit bench package token tick clean check-stock
+.PHONY: install run test lint unit bench package token tick clean check-stock redrive fast-forward
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,13 @@ token: install  ## print a bearer token for the running local stack: make token 
 tick: install  ## run a schedule handler once against the running stack: make tick JOB=analytics [DATE=2026-11-24]
 	@test -n "$(JOB)" || { echo "usage: make tick JOB=<schedule handler> [DATE=YYYY-MM-DD] [PORT=8000]" >&2; exit 2; }
 	@$(PY) -m infra.local.tick --port $(PORT) $(JOB) $(if $(DATE),--date $(DATE))
+
+redrive: install  ## move dead letters back to their queue after a fix: make redrive QUEUE=fulfilment
+	@test -n "$(QUEUE)" || { echo "usage: make redrive QUEUE=<queue name> [PORT=8000]" >&2; exit 2; }
+	@$(PY) -m infra.local.redrive --port $(PORT) $(QUEUE)
+
+fast-forward: install  ## the emulated carrier delivers every parcel of the running stack now
+	@$(PY) -m infra.local.fast_forward --port $(PORT)
 
 check-stock: install  ## prove the running stack's stock: on_hand = its ledger, reserved = open reservations
 	$(PY) -m infra.local.check_stock --port $(PORT)

@@ -7,7 +7,7 @@ here is read at import time: call ``get_settings()`` where the value is needed.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 
@@ -17,6 +17,17 @@ def _csv(value: str) -> tuple[str, ...]:
 
 def _optional_int(value: str) -> int | None:
     return int(value) if value.strip() else None
+
+
+def _queues(env: dict[str, str] | os._Environ[str]) -> dict[str, tuple[str, str]]:
+    """Each queue the stage has (``<NAME>_QUEUE_URL``) with its dead-letter queue
+    (``<NAME>_DLQ_URL``, empty for a queue without one), by lower-case name."""
+    found = {}
+    for key, url in env.items():
+        if key.endswith("_QUEUE_URL") and url:
+            name = key.removesuffix("_QUEUE_URL")
+            found[name.lower()] = (url, env.get(f"{name}_DLQ_URL", ""))
+    return found
 
 
 @dataclass(frozen=True)
@@ -34,11 +45,14 @@ class Settings:
     jwt_client_ids: tuple[str, ...]
     cors_allow_origins: tuple[str, ...]
     max_body_bytes: int
+    queues: dict[str, tuple[str, str]] = field(default_factory=dict)
     # Orders: shipping is free at or above SHIPPING_FREE_ABOVE (minor units; empty = never),
     # else SHIPPING_FLAT_FEE per shipment; an unpaid order holds stock this many seconds.
     shipping_flat_fee: int = 1000
     shipping_free_above: int | None = 9900
     order_payment_window_seconds: int = 15 * 60
+    # The operations queue (stock.low / stock.recovered -> low-stock alerts); empty = not set.
+    operations_queue_url: str = ""
     # Customer notifications (empty = not configured): the SES-verified sender address, the
     # storefront whose /orders/<id> pages messages link to, and the SNS platform applications
     # that device tokens are registered with.
@@ -86,6 +100,10 @@ class Settings:
     # The deployed code's version, recorded in report manifests (the package step sets it to
     # the git commit it packaged; empty means "dev").
     code_version: str = ""
+    # Analytics: the queue its events arrive on, and the time zone whose calendar days the
+    # figures are kept and reported by (the nightly job's cron in UTC assumes UTC+8).
+    analytics_queue_url: str = ""
+    business_time_zone: str = "Asia/Shanghai"
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -104,9 +122,11 @@ class Settings:
             jwt_client_ids=_csv(env.get("JWT_CLIENT_IDS", "")),
             cors_allow_origins=_csv(env.get("CORS_ALLOW_ORIGINS", "")),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", str(256 * 1024))),
+            queues=_queues(env),
             shipping_flat_fee=int(env.get("SHIPPING_FLAT_FEE", "1000")),
             shipping_free_above=_optional_int(env.get("SHIPPING_FREE_ABOVE", "9900")),
             order_payment_window_seconds=int(env.get("ORDER_PAYMENT_WINDOW_SECONDS", "900")),
+            operations_queue_url=env.get("OPERATIONS_QUEUE_URL", ""),
             notifications_from_email=env.get("NOTIFICATIONS_FROM_EMAIL", ""),
             storefront_url=env.get("STOREFRONT_URL", "").rstrip("/"),
             push_apns_application_arn=env.get("PUSH_APNS_APPLICATION_ARN", ""),
@@ -137,6 +157,8 @@ class Settings:
             easypost_webhook_secret=env.get("EASYPOST_WEBHOOK_SECRET", ""),
             carrier_tracking_url_template=env.get("CARRIER_TRACKING_URL_TEMPLATE", ""),
             code_version=env.get("CODE_VERSION", ""),
+            analytics_queue_url=env.get("ANALYTICS_QUEUE_URL", ""),
+            business_time_zone=env.get("BUSINESS_TIME_ZONE", "") or "Asia/Shanghai",
         )
 
 

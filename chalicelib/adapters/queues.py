@@ -73,3 +73,68 @@ def send_batch(queue_url: str, messages: Sequence[QueueMessage]) -> list[str]:
             )
             failed.append(message.message_id)
     return failed
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    visible: int  # waiting to be received
+    in_flight: int  # received, not yet deleted
+    delayed: int
+
+
+def depth(queue_url: str) -> QueueDepth:
+    attributes = client().get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return QueueDepth(
+        visible=int(attributes.get("ApproximateNumberOfMessages", 0)),
+        in_flight=int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        delayed=int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
+    )
+
+
+def move_messages(from_url: str, to_url: str, *, limit: int) -> int:
+    """Move up to ``limit`` messages, body and attributes unchanged; how many moved.
+
+    Each message is deleted from ``from_url`` only after ``to_url`` accepted it, so a
+    failure part-way leaves a message in one queue or (at worst) in both, never in neither.
+    """
+    moved = 0
+    while moved < limit:
+        received = (
+            client()
+            .receive_message(
+                QueueUrl=from_url,
+                MaxNumberOfMessages=min(SEND_BATCH_LIMIT, limit - moved),
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+                VisibilityTimeout=60,
+            )
+            .get("Messages", [])
+        )
+        if not received:
+            break
+        entries = [
+            {
+                "Id": str(index),
+                "MessageBody": message["Body"],
+                "MessageAttributes": message.get("MessageAttributes") or {},
+            }
+            for index, message in enumerate(received)
+        ]
+        response = client().send_message_batch(QueueUrl=to_url, Entries=entries)
+        sent = {int(entry["Id"]) for entry in response.get("Successful") or []}
+        done = [
+            {"Id": str(index), "ReceiptHandle": received[index]["ReceiptHandle"]} for index in sent
+        ]
+        if done:
+            client().delete_message_batch(QueueUrl=from_url, Entries=done)
+        moved += len(done)
+        if len(done) < len(received):
+            break  # the target refused some; they reappear in the source after the timeout
+    return moved

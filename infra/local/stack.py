@@ -47,6 +47,7 @@ STATE_DIR = REPO_ROOT / ".local"
 HOST = "127.0.0.1"
 REGION = "us-east-1"
 DEFAULT_CORS_ORIGINS = "http://localhost:3000"
+DEFAULT_STOREFRONT_URL = "http://localhost:3000"
 READY_TIMEOUT_SECONDS = 120.0
 _STOP_GRACE_SECONDS = 10.0
 EMULATOR_START_SECONDS = 30.0
@@ -57,6 +58,7 @@ STRIPE_WEBHOOK_NAME = "orderdesk"
 GATEWAY_EMULATORS = (
     ("alipay", "infra.local.emulators.alipay", "AlipayEmulator", "Alipay"),
     ("wechat_pay", "infra.local.emulators.wechat_pay", "WeChatPayEmulator", "WeChat Pay"),
+    ("carrier", "infra.local.emulators.carrier", "CarrierEmulator", "carrier"),
 )
 
 
@@ -93,6 +95,10 @@ class StackOptions:
     stage: str = "local"
     state_dir: Path = STATE_DIR
     ready_timeout: float = READY_TIMEOUT_SECONDS
+    # Seconds the simulated warehouse staff take per step (0: no simulator) and the
+    # emulated carrier per tracking step.
+    warehouse_delay: float = 10.0
+    carrier_step: float = 20.0
 
 
 @dataclass
@@ -164,6 +170,17 @@ class LocalStack:
             ],
         )
         self._spawn("pump", ["infra.local.pump", "--parent-pid", str(os.getpid())])
+        if options.warehouse_delay > 0:
+            self._spawn(
+                "warehouse",
+                [
+                    "infra.local.warehouse",
+                    "--delay",
+                    str(options.warehouse_delay),
+                    "--parent-pid",
+                    str(os.getpid()),
+                ],
+            )
         self._wait_for_gateway()
         if seeding is not None:
             self._wait_for_seed(seeding)
@@ -280,7 +297,11 @@ class LocalStack:
                     "the %s emulator is not available (%s): starting without it", title, exc
                 )
                 continue
-            emulator = emulator_class(self.options.state_dir)
+            emulator = (
+                emulator_class(self.options.state_dir, step_seconds=self.options.carrier_step)
+                if key == "carrier"
+                else emulator_class(self.options.state_dir)
+            )
             self._gateway_emulators[key] = emulator  # stop() stops even a half-started one
             try:
                 emulator.start(host=HOST)
@@ -297,7 +318,9 @@ class LocalStack:
         env.update(
             {
                 "STAGE": self.options.stage,
-                "PUBLIC_API_URL": self.api_url,  # the payment providers' notify URLs
+                "PUBLIC_API_URL": self.api_url,  # providers' and carriers' notify URLs
+                # Links in customer messages (the storefront is not part of this stack yet).
+                "STOREFRONT_URL": os.environ.get("STOREFRONT_URL", DEFAULT_STOREFRONT_URL),
                 "AWS_ENDPOINT_URL": self.moto_url,
                 "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing",
@@ -474,7 +497,7 @@ class LocalStack:
         if self.stack_file is not None:
             self.stack_file.unlink(missing_ok=True)
             self.stack_file = None
-        for name in ("pump", "gateway", "demo data"):
+        for name in ("warehouse", "pump", "gateway", "demo data"):
             self._stop_child(name)
         for emulator in self._gateway_emulators.values():
             with contextlib.suppress(Exception):
@@ -523,6 +546,18 @@ def parse_args(argv: list[str] | None) -> StackOptions:
     parser.add_argument("--moto-port", type=int, default=5000, help="the AWS emulator's port")
     parser.add_argument("--workers", type=int, default=4, help="API worker processes")
     parser.add_argument("--no-demo", action="store_true", help="start without demo data")
+    parser.add_argument(
+        "--warehouse-delay",
+        type=float,
+        default=float(os.environ.get("WAREHOUSE_DELAY", "10")),
+        help="seconds the simulated warehouse takes per step (0: no simulator)",
+    )
+    parser.add_argument(
+        "--carrier-step",
+        type=float,
+        default=float(os.environ.get("CARRIER_STEP", "20")),
+        help="seconds between the emulated carrier's tracking steps",
+    )
     parser.add_argument("--stage", default="local", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.port == args.moto_port:
@@ -533,6 +568,8 @@ def parse_args(argv: list[str] | None) -> StackOptions:
         workers=args.workers,
         demo=not args.no_demo,
         stage=args.stage,
+        warehouse_delay=args.warehouse_delay,
+        carrier_step=args.carrier_step,
     )
 
 

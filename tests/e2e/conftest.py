@@ -127,6 +127,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackUnderT
                 str(port),
                 "--moto-port",
                 str(moto_port),
+                # Tests drive the warehouse through the API; the carrier moves quickly.
+                "--warehouse-delay",
+                "0",
+                "--carrier-step",
+                "1",
             ],
             cwd=REPO_ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
