@@ -6,7 +6,9 @@ here is read at import time: call ``get_settings()`` where the value is needed.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -19,7 +21,7 @@ def _optional_int(value: str) -> int | None:
     return int(value) if value.strip() else None
 
 
-def _queues(env: dict[str, str] | os._Environ[str]) -> dict[str, tuple[str, str]]:
+def _queues(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     """Each queue the stage has (``<NAME>_QUEUE_URL``) with its dead-letter queue
     (``<NAME>_DLQ_URL``, empty for a queue without one), by lower-case name."""
     found = {}
@@ -107,7 +109,7 @@ class Settings:
 
     @classmethod
     def from_environment(cls) -> Settings:
-        env = os.environ
+        env = _with_secrets(os.environ)
         issuer = env.get("JWT_ISSUER", "")
         return cls(
             stage=env.get("STAGE", "dev"),
@@ -160,6 +162,28 @@ class Settings:
             analytics_queue_url=env.get("ANALYTICS_QUEUE_URL", ""),
             business_time_zone=env.get("BUSINESS_TIME_ZONE", "") or "Asia/Shanghai",
         )
+
+
+def _with_secrets(env: Mapping[str, str]) -> Mapping[str, str]:
+    """The environment, completed from the Secrets Manager secret ``SECRETS_ARN`` names.
+
+    Payment and carrier credentials (PEM keys, API keys, webhook secrets) live in one JSON
+    secret of ``{"NAME": "value"}`` pairs, not in the function's environment: Lambda allows
+    4 KB of environment in all, and two RSA private keys alone take most of it. A variable
+    set in the environment wins over the secret's value.
+    """
+    arn = env.get("SECRETS_ARN", "")
+    if not arn:
+        return env
+    import boto3
+
+    secret = boto3.client("secretsmanager").get_secret_value(SecretId=arn)
+    values = json.loads(secret["SecretString"])
+    if not isinstance(values, dict):
+        raise ValueError("the secret SECRETS_ARN names must hold a JSON object")
+    merged = {str(name): str(value) for name, value in values.items()}
+    merged.update({name: value for name, value in env.items() if value})
+    return merged
 
 
 @lru_cache(maxsize=1)

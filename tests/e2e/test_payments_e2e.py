@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import re
 import secrets
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
@@ -28,7 +33,9 @@ from infra.local.emulators.localstripe_server import register_webhook
 if TYPE_CHECKING:
     from conftest import LocalStackUnderTest
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 60
+CHINA = ZoneInfo("Asia/Shanghai")
 CARD_REQUIRING_3DS = "4000000000003220"
 CARD_DECLINED = "4000000000000341"
 SHANGHAI_ADDRESS = {
@@ -621,6 +628,40 @@ def test_someone_elses_order_cannot_be_paid_and_a_paid_order_cannot_be_paid_agai
         stack, shopper, order["order_id"], {"method": "card", "payment_method": "pm_card_visa"}
     )
     assert again.status_code == 409 and again.json()["error"] == "invalid_transition"
+
+
+# --- reconciliation ---------------------------------------------------------------------------
+
+
+def test_the_days_settlement_data_matches_every_payment_and_refund(
+    stack: LocalStackUnderTest,
+) -> None:
+    """Runs after the flows above: every provider's settlement lines for today match ours."""
+    today = datetime.now(CHINA).date().isoformat()
+    if datetime.now(UTC).date().isoformat() != today:
+        pytest.skip("the card (UTC) and China days differ at this hour")
+    tick = ["infra.local.tick", "--port", str(stack.port), "reconcile_payments", "--date", today]
+    ran = subprocess.run(
+        [sys.executable, "-m", *tick],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    finance = stack.auth("finance-1", "finance")
+    report = call(stack, "GET", f"/ops/reconciliation?date={today}", finance)
+    assert report.status_code == 200, report.text
+    body = report.json()
+    assert body["items"] == [], body["items"]
+    assert body["failed_providers"] == {}
+    for provider in ("card", "alipay", "wechat_pay"):
+        assert body["providers"][provider]["matched"] >= 2  # payments and refunds
+    customer = stack.auth("nosy", "customers")
+    assert call(stack, "GET", f"/ops/reconciliation?date={today}", customer).status_code == 403
+    assert call(stack, "GET", "/ops/reconciliation?date=2020-01-01", finance).status_code == 404
+    assert call(stack, "GET", "/ops/reconciliation?date=nope", finance).status_code == 400
 
 
 # --- no card number anywhere -----------------------------------------------------------------
