@@ -65,9 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.local.warehouse")
     parser.add_argument("--delay", type=float, default=10.0, help="seconds per step")
     parser.add_argument("--parent-pid", type=int, help="stop when this process is gone")
+    parser.add_argument("--once", action="store_true", help="one round, then exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     delay = timedelta(seconds=args.delay)
+    if args.once:
+        print(f"moved {work_once(delay)} shipment(s) one step")
+        return 0
     while _parent_alive(args.parent_pid):
         try:
             work_once(delay)

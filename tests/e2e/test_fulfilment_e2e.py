@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -243,6 +244,48 @@ def test_a_paid_split_order_is_picked_packed_shipped_tracked_and_delivered(
     assert sms == expected
     shipped_mail = next(e for e in entries if e["event_type"] == "shipment.shipped")
     assert any(number in shipped_mail["body"] for number in tracking_numbers)
+
+
+def test_the_warehouse_simulator_moves_paid_orders_through_the_same_steps(
+    stack: LocalStackUnderTest, ops: dict[str, str]
+) -> None:
+    shopper = stack.auth(f"sim-{uuid.uuid4().hex[:8]}", "customers")
+    sku = split_order_product(stack, ops)
+    body = {"lines": [{"sku": sku, "quantity": 1}], "shipping_address": ADDRESS}
+    order = call(stack, "POST", "/orders", shopper, body).json()
+    paid = call(
+        stack,
+        "POST",
+        f"/orders/{order['order_id']}/payments",
+        shopper,
+        {"method": "card", "payment_method": "pm_card_visa"},
+    )
+    assert paid.json()["status"] == "succeeded", paid.text
+    [shipment_id] = [s["shipment_id"] for s in order["shipments"]]
+    warehouse = order["shipments"][0]["warehouse"]
+
+    def released() -> bool:
+        page = call(stack, "GET", f"/warehouses/{warehouse}/shipments?status=pending", ops)
+        return shipment_id in {item["shipment_id"] for item in page.json()["items"]}
+
+    eventually(released, what="the shipment to be released")
+    statuses = []
+    for _ in range(3):  # pick, pack, ship: one step per round
+        ran = subprocess.run(
+            [sys.executable, "-m", "infra.local.warehouse", "--delay", "0", "--once"],
+            cwd=REPO_ROOT,
+            env={**os.environ, **stack.env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert ran.returncode == 0, ran.stderr
+        current = call(stack, "GET", f"/orders/{order['order_id']}", shopper).json()
+        statuses.append(current["shipments"][0]["status"])
+    assert statuses == ["picking", "packed", "shipped"]
+    tracking = call(stack, "GET", f"/orders/{order['order_id']}/tracking", shopper).json()
+    assert tracking["shipments"][0]["tracking_number"]
 
 
 def _kuaidi100_push(number: str, salt: str) -> dict[str, str]:
