@@ -6,7 +6,7 @@ PORT ?= 8000
 MOTO_PORT ?= 5000
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint unit bench package token tick clean check-stock redrive fast-forward
+.PHONY: install run test lint unit bench package token tick clean check-stock redrive fast-forward history
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ token: install  ## print a bearer token for the running local stack: make token 
 tick: install  ## run a schedule handler once against the running stack: make tick JOB=analytics [DATE=2026-11-24]
 	@test -n "$(JOB)" || { echo "usage: make tick JOB=<schedule handler> [DATE=YYYY-MM-DD] [PORT=8000]" >&2; exit 2; }
 	@$(PY) -m infra.local.tick --port $(PORT) $(JOB) $(if $(DATE),--date $(DATE))
+
+history: install  ## simulated orders on the running stack: today over HTTP, the DAYS before with an injected clock: make history DAYS=7
+	@$(PY) -m infra.local.history --port $(PORT) --days $(or $(DAYS),7)
 
 redrive: install  ## move dead letters back to their queue after a fix: make redrive QUEUE=fulfilment
 	@test -n "$(QUEUE)" || { echo "usage: make redrive QUEUE=<queue name> [PORT=8000]" >&2; exit 2; }

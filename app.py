@@ -3,9 +3,13 @@
 from chalice import Chalice
 
 from chalicelib import api
-from chalicelib.workers import outbox, schedules
+from chalicelib.workers import analytics, fulfilment, notifications, operations, outbox, schedules
 
 app = Chalice(app_name="orderdesk")
 api.register(app)
 app.register_blueprint(outbox.blueprint)
 app.register_blueprint(schedules.blueprint)
+app.register_blueprint(notifications.blueprint)
+app.register_blueprint(fulfilment.blueprint)
+app.register_blueprint(operations.blueprint)
+app.register_blueprint(analytics.blueprint)

@@ -19,7 +19,11 @@ template for the same app and stage (so handlers added later are picked up witho
   failing batch, retries a bounded number of times, then sends the batch's metadata to
   ``StreamFailureQueue``, so one bad record cannot block its shard;
 * the REST API answers its own errors (authorizer 401/403, unknown route, 413, throttling)
-  in our error shape, and the stage is throttled.
+  in our error shape, and the stage is throttled;
+* the Athena catalogue over the report exports (a Glue database and a table per report and
+  format) is generated from the declared report schemas (``infra/report_catalog.py``);
+* every function gets ``CODE_VERSION``: $CODE_VERSION if set, else the git commit packaged
+  (recorded in report manifests).
 
 IAM, a deliberate choice: ``.chalice/policy-<stage>.json`` is the one place permissions are
 written. Resources have fixed, stage-scoped names (``orderdesk-<stage>-...``), so the policy
@@ -54,6 +58,7 @@ from typing import Any
 from infra.local.gateway import swagger_gateway_responses
 from infra.local.provision import TEMPLATE_PATH as RESOURCES_TEMPLATE
 from infra.local.provision import load_template
+from infra.report_catalog import glue_resources
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHALICE_TEMPLATE_FILE = "sam.json"
@@ -98,7 +103,12 @@ def package(
     out_dir = out_dir.resolve()
     with tempfile.TemporaryDirectory(prefix="chalice-template-") as scratch:
         chalice_template = _run_chalice_package(project_dir, stage, Path(scratch))
-    merge = build_merge_template(load_template(resources_path), chalice_template, stage)
+    merge = build_merge_template(
+        load_template(resources_path),
+        chalice_template,
+        stage,
+        code_version=packaged_code_version(project_dir),
+    )
     merge_path = project_dir / "build" / f"merge-template-{stage}.json"
     merge_path.parent.mkdir(parents=True, exist_ok=True)
     merge_path.write_text(json.dumps(merge, indent=2, sort_keys=True), encoding="utf-8")
@@ -110,10 +120,19 @@ def package(
 
 
 def build_merge_template(
-    resources: Mapping[str, Any], chalice_template: Mapping[str, Any], stage: str
+    resources: Mapping[str, Any],
+    chalice_template: Mapping[str, Any],
+    stage: str,
+    *,
+    code_version: str = "dev",
 ) -> dict[str, Any]:
     """The template to merge into Chalice's: the resources plus patches to Chalice's own."""
     merge: dict[str, Any] = copy.deepcopy(dict(resources))
+    catalog = glue_resources()
+    duplicated = sorted(set(merge["Resources"]) & set(catalog))
+    if duplicated:
+        raise PackagingError(f"resources.yaml defines generated report catalogue ids: {duplicated}")
+    merge["Resources"].update(catalog)
     chalice_resources: Mapping[str, Any] = chalice_template.get("Resources", {})
     clashes = sorted(set(merge["Resources"]) & set(chalice_resources))
     if clashes:
@@ -131,6 +150,8 @@ def build_merge_template(
     merge["Globals"] = {
         "Function": {"Environment": {"Variables": _globals_environment(merge, chalice_env)}}
     }
+    if "CODE_VERSION" not in chalice_env:
+        merge["Globals"]["Function"]["Environment"]["Variables"]["CODE_VERSION"] = code_version
     for variable, (parameter, description) in PARAMETER_ENVIRONMENT.items():
         if variable not in chalice_env:
             merge["Parameters"][parameter] = {"Type": "String", "Description": description}
@@ -162,6 +183,25 @@ def build_merge_template(
                 "Properties": _api_patch(_single_cors_origin(chalice_resources))
             }
     return merge
+
+
+def packaged_code_version(project_dir: Path) -> str:
+    """$CODE_VERSION, else the commit checked out in ``project_dir``, else "dev"."""
+    if os.environ.get("CODE_VERSION"):
+        return os.environ["CODE_VERSION"]
+    try:
+        completed = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=project_dir,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "dev"
+    commit = completed.stdout.strip()
+    return commit if completed.returncode == 0 and commit else "dev"
 
 
 def _verify_event_sources_patched(merge: Mapping[str, Any], packaged: Mapping[str, Any]) -> None:

@@ -6,13 +6,18 @@ from chalice import Chalice
 
 from chalicelib import observability
 from chalicelib.api import (
+    alerts,
     auth,
     cors,
     health,
+    me,
     openapi,
+    operations,
     orders,
     payments,
     products,
+    reports,
+    shipments,
     stock,
     warehouses,
 )
@@ -22,6 +27,10 @@ BLUEPRINTS = [auth.blueprint, health.blueprint]
 BLUEPRINTS += [products.blueprint, warehouses.blueprint, openapi.blueprint]
 BLUEPRINTS += [stock.blueprint]
 BLUEPRINTS += [orders.blueprint, payments.blueprint]
+BLUEPRINTS += [me.blueprint]
+BLUEPRINTS += [shipments.blueprint, operations.blueprint]
+BLUEPRINTS += [alerts.blueprint]
+BLUEPRINTS += [reports.blueprint]
 
 
 _registered = False

@@ -30,6 +30,12 @@ from chalicelib.domain.catalogue import (
     WarehouseDetails,
 )
 from chalicelib.domain.money import Money
+from chalicelib.domain.replenishment import (
+    MAX_LEAD_TIME_DAYS,
+    MAX_LOW_STOCK_THRESHOLD,
+    MAX_TARGET_DAYS_OF_COVER,
+    ReorderPolicy,
+)
 
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 CATEGORY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,47}$"
@@ -147,6 +153,11 @@ class Price(RequestModel):
         return Money(self.amount, self.currency)
 
 
+Threshold = Annotated[JsonInt, Field(ge=0, le=MAX_LOW_STOCK_THRESHOLD)]
+LeadTimeDays = Annotated[JsonInt, Field(ge=0, le=MAX_LEAD_TIME_DAYS)]
+DaysOfCover = Annotated[JsonInt, Field(ge=1, le=MAX_TARGET_DAYS_OF_COVER)]
+
+
 class ProductPut(RequestModel):
     """The body of PUT /products/{sku}: the whole product (a replacement, not a patch)."""
 
@@ -156,6 +167,19 @@ class ProductPut(RequestModel):
     price: Price
     images: list[ImageUrl] = Field(default_factory=list, max_length=MAX_IMAGES)
     active: bool = Field(default=True, description="Inactive products are visible to staff only.")
+    # Ops only: never shown to shoppers. Left out (or null) means not set.
+    default_low_stock_threshold: Threshold | None = Field(
+        default=None,
+        description="The low-stock threshold of every stock level of this product that has "
+        "none of its own (0 when not set).",
+    )
+    unit_cost: Price | None = Field(default=None, description="What one unit costs us.")
+    lead_time_days: LeadTimeDays | None = Field(
+        default=None, description="Days from ordering stock to receiving it."
+    )
+    target_days_of_cover: DaysOfCover | None = Field(
+        default=None, description="Days of sales a delivery should cover."
+    )
 
     def to_domain(self) -> ProductDetails:
         return ProductDetails(
@@ -165,6 +189,12 @@ class ProductPut(RequestModel):
             price=self.price.to_domain(),
             images=tuple(self.images),
             active=self.active,
+            reorder=ReorderPolicy(
+                default_low_stock_threshold=self.default_low_stock_threshold,
+                unit_cost=self.unit_cost.to_domain() if self.unit_cost else None,
+                lead_time_days=self.lead_time_days,
+                target_days_of_cover=self.target_days_of_cover,
+            ),
         )
 
 
@@ -194,6 +224,25 @@ class ProductBody(ResponseModel):
         )
 
 
+class ReorderFieldsBody(ResponseModel):
+    """The ops-only fields of a product (present for ops, never for anyone else)."""
+
+    default_low_stock_threshold: int | None = None
+    unit_cost: MoneyBody | None = None
+    lead_time_days: int | None = None
+    target_days_of_cover: int | None = None
+
+    @staticmethod
+    def values(product: Product) -> dict[str, Any]:
+        policy = product.reorder
+        return {
+            "default_low_stock_threshold": policy.default_low_stock_threshold,
+            "unit_cost": MoneyBody.of(policy.unit_cost) if policy.unit_cost else None,
+            "lead_time_days": policy.lead_time_days,
+            "target_days_of_cover": policy.target_days_of_cover,
+        }
+
+
 class DeliveryEstimateBody(ResponseModel):
     earliest: date
     latest: date
@@ -210,6 +259,10 @@ class AvailabilityBody(ResponseModel):
 
 class ProductDetailBody(ProductBody):
     availability: AvailabilityBody
+
+
+class OpsProductDetailBody(ProductDetailBody, ReorderFieldsBody):
+    """A product page as ops see it: also the ops-only fields."""
 
 
 class ProductDetailQuery(QueryModel):

@@ -178,8 +178,6 @@ def place_order() -> Response:
     caller = require_groups(request, CUSTOMERS)
     key = idempotency_key(request)
     body = parse_body(request, PlaceOrderIn)
-    # The shopper's contact details from sign-in, so the order's notifications reach them.
-    customers.get_profile(caller.user_id, caller.contact_claims)
     placement = orders.place_order(
         caller.user_id,
         body.lines,
@@ -187,6 +185,8 @@ def place_order() -> Response:
         note=body.note,
         idempotency_key=key,
     )
+    # The shopper's contact details from sign-in, so the order's notifications reach them.
+    customers.get_profile(caller.user_id, caller.contact_claims)
     headers = {**JSON, "Location": f"/orders/{placement.order_id}"}
     if placement.replayed:
         headers[REPLAYED_HEADER] = "true"

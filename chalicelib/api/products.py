@@ -1,4 +1,9 @@
-"""Products: ops create and replace them; anyone browses and searches the active ones."""
+"""Products: ops create and replace them; anyone browses and searches the active ones.
+
+The stock-planning fields (default threshold, unit cost, lead time, days of cover) are ops
+only: ops send them with PUT and read them with GET; everyone else sees the public product
+shape (as does the PUT response, the product as shoppers will see it).
+"""
 
 from __future__ import annotations
 
@@ -23,10 +28,16 @@ def _caller_is_staff() -> bool:
     return caller is not None and caller.is_staff
 
 
+def _caller_is_ops() -> bool:
+    caller = optional_principal(blueprint.current_request)
+    return caller is not None and caller.in_any(OPS)
+
+
 @blueprint.route("/products/{sku}", methods=["PUT"], authorizer=authorizer)
 @operation(
     "Create or replace a product",
-    description="201 when the SKU is new, 200 when it replaces (or repeats) the product.",
+    description="201 when the SKU is new, 200 when it replaces (or repeats) the product. "
+    "Stock levels without a threshold of their own take default_low_stock_threshold.",
     tags=("catalogue",),
     request=models.ProductPut,
     responses={200: models.ProductBody, 201: models.ProductBody},
@@ -37,6 +48,8 @@ def put_product(sku: str) -> Response:
     require_groups(request, OPS)
     details = parse_body(request, models.ProductPut).to_domain()
     saved = catalogue.put_product(sku, details)
+    # Also when nothing changed: completes a run that failed after the product was saved.
+    stock.apply_default_threshold(saved.value)
     headers = {"Location": f"/products/{sku}"} if saved.created else {}
     return Response(
         body=models.dump(models.ProductBody.of(saved.value)),
@@ -48,10 +61,11 @@ def put_product(sku: str) -> Response:
 @blueprint.route("/products/{sku}", methods=["GET"])
 @operation(
     "A product",
-    description="Inactive products are found only with a staff (ops or support) token.",
+    description="Inactive products are found only with a staff (ops or support) token. "
+    "The stock-planning fields are included for ops only.",
     tags=("catalogue",),
     query=models.ProductDetailQuery,
-    responses={200: models.ProductDetailBody},
+    responses={200: models.OpsProductDetailBody},
     auth="optional",
     path_params=SKU_PARAMETER,
 )
@@ -59,10 +73,16 @@ def get_product(sku: str) -> dict[str, Any]:
     params = models.ProductDetailQuery.model_validate(blueprint.current_request.query_params or {})
     product = catalogue.get_product(sku, staff=_caller_is_staff())
     near = None if params.lat is None else Location(params.lat, params.lon)
-    body = models.ProductDetailBody(
+    fields = {
         **models.ProductBody.of(product).model_dump(),
-        availability=models.AvailabilityBody(**stock.availability(sku, near)),
-    )
+        "availability": models.AvailabilityBody(**stock.availability(sku, near)),
+    }
+    if _caller_is_ops():
+        body: models.ProductDetailBody = models.OpsProductDetailBody(
+            **fields, **models.ReorderFieldsBody.values(product)
+        )
+    else:
+        body = models.ProductDetailBody(**fields)
     return models.dump(body)
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 
 from chalicelib.domain import search
 from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.money import Money
+from chalicelib.domain.replenishment import ReorderPolicy
 
 # SKUs, warehouse ids and user ids share one shape; it ends up inside storage keys.
 ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -193,6 +194,8 @@ class ProductDetails:
     description: LocalizedText = LocalizedText()
     images: tuple[str, ...] = ()
     active: bool = True
+    # Ops only (never shown to shoppers): thresholds and restocking.
+    reorder: ReorderPolicy = field(default_factory=ReorderPolicy)
 
     def __post_init__(self) -> None:
         if self.name.is_empty():
@@ -224,6 +227,7 @@ class Product:
     updated_at: datetime
     # Bumped on every replacement; the store writes conditionally on it.
     version: int = 1
+    reorder: ReorderPolicy = field(default_factory=ReorderPolicy)
 
     def __post_init__(self) -> None:
         require_id(self.sku, "sku")
@@ -239,6 +243,11 @@ class Product:
     def replaced_by(self, details: ProductDetails, now: datetime) -> Product:
         values = {name: getattr(details, name) for name in _DETAIL_FIELDS}
         return replace(self, updated_at=now, version=self.version + 1, **values)
+
+    @property
+    def unit_cost(self) -> Money | None:
+        """What one unit costs us (ops only; None when not set)."""
+        return self.reorder.unit_cost
 
     def is_visible_to(self, *, staff: bool) -> bool:
         """Inactive products exist only for staff; shoppers never see them."""

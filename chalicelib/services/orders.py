@@ -263,7 +263,7 @@ def _reserve(
             if room > 0:
                 room -= 1
             else:
-                inventory_store.add_movement(uow, movement)
+                inventory_store.add_movement(uow, movement, before=before)
                 overflow.append((after, movement))
                 continue
         stock.record_movement(uow, before, after, movement)

@@ -2,16 +2,22 @@
 
 Each movement is one transaction: the level's guarded delta update, its ledger entry and,
 when the movement takes ``available`` to or below the low-stock threshold from above it, a
-``stock.low`` outbox event. The service reads the level (strongly consistent), asks the
-domain what the movement is, and commits; the write's own guard (``available >= need``)
-is what actually prevents overselling. If the guard fails or the transaction collides
-with another one, the level is read again and the movement re-planned (bounded).
+``stock.low`` outbox event (``stock.recovered`` when it rises back above it; units
+shipped are counted per day for sales velocity). The service reads the level (strongly
+consistent), asks the domain what the movement is, and commits; the write's own guard
+(``available >= need``) is what actually prevents overselling. If the guard fails or the
+transaction collides with another one, the level is read again and the movement
+re-planned (bounded).
 
-Low-stock crossings are decided against the level this service read. Two movements that
-commit at the same moment may both see the level above the threshold (two alerts) or the
-second may see it already below (one alert); an alert can only be missed if a movement
-commits between our read and our write and neither side saw the crossing. A scheduled
-check of levels at or under their thresholds (a later issue) catches those.
+Low-stock crossings are decided against the level this service read, and the write is
+guarded on the level still being on the same side of its threshold (see
+``store.inventory``): if another movement crossed it in between, the movement is planned
+again, so each crossing is seen once. The low-stock index the same write maintains lets
+the scheduled check (``services.low_stock``) find every low level without a Scan.
+
+A level without a threshold of its own follows its product's
+``default_low_stock_threshold``: a new level starts with it, and changing the product's
+default updates the levels that follow it.
 """
 
 from __future__ import annotations
@@ -26,10 +32,16 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from chalicelib.domain import inventory as rules
-from chalicelib.domain.catalogue import Location, ProductNotFound, Warehouse, WarehouseNotFound
+from chalicelib.domain.catalogue import (
+    Location,
+    Product,
+    ProductNotFound,
+    Warehouse,
+    WarehouseNotFound,
+)
 from chalicelib.domain.catalogue import require_id as _require_id
 from chalicelib.domain.errors import Conflict, InvalidInput, UnknownSku
-from chalicelib.domain.inventory import Movement, StockLevel
+from chalicelib.domain.inventory import Movement, MovementType, StockLevel
 from chalicelib.services import catalogue
 from chalicelib.settings import get_settings
 from chalicelib.store import inventory as store
@@ -44,6 +56,11 @@ MAX_THRESHOLD = MAX_QUANTITY
 DEFAULT_LEDGER_PAGE = 50
 MAX_LEDGER_PAGE = store.MAX_LEDGER_PAGE
 STOCK_LOW = "stock.low"
+STOCK_RECOVERED = "stock.recovered"
+# A transaction holds 100 actions and releasing the largest order (40 allocations) needs
+# 82 of them, so at most this many recovery events ride along in one; the scheduled
+# low-stock check resolves the alerts of any recovery left out.
+MAX_RECOVERY_EVENTS_PER_TRANSACTION = 16
 WAREHOUSE_CACHE_SECONDS = 60.0
 _ATTEMPTS = 5
 # Levels stocked per transaction by ``stock_if_new`` (two actions each, 100 at most).
@@ -134,11 +151,17 @@ def forget_cached_warehouses() -> None:
     _warehouses.forget()
 
 
-def _require_sku(sku: str, *, in_body: bool = False) -> str:
+def _require_product(sku: str, *, in_body: bool = False) -> Product:
     _require_id(sku, "sku")
-    if catalogue.products.get(sku) is None:
+    product = catalogue.products.get(sku)
+    if product is None:
         # A path names a resource (404); a body names a reference (400 unknown_sku).
         raise UnknownSku([sku]) if in_body else ProductNotFound(sku)
+    return product
+
+
+def _require_sku(sku: str, *, in_body: bool = False) -> str:
+    _require_product(sku, in_body=in_body)
     return sku
 
 
@@ -170,18 +193,50 @@ def _require_quantity(value: int, what: str, *, allow_negative: bool = False) ->
 
 
 def record_movement(
-    uow: UnitOfWork, before: StockLevel, after: StockLevel, movement: Movement
+    uow: UnitOfWork,
+    before: StockLevel,
+    after: StockLevel,
+    movement: Movement,
+    *,
+    creates_level: bool = False,
 ) -> None:
-    """Add a movement to ``uow``, with a ``stock.low`` event when it crosses the threshold.
+    """Add a movement to ``uow``, with a ``stock.low`` event when it crosses the threshold
+    and a ``stock.recovered`` event when it rises back above it (both in the movement's
+    transaction), and the day's shipped units when goods leave.
 
     For every use case that moves stock (orders reserve, release and ship through this
-    too), so the low-stock rule lives in one place.
+    too), so the low-stock rule lives in one place. A movement that ``creates_level`` (the
+    first receipt) rises from nothing: there is no alert to resolve, so no recovery event.
     """
-    store.add_movement(uow, movement)
+    store.add_movement(uow, movement, before=before)
+    if movement.type is MovementType.SHIPPED:
+        # Sales velocity counts shipments: a shipment leaves one warehouse (at most 20
+        # lines), so its transaction has room for a counter per line.
+        store.add_units_shipped(
+            uow, movement.sku, movement.warehouse, business_day(movement.at), movement.quantity
+        )
     if rules.crossed_low_threshold(before, after):
         outbox.add_event(
             uow, STOCK_LOW, low_stock_payload(after, movement), occurred_at=movement.at
         )
+    elif (
+        not creates_level
+        and rules.recovered_above_threshold(before, after)
+        and _room_for_recovery_event(uow)
+    ):
+        outbox.add_event(
+            uow, STOCK_RECOVERED, low_stock_payload(after, movement), occurred_at=movement.at
+        )
+
+
+def _room_for_recovery_event(uow: UnitOfWork) -> bool:
+    events = sum(1 for tag in uow.tags if tag[:1] == ("outbox",))
+    return events < MAX_RECOVERY_EVENTS_PER_TRANSACTION
+
+
+def business_day(moment: datetime) -> date:
+    """The calendar day in China that ``moment`` falls on (sales are counted per day)."""
+    return moment.astimezone(CHINA_TIME).date()
 
 
 def low_stock_payload(level: StockLevel, movement: Movement) -> dict[str, Any]:
@@ -223,8 +278,18 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _read_level(sku: str, warehouse: str) -> StockLevel:
-    return store.get_levels(sku, [warehouse], consistent=True)[warehouse]
+def _read_levels(
+    sku: str, warehouses: list[str], product: Product
+) -> tuple[dict[str, StockLevel], frozenset[str]]:
+    """The levels as they are now, and the warehouses where the level does not exist yet
+    (a new level starts at the product's default threshold)."""
+    existing = {
+        level.warehouse: level
+        for level in store.existing_levels([(sku, w) for w in warehouses], consistent=True)
+    }
+    threshold = product.reorder.low_stock_threshold
+    levels = {w: existing.get(w) or StockLevel.empty(sku, w, threshold) for w in warehouses}
+    return levels, frozenset(warehouses) - set(existing)
 
 
 def receive(
@@ -232,14 +297,15 @@ def receive(
 ) -> StockLevel:
     """Goods arrived: on_hand += quantity. The level as this movement left it."""
     _require_quantity(quantity, "quantity")
-    _require_sku(sku)
+    product = _require_product(sku)
     _require_warehouse(warehouse)
 
     def plan() -> tuple[UnitOfWork, StockLevel]:
-        before = _read_level(sku, warehouse)
+        levels, new = _read_levels(sku, [warehouse], product)
+        before = levels[warehouse]
         after, movement = rules.receive(before, quantity, at=_now(), actor=actor, note=note)
         uow = UnitOfWork()
-        record_movement(uow, before, after, movement)
+        record_movement(uow, before, after, movement, creates_level=warehouse in new)
         return uow, after
 
     return _commit_with_retries(plan)
@@ -258,16 +324,17 @@ def adjust(
     _require_quantity(delta, "delta", allow_negative=True)
     if delta == 0:
         raise InvalidInput("delta must not be 0.", [{"field": "delta", "message": "must not be 0"}])
-    _require_sku(sku)
+    product = _require_product(sku)
     _require_warehouse(warehouse)
 
     def plan() -> tuple[UnitOfWork, StockLevel]:
-        before = _read_level(sku, warehouse)
+        levels, new = _read_levels(sku, [warehouse], product)
+        before = levels[warehouse]
         after, movement = rules.adjust(
             before, delta, reason=reason, at=_now(), actor=actor, note=note
         )
         uow = UnitOfWork()
-        record_movement(uow, before, after, movement)
+        record_movement(uow, before, after, movement, creates_level=warehouse in new)
         return uow, after
 
     return _commit_with_retries(plan)
@@ -292,11 +359,11 @@ def transfer(
             "from and to must be different warehouses.",
             [{"field": "to", "message": "same as from"}],
         )
-    _require_sku(sku, in_body=True)
+    product = _require_product(sku, in_body=True)
     transfer_id = "trf_" + uuid.uuid4().hex
 
     def plan() -> tuple[UnitOfWork, TransferResult]:
-        levels = store.get_levels(sku, [source, destination], consistent=True)
+        levels, new = _read_levels(sku, [source, destination], product)
         moved = rules.transfer(
             levels[source],
             levels[destination],
@@ -308,7 +375,13 @@ def transfer(
         )
         uow = UnitOfWork()
         record_movement(uow, levels[source], moved.source, moved.outgoing)
-        record_movement(uow, levels[destination], moved.destination, moved.incoming)
+        record_movement(
+            uow,
+            levels[destination],
+            moved.destination,
+            moved.incoming,
+            creates_level=destination in new,
+        )
         return uow, TransferResult(transfer_id, moved.source, moved.destination)
 
     return _commit_with_retries(plan)
@@ -327,6 +400,25 @@ def set_threshold(sku: str, warehouse: str, low_stock_threshold: int) -> StockLe
     _require_sku(sku)
     _require_warehouse(warehouse)
     return store.set_threshold(sku, warehouse, low_stock_threshold, at=_now())
+
+
+def apply_default_threshold(product: Product) -> list[StockLevel]:
+    """Bring the levels of ``product`` that have no threshold of their own in line with its
+    ``default_low_stock_threshold`` (0 when unset); the levels that changed.
+
+    Run after a product is saved; running it again changes nothing, so a failed run is
+    completed by saving the product again.
+    """
+    threshold = product.reorder.low_stock_threshold
+    warehouses = [w.id for w in known_warehouses()]
+    changed: list[StockLevel] = []
+    for level in store.levels_following_default(product.sku, warehouses):
+        if level.low_stock_threshold == threshold:
+            continue
+        updated = store.follow_default_threshold(product.sku, level.warehouse, threshold, at=_now())
+        if updated is not None:
+            changed.append(updated)
+    return changed
 
 
 # --- reads ---------------------------------------------------------------------------------
@@ -401,9 +493,8 @@ def stock_if_new(
         _require_id(sku, "sku")
         _require_warehouse(warehouse)
         _require_quantity(quantity, "quantity")
-    unknown = sorted(
-        {sku for sku, _ in wanted} - set(catalogue.products.get_many(s for s, _ in wanted))
-    )
+    products = catalogue.products.get_many(s for s, _ in wanted)
+    unknown = sorted({sku for sku, _ in wanted} - set(products))
     if unknown:
         raise UnknownSku(unknown)
 
@@ -419,14 +510,11 @@ def stock_if_new(
             for sku, warehouse in chunk:
                 if (sku, warehouse) in taken:
                     continue
+                empty = StockLevel.empty(sku, warehouse, products[sku].reorder.low_stock_threshold)
                 level, movement = rules.receive(
-                    StockLevel.empty(sku, warehouse),
-                    wanted[(sku, warehouse)],
-                    at=_now(),
-                    actor=actor,
-                    note=note,
+                    empty, wanted[(sku, warehouse)], at=_now(), actor=actor, note=note
                 )
-                store.add_movement(uow, movement, new_level=True)
+                store.add_movement(uow, movement, new_level=True, before=empty)
                 levels.append(level)
             return uow, levels
 

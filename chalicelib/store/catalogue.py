@@ -5,6 +5,8 @@ Item shapes (the only place that knows them):
     product      pk=PRODUCT#<sku>      sk=PRODUCT
                  gsi1pk=CATEGORY#<category>  gsi1sk=<A|I>#<sku>   (A = active, I = inactive)
                  gsi2pk=PRODUCTS             gsi2sk=<A|I>#<sku>
+                 ops only, each absent when not set: default_low_stock_threshold,
+                 unit_cost {amount, currency}, lead_time_days, target_days_of_cover
     search term  pk=TERM#<term>        sk=PRODUCT#<sku>
     warehouse    pk=WAREHOUSE#<id>     sk=WAREHOUSE
                  gsi1pk=WAREHOUSES           gsi1sk=<id>
@@ -40,6 +42,7 @@ from chalicelib.domain.catalogue import (
 )
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.money import Money
+from chalicelib.domain.replenishment import ReorderPolicy
 from chalicelib.store import tables
 from chalicelib.store.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
 
@@ -101,7 +104,32 @@ def _product_item(product: Product) -> dict[str, Any]:
             "created_at": _iso(product.created_at),
             "updated_at": _iso(product.updated_at),
             "version": product.version,
+            **_reorder_attributes(product.reorder),
         }
+    )
+
+
+def _reorder_attributes(policy: ReorderPolicy) -> dict[str, Any]:
+    # None values are left out of the item (tables.to_item).
+    return {
+        "default_low_stock_threshold": policy.default_low_stock_threshold,
+        "unit_cost": policy.unit_cost.as_dict() if policy.unit_cost else None,
+        "lead_time_days": policy.lead_time_days,
+        "target_days_of_cover": policy.target_days_of_cover,
+    }
+
+
+def _reorder_from(item: dict[str, Any]) -> ReorderPolicy:
+    def number(name: str) -> int | None:
+        value = item.get(name)
+        return None if value is None else int(value)
+
+    cost = item.get("unit_cost")
+    return ReorderPolicy(
+        default_low_stock_threshold=number("default_low_stock_threshold"),
+        unit_cost=Money(int(cost["amount"]), cost["currency"]) if cost else None,
+        lead_time_days=number("lead_time_days"),
+        target_days_of_cover=number("target_days_of_cover"),
     )
 
 
@@ -120,6 +148,7 @@ def product_from_item(raw: dict[str, Any]) -> Product:
         created_at=datetime.fromisoformat(item["created_at"]),
         updated_at=datetime.fromisoformat(item["updated_at"]),
         version=int(item.get("version", 1)),
+        reorder=_reorder_from(item),
     )
 
 

@@ -4,10 +4,15 @@ Item shapes (the only place that knows them):
 
     level    pk=STOCK#<sku>#<warehouse>    sk=LEVEL
              sku, warehouse, on_hand, reserved, available, low_stock_threshold,
-             movements (how many ledger entries it has), updated_at
+             threshold_source ("level" once ops set the level's own; else it follows the
+             product's default), movements (how many ledger entries it has), updated_at
+             gsi3pk=LOWSTOCK#<n>   gsi3sk=<sku>#<warehouse>      only while available <=
+                                                                 low_stock_threshold
     ledger   pk=LEDGER#<sku>#<warehouse>   sk=<at, ISO 8601 UTC with microseconds>#<movement id>
              sku, warehouse, type, quantity, on_hand_delta, reserved_delta, reference, note,
              reason, actor, at
+    shipped  pk=SHIPPED#<sku>#<warehouse>  sk=<day, YYYY-MM-DD>
+             units (shipped from the warehouse that day), expires_ttl
 
 ``available`` is stored as well as derived: a DynamoDB condition cannot do arithmetic, and
 the guard every movement writes under is ``available >= :need``. Each level is its own
@@ -19,16 +24,33 @@ write of values read earlier, and its ledger entry is in the same transaction, s
 ``on_hand`` always equals the sum of its ledger. A level that does not exist yet is
 created by the first movement that needs nothing from it (a receipt, an incoming
 transfer); one that needs stock fails its guard instead.
+
+Low levels are findable without a Scan: the level item carries the sparse ``LOWSTOCK#<n>``
+index key exactly while ``available <= low_stock_threshold``, spread over
+``LOW_STOCK_SHARDS`` partitions (n from a hash of sku and warehouse) like orders' ``EXPIRY#``
+index. A movement that changes ``available`` sets or removes the key as its plan says, and
+writes under a guard that the threshold, and which side of it ``available`` is on before
+and after, are what the plan was made from. A concurrent movement that moved the level
+across the threshold makes the guard fail and the movement is planned again, so the key
+never disagrees with the level, and each crossing is seen by exactly one movement. (A
+movement added without the level it was planned from writes neither key nor guard.)
+Threshold changes write the key under the same kind of guard.
+
+Shipped units per (SKU, warehouse) and day are counted in the shipment's own transaction
+(``ADD``), so sales velocity is one Query of at most 30 small items, never a read of the
+ledger.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from chalicelib.domain.errors import Conflict
 from chalicelib.domain.inventory import AdjustmentReason, Movement, MovementType, StockLevel
 from chalicelib.store import tables
 from chalicelib.store.pagination import InvalidCursor, Page, decode_cursor, encode_cursor, scope_of
@@ -37,6 +59,15 @@ from chalicelib.store.unit_of_work import Tag, UnitOfWork
 STOCK_PREFIX = "STOCK#"
 LEVEL_SK = "LEVEL"
 LEDGER_PREFIX = "LEDGER#"
+SHIPPED_PREFIX = "SHIPPED#"
+LOW_STOCK_PREFIX = "LOWSTOCK#"
+LOW_STOCK_SHARDS = 8
+LOW_STOCK_INDEX = tables.GSI3
+OWN_THRESHOLD = "level"
+# Daily shipped counters outlive the 30-day sales window by a margin, then expire.
+SHIPPED_RETENTION = timedelta(days=45)
+# A threshold write re-tries when a movement moves the level across it meanwhile (bounded).
+_THRESHOLD_WRITE_ATTEMPTS = 5
 MAX_LEDGER_PAGE = 100
 # A ledger page is re-read when a movement lands while it is being read (bounded).
 _LEDGER_READ_ATTEMPTS = 3
@@ -90,7 +121,13 @@ def _movement_count(raw: tables.RawItem | None) -> int:
 # --- writing -------------------------------------------------------------------------------
 
 
-def add_movement(uow: UnitOfWork, movement: Movement, *, new_level: bool = False) -> str:
+def add_movement(
+    uow: UnitOfWork,
+    movement: Movement,
+    *,
+    new_level: bool = False,
+    before: StockLevel | None = None,
+) -> str:
     """Add the level's guarded delta update and the ledger entry to ``uow``; returns the
     ledger entry's id.
 
@@ -98,6 +135,10 @@ def add_movement(uow: UnitOfWork, movement: Movement, *, new_level: bool = False
     available or reserved, because someone else moved stock since it was read) the
     transaction is cancelled with that tag's reason ``ConditionalCheckFailed``. With
     ``new_level`` the level must not exist yet (first stocking, run at most once).
+
+    ``before`` is the level the movement was planned from. With it, a new level starts at
+    its threshold, and a movement that changes ``available`` keeps the low-stock index key
+    right (and fails its guard if the level crossed the threshold since it was read).
     """
     movement_id = uuid.uuid4().hex
     sku, warehouse = movement.sku, movement.warehouse
@@ -117,10 +158,11 @@ def add_movement(uow: UnitOfWork, movement: Movement, *, new_level: bool = False
         " reserved = if_not_exists(reserved, :zero) + :dr,"
         " available = if_not_exists(available, :zero) + :da,"
         " movements = if_not_exists(movements, :zero) + :one,"
-        " low_stock_threshold = if_not_exists(low_stock_threshold, :zero),"
+        " low_stock_threshold = if_not_exists(low_stock_threshold, :threshold),"
         " sku = :sku, warehouse = :warehouse, entity = :entity, updated_at = :at"
     )
     values[":entity"] = {"S": "stock_level"}
+    values[":threshold"] = {"N": str(before.low_stock_threshold if before else 0)}
     conditions = ["attribute_not_exists(pk)"] if new_level else []
     if movement.requires_available:
         conditions.append("available >= :need_available")
@@ -128,6 +170,11 @@ def add_movement(uow: UnitOfWork, movement: Movement, *, new_level: bool = False
     if movement.requires_reserved:
         conditions.append("reserved >= :need_reserved")
         values[":need_reserved"] = {"N": str(movement.requires_reserved)}
+    if before is not None and movement.available_delta != 0:
+        index_update, guard = _low_stock_index_update(before, movement, values)
+        update += index_update
+        if not new_level:
+            conditions.append(guard)
     uow.update(
         level_key(sku, warehouse),
         update,
@@ -158,35 +205,181 @@ def add_movement(uow: UnitOfWork, movement: Movement, *, new_level: bool = False
     return movement_id
 
 
+def low_stock_shard(sku: str, warehouse: str) -> int:
+    return zlib.crc32(f"{sku}#{warehouse}".encode()) % LOW_STOCK_SHARDS
+
+
+def _low_stock_index_values(sku: str, warehouse: str) -> dict[str, Any]:
+    return {
+        ":low_pk": {"S": f"{LOW_STOCK_PREFIX}{low_stock_shard(sku, warehouse)}"},
+        ":low_sk": {"S": f"{sku}#{warehouse}"},
+    }
+
+
+_LOW_PK, _LOW_SK = tables.GSI_KEYS[LOW_STOCK_INDEX]
+_SET_LOW_KEY = f", {_LOW_PK} = :low_pk, {_LOW_SK} = :low_sk"
+_REMOVE_LOW_KEY = f" REMOVE {_LOW_PK}, {_LOW_SK}"
+
+
+def _low_stock_index_update(
+    before: StockLevel, movement: Movement, values: dict[str, Any]
+) -> tuple[str, str]:
+    """(the update's index clause, the guard it needs) for a movement that changes
+    ``available``; adds their values to ``values``.
+
+    The guard holds when the stored threshold is the one planned with, and ``available``
+    (as stored before this update) is on the planned side of the threshold both before and
+    after the movement: after <= threshold is before <= threshold - delta."""
+    threshold = before.low_stock_threshold
+    was_low = before.available <= threshold
+    will_be_low = before.available + movement.available_delta <= threshold
+    values[":low_threshold"] = {"N": str(threshold)}
+    values[":low_limit"] = {"N": str(threshold - movement.available_delta)}
+    before_side = "available <= :low_threshold" if was_low else "available > :low_threshold"
+    after_side = "available <= :low_limit" if will_be_low else "available > :low_limit"
+    guard = (
+        "(attribute_not_exists(pk) OR"
+        f" (low_stock_threshold = :low_threshold AND {before_side} AND {after_side}))"
+    )
+    if will_be_low:
+        values.update(_low_stock_index_values(movement.sku, movement.warehouse))
+        return _SET_LOW_KEY, guard
+    return _REMOVE_LOW_KEY, guard
+
+
+def _shipped_key(sku: str, warehouse: str, day: date) -> tables.RawItem:
+    return {
+        tables.PK: {"S": f"{SHIPPED_PREFIX}{sku}#{warehouse}"},
+        tables.SK: {"S": day.isoformat()},
+    }
+
+
+def add_units_shipped(uow: UnitOfWork, sku: str, warehouse: str, day: date, units: int) -> None:
+    """Count ``units`` shipped from ``warehouse`` on ``day`` (an atomic ``ADD`` in ``uow``)."""
+    expires = datetime.combine(day + SHIPPED_RETENTION, time(), tzinfo=UTC)
+    uow.update(
+        _shipped_key(sku, warehouse, day),
+        "ADD units :units SET sku = :sku, warehouse = :warehouse, entity = :entity,"
+        f" {tables.TTL_ATTRIBUTE} = :expires",
+        tag=("shipped", sku, warehouse, day.isoformat()),
+        values={
+            ":units": {"N": str(units)},
+            ":sku": {"S": sku},
+            ":warehouse": {"S": warehouse},
+            ":entity": {"S": "units_shipped"},
+            ":expires": {"N": str(int(expires.timestamp()))},
+        },
+    )
+
+
+def units_shipped_by_day(sku: str, warehouse: str, first: date, last: date) -> dict[date, int]:
+    """Units shipped from ``warehouse`` per day from ``first`` to ``last`` (days without
+    shipments are left out): one Query of at most one small item per day."""
+    query: dict[str, Any] = {
+        "TableName": tables.table_name(),
+        "KeyConditionExpression": "pk = :pk AND sk BETWEEN :first AND :last",
+        "ExpressionAttributeValues": {
+            ":pk": {"S": f"{SHIPPED_PREFIX}{sku}#{warehouse}"},
+            ":first": {"S": first.isoformat()},
+            ":last": {"S": last.isoformat()},
+        },
+        "ProjectionExpression": "sk, units",
+    }
+    shipped: dict[date, int] = {}
+    while True:
+        response = tables.client().query(**query)
+        for raw in response.get("Items", []):
+            shipped[date.fromisoformat(raw[tables.SK]["S"])] = int(raw["units"]["N"])
+        if "LastEvaluatedKey" not in response:
+            return shipped
+        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
 def set_threshold(
     sku: str, warehouse: str, low_stock_threshold: int, *, at: datetime | None = None
 ) -> StockLevel:
-    """Set a level's low-stock threshold (creating an empty level if needed); the new level.
+    """Set a level's own low-stock threshold (creating an empty level if needed); the new
+    level. From then on the product's default no longer applies to it.
 
-    The threshold is not a movement: it writes no ledger entry and raises no event.
+    The threshold is not a movement: it writes no ledger entry and raises no event (a
+    level it makes low is in the low-stock index, where the scheduled check finds it).
     """
-    response = tables.client().update_item(
-        TableName=tables.table_name(),
-        Key=level_key(sku, warehouse),
-        UpdateExpression=(
-            "SET low_stock_threshold = :threshold,"
-            " on_hand = if_not_exists(on_hand, :zero),"
-            " reserved = if_not_exists(reserved, :zero),"
-            " available = if_not_exists(available, :zero),"
-            " movements = if_not_exists(movements, :zero),"
-            " sku = :sku, warehouse = :warehouse, entity = :entity, updated_at = :at"
-        ),
-        ExpressionAttributeValues={
-            ":threshold": {"N": str(low_stock_threshold)},
-            ":zero": {"N": "0"},
-            ":sku": {"S": sku},
-            ":warehouse": {"S": warehouse},
-            ":entity": {"S": "stock_level"},
-            ":at": {"S": _iso(at or datetime.now(UTC))},
-        },
-        ReturnValues="ALL_NEW",
+    raw = _write_threshold(sku, warehouse, low_stock_threshold, own=True, at=at)
+    assert raw is not None  # an own threshold is always written
+    return level_from_item(raw)
+
+
+def follow_default_threshold(
+    sku: str, warehouse: str, low_stock_threshold: int, *, at: datetime | None = None
+) -> StockLevel | None:
+    """Give an existing level its product's default threshold, unless ops set one of its
+    own; the new level, or None when the level does not exist or has its own."""
+    raw = _write_threshold(sku, warehouse, low_stock_threshold, own=False, at=at)
+    return None if raw is None else level_from_item(raw)
+
+
+def _write_threshold(
+    sku: str, warehouse: str, threshold: int, *, own: bool, at: datetime | None
+) -> tables.RawItem | None:
+    """Write ``threshold`` and the low-stock index key that goes with it, conditionally on
+    which side of the threshold ``available`` is (tried as low, then as not low: no read).
+    The item as written, or None when ``own`` is False and the level is missing or has a
+    threshold of its own."""
+    values: dict[str, Any] = {
+        ":threshold": {"N": str(threshold)},
+        ":zero": {"N": "0"},
+        ":sku": {"S": sku},
+        ":warehouse": {"S": warehouse},
+        ":entity": {"S": "stock_level"},
+        ":at": {"S": _iso(at or datetime.now(UTC))},
+        ":own": {"S": OWN_THRESHOLD},
+    }
+    update = (
+        "SET low_stock_threshold = :threshold,"
+        " on_hand = if_not_exists(on_hand, :zero),"
+        " reserved = if_not_exists(reserved, :zero),"
+        " available = if_not_exists(available, :zero),"
+        " movements = if_not_exists(movements, :zero),"
+        " sku = :sku, warehouse = :warehouse, entity = :entity, updated_at = :at"
     )
-    return level_from_item(response["Attributes"])
+    if own:
+        update += ", threshold_source = :own"
+        # A level that does not exist yet is created empty: 0 available is low.
+        low_side = "(attribute_not_exists(available) OR available <= :threshold)"
+        precondition = ""
+    else:
+        low_side = "available <= :threshold"
+        precondition = (
+            "attribute_exists(pk) AND"
+            " (attribute_not_exists(threshold_source) OR threshold_source <> :own) AND "
+        )
+    attempts = [
+        (update + _SET_LOW_KEY, low_side, _low_stock_index_values(sku, warehouse)),
+        (update + _REMOVE_LOW_KEY, "available > :threshold", {}),
+    ]
+    for _ in range(_THRESHOLD_WRITE_ATTEMPTS):
+        for expression, side, index_values in attempts:
+            try:
+                response = tables.client().update_item(
+                    TableName=tables.table_name(),
+                    Key=level_key(sku, warehouse),
+                    UpdateExpression=expression,
+                    ConditionExpression=precondition + side,
+                    ExpressionAttributeValues={**values, **index_values},
+                    ReturnValues="ALL_NEW",
+                )
+            except Exception as exc:
+                if tables.error_code(exc) != "ConditionalCheckFailedException":
+                    raise
+                if not own and not _follows_default(_get_level_item(sku, warehouse)):
+                    return None
+                continue  # available is on the other side (or just moved): try that
+            return dict(response["Attributes"])
+    raise Conflict(f"Stock of {sku} in {warehouse} is changing too quickly; try again.")
+
+
+def _follows_default(raw: tables.RawItem | None) -> bool:
+    return raw is not None and raw.get("threshold_source", {}).get("S") != OWN_THRESHOLD
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -224,6 +417,39 @@ def existing_levels(keys: Iterable[StockKey], *, consistent: bool = False) -> li
     return sorted(
         (level_from_item(raw) for raw in found), key=lambda level: (level.sku, level.warehouse)
     )
+
+
+def levels_following_default(sku: str, warehouses: Iterable[str]) -> list[StockLevel]:
+    """The existing levels of ``sku`` among ``warehouses`` that have no threshold of their
+    own, so follow the product's default (one batch read)."""
+    found = tables.batch_get(
+        [level_key(sku, wh) for wh in sorted(set(warehouses))], consistent=True
+    )
+    levels = [level_from_item(raw) for raw in found if _follows_default(raw)]
+    return sorted(levels, key=lambda level: level.warehouse)
+
+
+def low_levels(*, page_size: int = 100) -> Iterator[list[StockLevel]]:
+    """Every level at or under its threshold, a page at a time, from the low-stock index:
+    one Query per page of each shard (the index is eventually consistent: re-read a level
+    before acting on it)."""
+    for shard in range(LOW_STOCK_SHARDS):
+        query: dict[str, Any] = {
+            "TableName": tables.table_name(),
+            "IndexName": LOW_STOCK_INDEX,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": _LOW_PK},
+            "ExpressionAttributeValues": {":pk": {"S": f"{LOW_STOCK_PREFIX}{shard}"}},
+            "Limit": page_size,
+        }
+        while True:
+            response = tables.client().query(**query)
+            page = [level_from_item(raw) for raw in response.get("Items", [])]
+            if page:
+                yield page
+            if "LastEvaluatedKey" not in response:
+                break
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
 def levels_with_stored_available(

@@ -9,6 +9,9 @@ Records that could not be sent are reported in ``batchItemFailures`` (by Sequenc
 Lambda retries from the first of them; the event source mapping bisects failing batches,
 retries a bounded number of times and then hands the record to its on-failure queue, so one
 bad record never blocks the shard (``infra/package.py`` configures that).
+
+Stock levels' own changes in the stream also stand for events analytics counts: a level
+created, run out or restocked (``store.analytics.level_events``); they go to its queue only.
 """
 
 from __future__ import annotations
@@ -25,21 +28,27 @@ from chalice.app import DynamoDBEvent
 from chalicelib.adapters import queues
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
+from chalicelib.store import analytics as analytics_store
 from chalicelib.store import outbox
 
 blueprint = Blueprint(__name__)
 
 FULFILMENT = "fulfilment"
 NOTIFICATIONS = "notifications"
+OPERATIONS = "operations"
+ANALYTICS = "analytics"
 # Which consumers react to which events. Payment starts fulfilment; everything a customer
-# or ops should hear about goes to notifications, which ignores types it has no use for.
+# should hear about goes to notifications, which ignores types it has no use for; stock
+# crossing its low-stock threshold (either way) goes to operations, which raises and
+# resolves the alerts ops see; analytics counts orders, payments and refunds.
 ROUTES: Mapping[str, tuple[str, ...]] = {
-    "order.paid": (FULFILMENT, NOTIFICATIONS),
-    "order.placed": (NOTIFICATIONS,),
-    "order.cancelled": (NOTIFICATIONS,),
-    "order.expired": (NOTIFICATIONS,),
-    "stock.low": (NOTIFICATIONS,),
-    "payment.refunded": (NOTIFICATIONS,),
+    "order.paid": (FULFILMENT, NOTIFICATIONS, ANALYTICS),
+    "order.placed": (NOTIFICATIONS, ANALYTICS),
+    "order.cancelled": (NOTIFICATIONS, ANALYTICS),
+    "order.expired": (NOTIFICATIONS, ANALYTICS),
+    "stock.low": (OPERATIONS,),
+    "stock.recovered": (OPERATIONS,),
+    "payment.refunded": (NOTIFICATIONS, ANALYTICS),
     "payment.flagged": (NOTIFICATIONS,),
     "shipment.shipped": (NOTIFICATIONS,),
     "shipment.out_for_delivery": (NOTIFICATIONS,),
@@ -62,6 +71,8 @@ def queue_urls() -> dict[str, str]:
     return {
         FULFILMENT: settings.fulfilment_queue_url,
         NOTIFICATIONS: settings.notifications_queue_url,
+        OPERATIONS: settings.operations_queue_url,
+        ANALYTICS: settings.analytics_queue_url,
     }
 
 
@@ -92,7 +103,15 @@ def forward(records: Iterable[Mapping[str, Any]]) -> list[str]:
         if record.get("eventName") != "INSERT" or not outbox.is_outbox_key(
             str(keys.get("pk", {}).get("S", ""))
         ):
-            continue  # order, stock and TTL changes: not ours to deliver
+            # Stock levels created, run out or restocked are analytics' to count; order
+            # changes, other stock changes and TTL deletions are not ours to deliver.
+            for derived in analytics_store.level_events(record):
+                if not urls.get(ANALYTICS):
+                    logger.error("queue not configured", extra={"queues": [ANALYTICS]})
+                    failed.append(sequence_number)
+                    break
+                by_queue[urls[ANALYTICS]].append(_message(derived, sequence_number))
+            continue
         try:
             event = outbox.event_from_item(change["NewImage"])
         except (KeyError, TypeError, ValueError):

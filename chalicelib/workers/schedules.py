@@ -8,7 +8,7 @@ from typing import Any
 from chalice import Blueprint, Cron, Rate
 from chalice.app import CloudWatchEvent
 
-from chalicelib.services import orders, reconciliation
+from chalicelib.services import low_stock, orders, reconciliation
 
 blueprint = Blueprint(__name__)
 
@@ -28,6 +28,12 @@ def expire_orders(event: CloudWatchEvent) -> dict[str, Any]:
     """Release the stock of unpaid orders whose payment window has closed."""
     report = orders.expire_due_orders(_moment(event))
     return {"expired": report.expired, "skipped": report.skipped}
+
+
+@blueprint.schedule(Rate(15, unit=Rate.MINUTES))
+def check_low_stock(event: CloudWatchEvent) -> dict[str, Any]:
+    """Open the low-stock alerts events missed; resolve those whose stock recovered."""
+    return low_stock.check_low_stock(_moment(event)).as_dict()
 
 
 def _day(event: CloudWatchEvent, default: date) -> date:

@@ -31,6 +31,13 @@ from botocore.exceptions import ClientError
 TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "resources.yaml"
 APP_NAME = "orderdesk"
 DEFAULT_REGION = "us-east-1"
+# Customer notifications: the local sender address (verified in the emulator's SES) and one
+# SNS platform application per push platform: env var -> (name suffix, SNS platform).
+LOCAL_NOTIFICATIONS_SENDER = "orders@orderdesk.local"
+PUSH_APPLICATIONS = {
+    "PUSH_APNS_APPLICATION_ARN": ("apns", "APNS_SANDBOX"),
+    "PUSH_FCM_APPLICATION_ARN": ("fcm", "GCM"),
+}
 _READY_STATES = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
 _STACK_TIMEOUT_SECONDS = 60.0
 
@@ -82,7 +89,9 @@ def provision(
     # is completed by the next one.
     _apply_properties_moto_ignores(template, physical_ids, clients)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    return _environment(template, outputs, clients, stage)
+    env = _environment(template, outputs, clients, stage)
+    env.update(_provision_notifications(clients, stage))
+    return env
 
 
 def queue_urls_by_logical_name(env: Mapping[str, str]) -> dict[str, str]:
@@ -108,6 +117,8 @@ class _Clients:
         self.dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
         self.sqs = session.client("sqs", endpoint_url=endpoint_url)
         self.s3 = session.client("s3", endpoint_url=endpoint_url)
+        self.ses = session.client("ses", endpoint_url=endpoint_url)
+        self.sns = session.client("sns", endpoint_url=endpoint_url)
 
 
 def _describe_stack(cloudformation: Any, name: str) -> dict[str, Any] | None:
@@ -212,6 +223,29 @@ def _literal(value: Any) -> Any:
     if '"Ref"' in text or '"Fn::' in text:
         raise ValueError(f"provision applies only literal property values, got {text}")
     return value
+
+
+def _provision_notifications(clients: _Clients, stage: str) -> dict[str, str]:
+    """What customer notifications need that CloudFormation cannot create: a verified SES
+    sender and the SNS platform applications. In AWS these hold the APNs certificate and
+    the FCM key, so they are set up once by hand and passed to the app as settings; the
+    emulator keeps applications without checking credentials, so none are given here."""
+    clients.ses.verify_email_identity(EmailAddress=LOCAL_NOTIFICATIONS_SENDER)
+    env = {"NOTIFICATIONS_FROM_EMAIL": LOCAL_NOTIFICATIONS_SENDER}
+    existing: dict[str, str] = {}
+    for page in clients.sns.get_paginator("list_platform_applications").paginate():
+        for application in page.get("PlatformApplications", []):
+            arn = application["PlatformApplicationArn"]
+            existing[arn.rsplit("/", 1)[-1]] = arn
+    for variable, (suffix, platform) in PUSH_APPLICATIONS.items():
+        name = f"{APP_NAME}-{stage}-{suffix}"
+        if name not in existing:
+            created = clients.sns.create_platform_application(
+                Name=name, Platform=platform, Attributes={}
+            )
+            existing[name] = created["PlatformApplicationArn"]
+        env[variable] = existing[name]
+    return env
 
 
 def _environment(

@@ -280,6 +280,9 @@ def test_authorizer_allows_every_route_so_cached_answers_stay_right(
         "groups": "finance,ops",
         "token_use": "access",
         "email": "",
+        "phone_number": "",
+        "name": "",
+        "locale": "",
     }
 
 

@@ -33,6 +33,7 @@ from chalicelib.settings import get_settings
 from chalicelib.store import orders as order_store
 from chalicelib.store import outbox, tables
 from chalicelib.store.unit_of_work import UnitOfWork
+from chalicelib.workers.outbox import ROUTES
 from infra.local.pump import scheduled_event, stream_record
 
 if TYPE_CHECKING:
@@ -200,14 +201,14 @@ def test_expiry_runs_through_the_service_with_an_injected_clock(world: Api) -> N
 
 @pytest.fixture
 def queue_urls(world: Api, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """Real (moto) fulfilment and notifications queues wired into the app's settings."""
+    """Real (moto) queues for every consumer the outbox routes to, wired into the settings."""
     sqs = boto3.client("sqs", region_name=REGION)
     urls = {
         name: sqs.create_queue(QueueName=f"orderdesk-test-{name}")["QueueUrl"]
-        for name in ("fulfilment", "notifications")
+        for name in sorted({queue for route in ROUTES.values() for queue in route})
     }
-    monkeypatch.setenv("FULFILMENT_QUEUE_URL", urls["fulfilment"])
-    monkeypatch.setenv("NOTIFICATIONS_QUEUE_URL", urls["notifications"])
+    for name, url in urls.items():
+        monkeypatch.setenv(f"{name.upper()}_QUEUE_URL", url)
     get_settings.cache_clear()
     queues.reset()
     yield urls

@@ -197,4 +197,6 @@ def test_handler_queue_names_map_to_the_queue_urls(env: dict[str, str]) -> None:
     assert queue_urls_by_logical_name(env) == {
         "fulfilment": env["FULFILMENT_QUEUE_URL"],
         "notifications": env["NOTIFICATIONS_QUEUE_URL"],
+        "operations": env["OPERATIONS_QUEUE_URL"],
+        "analytics": env["ANALYTICS_QUEUE_URL"],
     }

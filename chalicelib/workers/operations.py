@@ -1,0 +1,66 @@
+"""The operations queue: ``stock.low`` and ``stock.recovered`` events open and resolve the
+low-stock alerts ops see in their inbox and on the alerts topic.
+
+Records are handled one by one (Powertools ``BatchProcessor``); those that failed are
+returned in ``batchItemFailures`` so only they come back, and one that keeps failing ends
+in the queue's dead-letter queue. Handling is idempotent per event id (and decided from the
+level's current state), so a record delivered again changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from chalice import Blueprint
+from chalice.app import SQSEvent
+
+from chalicelib.observability import logger
+from chalicelib.services import low_stock
+
+blueprint = Blueprint(__name__)
+
+# The queue's name as infra/resources.yaml declares it (Metadata.SqsEventSources): packaging
+# points the event source at that stage's queue, and the local pump reads
+# OPERATIONS_QUEUE_URL, so nothing here depends on the environment at import time.
+QUEUE = "operations"
+BATCH_SIZE = 10
+_RECORD_KEYS = ("message_id", "event_id", "event_type")
+
+
+def _handle_record(record: SQSRecord) -> None:
+    logger.append_keys(message_id=record.message_id)
+    try:
+        try:
+            event = low_stock.parse_event(record.body)
+        except low_stock.MalformedEvent as exc:
+            logger.error("unreadable operations message", extra={"reason": str(exc)})
+            raise
+        logger.append_keys(event_id=event.event_id, event_type=event.type)
+        try:
+            outcome = low_stock.handle_event(event)
+        except low_stock.MalformedEvent as exc:
+            logger.error("unusable stock event", extra={"reason": str(exc)})
+            raise
+        if outcome is None:
+            logger.debug("nothing to do for this event")
+    finally:
+        logger.remove_keys(list(_RECORD_KEYS))
+
+
+@blueprint.on_sqs_message(queue=QUEUE, batch_size=BATCH_SIZE)
+def track_low_stock(event: SQSEvent) -> dict[str, Any]:
+    # A batch where every record failed is reported like any other, not raised: Lambda then
+    # retries exactly the failed records, as it does for a partial failure.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(
+        event=event.to_dict(),
+        record_handler=_handle_record,
+        processor=processor,
+        context=event.context,
+    )
