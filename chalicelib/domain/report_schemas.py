@@ -109,6 +109,10 @@ REPORT_SCHEMAS: dict[str, Schema] = {
         ("available", BIGINT),
         ("low_stock_threshold", BIGINT),
         ("below_threshold", BOOLEAN),
+        ("currency", STRING),
+        ("unit_cost_minor", BIGINT),
+        ("value_at_cost_minor", BIGINT),
+        ("cost_known", BOOLEAN),
     ),
     "inventory/sku_turnover": (
         ("sku", STRING),
@@ -153,6 +157,7 @@ REPORT_SCHEMAS: dict[str, Schema] = {
         ("average_recency_days", DOUBLE),
         ("average_frequency", DOUBLE),
         ("average_monetary_minor", BIGINT),
+        ("favourite_categories", STRING),
     ),
     "customers/top_customers": (
         ("rank", BIGINT),

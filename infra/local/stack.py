@@ -291,17 +291,23 @@ class LocalStack:
         env: dict[str, str] = {}
         for key, module_name, class_name, title in GATEWAY_EMULATORS:
             try:
-                emulator_class = getattr(importlib.import_module(module_name), class_name)
+                module = importlib.import_module(module_name)
+                emulator_class = getattr(module, class_name)
             except (ImportError, AttributeError) as exc:
                 log.warning(
                     "the %s emulator is not available (%s): starting without it", title, exc
                 )
                 continue
-            emulator = (
-                emulator_class(self.options.state_dir, step_seconds=self.options.carrier_step)
-                if key == "carrier"
-                else emulator_class(self.options.state_dir)
-            )
+            if key == "carrier":
+                # Parcels belong to one run: their callbacks die with the run's API, and
+                # pushing to those would hold up this run's parcels.
+                parcels = self.options.state_dir / module.PARCELS_FILE
+                parcels.unlink(missing_ok=True)
+                emulator = emulator_class(
+                    self.options.state_dir, step_seconds=self.options.carrier_step
+                )
+            else:
+                emulator = emulator_class(self.options.state_dir)
             self._gateway_emulators[key] = emulator  # stop() stops even a half-started one
             try:
                 emulator.start(host=HOST)
