@@ -49,7 +49,7 @@ TRACKING_EVENTS = {
     TrackingStatus.RETURNED_TO_SENDER: "shipment.exception",
 }
 WAREHOUSE_STEPS = (ShipmentStatus.PICKING, ShipmentStatus.PACKED, ShipmentStatus.SHIPPED)
-ATTEMPTS = 5
+ATTEMPTS = 8
 _PROGRESS = (
     ShipmentStatus.PENDING,
     ShipmentStatus.PICKING,
@@ -68,7 +68,8 @@ def _now() -> datetime:
 
 
 def _pause(attempt: int) -> None:
-    time.sleep(random.uniform(0, 0.01 * 2**attempt))
+    # Two parcels of one order reported at once both write the order: spread them out.
+    time.sleep(random.uniform(0, min(0.5, 0.02 * 2**attempt)))
 
 
 def order_id_of(shipment_id: str) -> str:

@@ -172,7 +172,7 @@ def test_a_paid_split_order_is_picked_packed_shipped_tracked_and_delivered(
 
     # The carrier pushes every step; fast-forward the rest.
     carrier = stack.data["emulators"]["carrier"]
-    assert requests.post(f"{carrier}/_emulator/fast-forward", timeout=TIMEOUT).ok
+    assert requests.post(f"{carrier}/_emulator/fast-forward", timeout=2 * TIMEOUT).ok
 
     def delivered() -> dict[str, Any] | None:
         current = call(stack, "GET", f"/orders/{order_id}", shopper).json()
