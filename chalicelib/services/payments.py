@@ -237,20 +237,20 @@ def _provider_request(
         description=f"orderdesk {order.order_id}",
         notify_url=refunds.notify_url(payment.method),
         payment_method=payment_method,
-        saved_method=(
-            SavedMethod(
-                provider_customer_id=saved.provider_customer_id,
-                provider_method_id=saved.provider_method_id,
-                brand=saved.brand,
-                last4=saved.last4,
-                exp_month=saved.exp_month,
-                exp_year=saved.exp_year,
-            )
-            if saved
-            else None
-        ),
+        saved_method=_provider_method(saved) if saved else None,
         save_for_later=save_for_later,
         provider_customer_id=saved.provider_customer_id if saved else provider_customer,
+    )
+
+
+def _provider_method(method: store.StoredMethod) -> SavedMethod:
+    return SavedMethod(
+        provider_customer_id=method.provider_customer_id,
+        provider_method_id=method.provider_method_id,
+        brand=method.brand,
+        last4=method.last4,
+        exp_month=method.exp_month,
+        exp_year=method.exp_year,
     )
 
 
@@ -586,16 +586,7 @@ def forget_saved_method(customer_id: str, method_id: str) -> None:
     if method is None:
         raise NotFound(f"Saved payment method {method_id} was not found.", {"id": method_id})
     try:
-        card_provider().detach_method(
-            SavedMethod(
-                provider_customer_id=method.provider_customer_id,
-                provider_method_id=method.provider_method_id,
-                brand=method.brand,
-                last4=method.last4,
-                exp_month=method.exp_month,
-                exp_year=method.exp_year,
-            )
-        )
+        card_provider().detach_method(_provider_method(method))
     except ProviderError as exc:
         # Ours is forgotten either way: it can no longer be used from here.
         logger.warning("could not detach a card at the provider", extra={"code": exc.code})

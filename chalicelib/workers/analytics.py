@@ -13,18 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice import Blueprint, Cron
 from chalice.app import CloudWatchEvent, SQSEvent
 
 from chalicelib.observability import logger
 from chalicelib.services import analytics as service
-from chalicelib.workers.schedules import _day, _moment
+from chalicelib.workers import batches
+from chalicelib.workers.schedules import requested_day, run_moment
 
 blueprint = Blueprint(__name__)
 
@@ -55,13 +51,7 @@ def _handle_record(record: SQSRecord) -> None:
 
 @blueprint.on_sqs_message(queue=QUEUE, batch_size=BATCH_SIZE)
 def record_analytics(event: SQSEvent) -> dict[str, Any]:
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(
-        event=event.to_dict(),
-        record_handler=_handle_record,
-        processor=processor,
-        context=event.context,
-    )
+    return batches.each_record(event, _handle_record)
 
 
 # 16:30 UTC is 00:30 the next day in China (UTC+8, no daylight saving): the day has just
@@ -69,7 +59,7 @@ def record_analytics(event: SQSEvent) -> dict[str, Any]:
 @blueprint.schedule(Cron(30, 16, "*", "*", "?", "*"))
 def analytics(event: CloudWatchEvent) -> dict[str, Any]:
     """Build the previous business day's reports (or ``detail.date``'s) and export them."""
-    day = _day(event, service.previous_business_day(_moment(event)))
+    day = requested_day(event, service.previous_business_day(run_moment(event)))
     run = service.run_nightly(day)
     return {
         "date": day.isoformat(),

@@ -11,17 +11,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice import Blueprint
 from chalice.app import SQSEvent
 
 from chalicelib.observability import logger
 from chalicelib.services import fulfilment
+from chalicelib.workers import batches
 
 blueprint = Blueprint(__name__)
 
@@ -72,10 +68,4 @@ def _handle_record(record: SQSRecord) -> None:
 
 @blueprint.on_sqs_message(queue=QUEUE, batch_size=BATCH_SIZE)
 def fulfil_orders(event: SQSEvent) -> dict[str, Any]:
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(
-        event=event.to_dict(),
-        record_handler=_handle_record,
-        processor=processor,
-        context=event.context,
-    )
+    return batches.each_record(event, _handle_record)

@@ -10,17 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice import Blueprint
 from chalice.app import SQSEvent
 
 from chalicelib.observability import logger
 from chalicelib.services import notifications
+from chalicelib.workers import batches
 
 blueprint = Blueprint(__name__)
 
@@ -69,12 +65,4 @@ def _handle_record(record: SQSRecord) -> None:
 
 @blueprint.on_sqs_message(queue=QUEUE, batch_size=BATCH_SIZE)
 def notify_customers(event: SQSEvent) -> dict[str, Any]:
-    # A batch where every record failed is reported like any other, not raised: Lambda then
-    # retries exactly the failed records, as it does for a partial failure.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(
-        event=event.to_dict(),
-        record_handler=_handle_record,
-        processor=processor,
-        context=event.context,
-    )
+    return batches.each_record(event, _handle_record)

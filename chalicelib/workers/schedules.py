@@ -13,7 +13,7 @@ from chalicelib.services import low_stock, orders, reconciliation
 blueprint = Blueprint(__name__)
 
 
-def _moment(event: CloudWatchEvent) -> datetime:
+def run_moment(event: CloudWatchEvent) -> datetime:
     """When the run is for: the scheduled time, or now if that is earlier (a late retry)."""
     now = datetime.now(UTC)
     try:
@@ -26,17 +26,17 @@ def _moment(event: CloudWatchEvent) -> datetime:
 @blueprint.schedule(Rate(1, unit=Rate.MINUTES))
 def expire_orders(event: CloudWatchEvent) -> dict[str, Any]:
     """Release the stock of unpaid orders whose payment window has closed."""
-    report = orders.expire_due_orders(_moment(event))
+    report = orders.expire_due_orders(run_moment(event))
     return {"expired": report.expired, "skipped": report.skipped}
 
 
 @blueprint.schedule(Rate(15, unit=Rate.MINUTES))
 def check_low_stock(event: CloudWatchEvent) -> dict[str, Any]:
     """Open the low-stock alerts events missed; resolve those whose stock recovered."""
-    return low_stock.check_low_stock(_moment(event)).as_dict()
+    return low_stock.check_low_stock(run_moment(event)).as_dict()
 
 
-def _day(event: CloudWatchEvent, default: date) -> date:
+def requested_day(event: CloudWatchEvent, default: date) -> date:
     """The day a daily job is for: ``detail.date`` when asked (``make tick DATE=``)."""
     detail = event.to_dict().get("detail") or {}
     asked = detail.get("date") if isinstance(detail, dict) else None
@@ -47,7 +47,7 @@ def _day(event: CloudWatchEvent, default: date) -> date:
 @blueprint.schedule(Cron(0, 2, "*", "*", "?", "*"))
 def reconcile_payments(event: CloudWatchEvent) -> dict[str, Any]:
     """Compare each provider's settlement data for yesterday with our records."""
-    day = _day(event, reconciliation.previous_business_day(_moment(event)))
+    day = requested_day(event, reconciliation.previous_business_day(run_moment(event)))
     run = reconciliation.reconcile_day(day)
     return {
         "date": day.isoformat(),
