@@ -22,13 +22,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.adapters import carriers
-from chalicelib.adapters.carriers import Booking as CarrierBooking
 from chalicelib.adapters.carriers import CarrierError, TrackingUpdate, WebhookReply
 from chalicelib.adapters.carriers.kuaidi100 import Kuaidi100Client
 from chalicelib.domain import inventory as stock_rules
 from chalicelib.domain.errors import Conflict, InvalidInput, NotFound
 from chalicelib.domain.orders import Order, OrderStatus, ShipmentStatus
-from chalicelib.domain.tracking import TrackingStatus, shipment_stage
+from chalicelib.domain.tracking import Booking, TrackingStatus, shipment_stage
 from chalicelib.observability import logger
 from chalicelib.services import stock
 from chalicelib.settings import get_settings
@@ -133,12 +132,12 @@ def warehouse_work(
 # --- the warehouse's steps ------------------------------------------------------------------
 
 
-def _book(order: Order, record: store.ShipmentRecord) -> store.Booking:
+def _book(order: Order, record: store.ShipmentRecord) -> Booking:
     """Book the parcel with the carrier (idempotent per shipment)."""
     settings = get_settings()
     callback = f"{settings.public_api_url}/webhooks/carriers/kuaidi100"
     try:
-        booking: CarrierBooking = Kuaidi100Client.from_settings(settings).book(
+        return Kuaidi100Client.from_settings(settings).book(
             record.shipment_id,
             settings.carrier_code,
             callback,
@@ -151,12 +150,6 @@ def _book(order: Order, record: store.ShipmentRecord) -> store.Booking:
             f"The carrier could not book shipment {record.shipment_id}; try again.",
             {"shipment_id": record.shipment_id, "reason": str(exc)},
         ) from exc
-    return store.Booking(
-        carrier=booking.carrier,
-        tracking_number=booking.tracking_number,
-        tracking_url=booking.tracking_url,
-        label_reference=booking.label_reference,
-    )
 
 
 def advance_shipment(
@@ -165,7 +158,7 @@ def advance_shipment(
     """One warehouse step (pick, pack, ship), forward only: 409 ``invalid_transition``."""
     if to not in WAREHOUSE_STEPS:
         raise InvalidInput(f"Warehouse steps are {', '.join(s.value for s in WAREHOUSE_STEPS)}.")
-    booking: store.Booking | None = None
+    booking: Booking | None = None
     for attempt in range(ATTEMPTS):
         at = now or _now()
         order = _order_for(shipment_id)

@@ -27,7 +27,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.domain.orders import Order, ShipmentStatus
-from chalicelib.domain.tracking import Timeline, TrackingEvent, TrackingLocation, TrackingStatus
+from chalicelib.domain.tracking import (
+    Booking,
+    Timeline,
+    TrackingEvent,
+    TrackingLocation,
+    TrackingStatus,
+)
 from chalicelib.store import tables
 from chalicelib.store.orders import timestamp
 from chalicelib.store.pagination import (
@@ -43,14 +49,6 @@ SHIPMENT_PREFIX = "SHIPMENT#"
 TRACKING_NUMBER_PREFIX = "TRACKINGNO#"
 WORK_PREFIX = "WAREHOUSEWORK#"
 WORK_STATUSES = frozenset({ShipmentStatus.PENDING, ShipmentStatus.PICKING, ShipmentStatus.PACKED})
-
-
-@dataclass(frozen=True, slots=True)
-class Booking:
-    carrier: str
-    tracking_number: str
-    tracking_url: str
-    label_reference: str
 
 
 @dataclass(frozen=True, slots=True)

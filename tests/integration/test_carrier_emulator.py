@@ -24,7 +24,7 @@ import pytest
 from chalicelib.adapters import carriers
 from chalicelib.adapters.carriers import CarrierError, TrackingUpdate, WebhookRejected
 from chalicelib.adapters.carriers.kuaidi100 import Kuaidi100Client, tracking_number_for
-from chalicelib.domain.tracking import Timeline, TrackingStatus
+from chalicelib.domain.tracking import Booking, Timeline, TrackingStatus
 from infra.local.emulators.carrier import CarrierEmulator
 
 S = TrackingStatus
@@ -147,7 +147,7 @@ def client_for(emulator: CarrierEmulator) -> Kuaidi100Client:
     )
 
 
-def book(emulator: CarrierEmulator, receiver: Receiver, shipment_id: str) -> carriers.Booking:
+def book(emulator: CarrierEmulator, receiver: Receiver, shipment_id: str) -> Booking:
     salt = emulator.app_env()["CARRIER_WEBHOOK_SECRET"]
     return client_for(emulator).book(shipment_id, "shunfeng", receiver.callback_url, salt)
 

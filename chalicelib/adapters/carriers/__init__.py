@@ -95,16 +95,6 @@ class WebhookReply(NamedTuple):
     body: str
 
 
-@dataclass(frozen=True, slots=True)
-class Booking:
-    """A parcel handed to a carrier: what the shipment records and the shopper sees."""
-
-    carrier: str  # kuaidi100 company code, e.g. "shunfeng"
-    tracking_number: str
-    tracking_url: str
-    label_reference: str  # the carrier's id for the waybill / label task
-
-
 class WebhookFormat(Protocol):
     NAME: str
 

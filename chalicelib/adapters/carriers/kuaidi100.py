@@ -67,7 +67,6 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.adapters.carriers import (
     CHINA_TIME,
     KUAIDI100,
-    Booking,
     CarrierError,
     TrackingUpdate,
     WebhookRejected,
@@ -80,7 +79,7 @@ from chalicelib.adapters.carriers import (
     _text,
 )
 from chalicelib.domain import places
-from chalicelib.domain.tracking import TrackingEvent, TrackingLocation, TrackingStatus
+from chalicelib.domain.tracking import Booking, TrackingEvent, TrackingLocation, TrackingStatus
 
 if TYPE_CHECKING:
     from chalicelib.settings import Settings
