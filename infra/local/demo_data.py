@@ -21,10 +21,13 @@ from chalicelib.domain.catalogue import (
     WarehouseDetails,
 )
 from chalicelib.domain.money import Money
+from chalicelib.domain.replenishment import ReorderPolicy
 from chalicelib.observability import logger
 from chalicelib.services import catalogue, stock
 
 CURRENCY = "CNY"
+# Ops hear about a (SKU, warehouse) left with this many units or fewer.
+DEMO_LOW_STOCK_THRESHOLD = 5
 
 
 @dataclass(frozen=True)
@@ -461,6 +464,13 @@ def product_details(product: DemoProduct) -> ProductDetails:
         category=product.category,
         price=Money(product.price_fen, CURRENCY),
         active=product.active,
+        # Bought in at about 60 % of the price, a week to restock, a month of cover wanted.
+        reorder=ReorderPolicy(
+            default_low_stock_threshold=DEMO_LOW_STOCK_THRESHOLD,
+            unit_cost=Money(product.price_fen * 6 // 10, CURRENCY),
+            lead_time_days=7,
+            target_days_of_cover=30,
+        ),
     )
 
 
