@@ -11,9 +11,8 @@ The nightly job runs at 00:30 China time (16:30 UTC) for the day that just ended
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice import Blueprint, Cron
 from chalice.app import CloudWatchEvent, SQSEvent
 
@@ -21,6 +20,9 @@ from chalicelib.observability import logger
 from chalicelib.services import analytics as service
 from chalicelib.workers import batches
 from chalicelib.workers.schedules import requested_day, run_moment
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 blueprint = Blueprint(__name__)
 

@@ -8,19 +8,24 @@ its queue's dead-letter queue while the rest of its batch is done.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice.app import SQSEvent
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 
 def each_record(event: SQSEvent, handle: Callable[[SQSRecord], None]) -> dict[str, Any]:
     """``handle`` every record; ``{"batchItemFailures": [...]}`` names those that raised."""
+    # Imported here: the batch utility costs ~0.1 s to import, and every function of the app
+    # (HTTP ones too) imports app.py at cold start.
+    from aws_lambda_powertools.utilities.batch import (
+        BatchProcessor,
+        EventType,
+        process_partial_response,
+    )
+
     # A batch where every record failed is reported like any other, not raised: Lambda then
     # retries exactly the failed records, as it does for a partial failure.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

@@ -9,15 +9,17 @@ level's current state), so a record delivered again changes nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice import Blueprint
 from chalice.app import SQSEvent
 
 from chalicelib.observability import logger
 from chalicelib.services import low_stock
 from chalicelib.workers import batches
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 blueprint = Blueprint(__name__)
 
