@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -63,6 +62,7 @@ from chalicelib.services.orders import CURRENCY
 from chalicelib.settings import get_settings
 from chalicelib.store import analytics as store
 from chalicelib.store import inventory as inventory_store
+from chalicelib.store import outbox
 from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
 
 ORDER_PAID = "order.paid"
@@ -114,19 +114,17 @@ class Outcome(StrEnum):
 def parse_event(body: str) -> AnalyticsEvent:
     """An event from a queue message's body (as the outbox forwarder writes it)."""
     try:
-        data = json.loads(body)
-        occurred_at = datetime.fromisoformat(data["occurred_at"])
-        event = AnalyticsEvent(
-            event_id=str(data["event_id"]),
-            type=str(data["type"]),
-            occurred_at=occurred_at,
-            payload=data.get("payload") or {},
-        )
-    except (ValueError, TypeError, KeyError) as exc:
+        event = outbox.event_from_message(body)
+    except outbox.MalformedMessage as exc:
         raise MalformedEvent(f"not an event: {exc}") from None
-    if occurred_at.tzinfo is None or not event.event_id or not isinstance(event.payload, dict):
+    if event.occurred_at is None or event.occurred_at.tzinfo is None:
         raise MalformedEvent("an event needs an id, an aware occurred_at and a payload")
-    return event
+    return AnalyticsEvent(
+        event_id=event.event_id,
+        type=event.type,
+        occurred_at=event.occurred_at,
+        payload=event.payload,
+    )
 
 
 def record_event(event: AnalyticsEvent) -> Outcome:

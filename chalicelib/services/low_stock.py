@@ -21,7 +21,6 @@ no work at all.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,7 +41,7 @@ from chalicelib.domain.replenishment import (
 from chalicelib.observability import logger
 from chalicelib.services import catalogue, stock
 from chalicelib.store import alerts as store
-from chalicelib.store import inventory
+from chalicelib.store import inventory, outbox
 from chalicelib.store.pagination import Page
 from chalicelib.store.unit_of_work import TransactionCancelled
 
@@ -83,20 +82,12 @@ class StockEvent:
 def parse_event(body: str | bytes) -> StockEvent:
     """The event in a queue message body ``{"event_id", "type", "occurred_at", "payload"}``."""
     try:
-        document = json.loads(body)
-    except (TypeError, ValueError, UnicodeDecodeError):
-        raise MalformedEvent("the message body is not JSON") from None
-    if not isinstance(document, dict):
-        raise MalformedEvent("the message body is not a JSON object")
-    event_id, event_type = document.get("event_id"), document.get("type")
-    payload = document.get("payload")
-    if not isinstance(event_id, str) or not ID_PATTERN.fullmatch(event_id):
+        event = outbox.event_from_message(body)
+    except outbox.MalformedMessage as exc:
+        raise MalformedEvent(str(exc)) from None
+    if not ID_PATTERN.fullmatch(event.event_id):
         raise MalformedEvent("the event has no usable event_id")
-    if not isinstance(event_type, str) or not event_type:
-        raise MalformedEvent("the event has no type")
-    if not isinstance(payload, dict):
-        raise MalformedEvent("the event has no payload object")
-    return StockEvent(event_id=event_id, type=event_type, payload=payload)
+    return StockEvent(event_id=event.event_id, type=event.type, payload=event.payload)
 
 
 # --- deciding ----------------------------------------------------------------------------------

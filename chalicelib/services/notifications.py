@@ -18,7 +18,6 @@ devices is retried for all of them.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from chalicelib.observability import logger
 from chalicelib.settings import get_settings
 from chalicelib.store import customers as customer_store
 from chalicelib.store import orders as order_store
+from chalicelib.store import outbox
 from chalicelib.store.catalogue import ProductRepository
 from chalicelib.store.customers import ClaimOutcome
 
@@ -95,20 +95,12 @@ class NotificationEvent:
 def parse_event(body: str | bytes) -> NotificationEvent:
     """The event in a queue message body ``{"event_id", "type", "occurred_at", "payload"}``."""
     try:
-        document = json.loads(body)
-    except (TypeError, ValueError, UnicodeDecodeError):
-        raise MalformedEvent("the message body is not JSON") from None
-    if not isinstance(document, dict):
-        raise MalformedEvent("the message body is not a JSON object")
-    event_id, event_type = document.get("event_id"), document.get("type")
-    payload = document.get("payload")
-    if not isinstance(event_id, str) or not ID_PATTERN.fullmatch(event_id):
+        event = outbox.event_from_message(body)
+    except outbox.MalformedMessage as exc:
+        raise MalformedEvent(str(exc)) from None
+    if not ID_PATTERN.fullmatch(event.event_id):
         raise MalformedEvent("the event has no usable event_id")
-    if not isinstance(event_type, str) or not event_type:
-        raise MalformedEvent("the event has no type")
-    if not isinstance(payload, dict):
-        raise MalformedEvent("the event has no payload object")
-    return NotificationEvent(event_id=event_id, type=event_type, payload=payload)
+    return NotificationEvent(event_id=event.event_id, type=event.type, payload=event.payload)
 
 
 @dataclass(frozen=True, slots=True)

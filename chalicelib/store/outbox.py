@@ -13,6 +13,7 @@ table's TTL; nothing reads them back in a request path.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -84,6 +85,57 @@ def event_from_item(raw: Mapping[str, Any]) -> OutboxEvent:
         occurred_at=datetime.fromisoformat(item["occurred_at"]),
         payload=_plain(item.get("payload") or {}),
     )
+
+
+class MalformedMessage(ValueError):
+    """A queue message that is not an outbox event; delivering it again will not help."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedEvent:
+    """An outbox event as a consumer's queue message carries it (``message_body``)."""
+
+    event_id: str
+    type: str
+    payload: dict[str, Any]
+    occurred_at: datetime | None = None
+
+
+def message_body(event: OutboxEvent) -> str:
+    """The body of the queue message that carries ``event`` to its consumers."""
+    body = {
+        "event_id": event.event_id,
+        "type": event.type,
+        "occurred_at": event.occurred_at.isoformat(),
+        "payload": event.payload,
+    }
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_from_message(body: str | bytes) -> QueuedEvent:
+    """The event in a queue message body; ``MalformedMessage`` says what is wrong with it."""
+    try:
+        document = json.loads(body)
+    except (TypeError, ValueError, UnicodeDecodeError):
+        raise MalformedMessage("the message body is not JSON") from None
+    if not isinstance(document, dict):
+        raise MalformedMessage("the message body is not a JSON object")
+    event_id, event_type = document.get("event_id"), document.get("type")
+    payload = document.get("payload")
+    if not isinstance(event_id, str) or not event_id:
+        raise MalformedMessage("the event has no event_id")
+    if not isinstance(event_type, str) or not event_type:
+        raise MalformedMessage("the event has no type")
+    if not isinstance(payload, dict):
+        raise MalformedMessage("the event has no payload object")
+    occurred_at = document.get("occurred_at")
+    moment = None
+    if occurred_at is not None:
+        try:
+            moment = datetime.fromisoformat(occurred_at)
+        except (TypeError, ValueError):
+            raise MalformedMessage("the event's occurred_at is not a time") from None
+    return QueuedEvent(event_id=event_id, type=event_type, payload=payload, occurred_at=moment)
 
 
 def _storable(value: Any) -> Any:

@@ -8,7 +8,6 @@ same event sent twice, releases each shipment once.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint
@@ -16,6 +15,7 @@ from chalice.app import SQSEvent
 
 from chalicelib.observability import logger
 from chalicelib.services import fulfilment
+from chalicelib.store import outbox
 from chalicelib.workers import batches
 
 if TYPE_CHECKING:
@@ -30,36 +30,16 @@ ORDER_PAID = "order.paid"
 _RECORD_KEYS = ("message_id", "event_id", "event_type", "order_id")
 
 
-class MalformedMessage(ValueError):
-    pass
-
-
-def _event(body: str) -> dict[str, Any]:
-    try:
-        event = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise MalformedMessage(f"not JSON: {exc}") from exc
-    payload = event.get("payload") if isinstance(event, dict) else None
-    if not isinstance(payload, dict) or not isinstance(event.get("type"), str):
-        raise MalformedMessage("an event needs a type and a payload")
-    return event
-
-
 def _handle_record(record: SQSRecord) -> None:
     logger.append_keys(message_id=record.message_id)
     try:
-        event = _event(record.body)
-        payload = event["payload"]
-        logger.append_keys(
-            event_id=event.get("event_id"),
-            event_type=event["type"],
-            order_id=payload.get("order_id"),
-        )
-        if event["type"] != ORDER_PAID:
+        event = outbox.event_from_message(record.body)
+        order_id = event.payload.get("order_id")
+        logger.append_keys(event_id=event.event_id, event_type=event.type, order_id=order_id)
+        if event.type != ORDER_PAID:
             return  # not ours to act on
-        order_id = payload.get("order_id")
         if not isinstance(order_id, str):
-            raise MalformedMessage("order.paid without an order_id")
+            raise outbox.MalformedMessage("order.paid without an order_id")
         fulfilment.release_paid_order(order_id)
     except Exception:
         logger.exception("fulfilment message failed")

@@ -16,7 +16,6 @@ created, run out or restocked (``store.analytics.level_events``); they go to its
 
 from __future__ import annotations
 
-import json
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -77,15 +76,9 @@ def queue_urls() -> dict[str, str]:
 
 
 def _message(event: outbox.OutboxEvent, sequence_number: str) -> queues.QueueMessage:
-    body = {
-        "event_id": event.event_id,
-        "type": event.type,
-        "occurred_at": event.occurred_at.isoformat(),
-        "payload": event.payload,
-    }
     return queues.QueueMessage(
         message_id=sequence_number,
-        body=json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+        body=outbox.message_body(event),
         attributes={"event_type": event.type, "event_id": event.event_id},
     )
 
