@@ -174,9 +174,19 @@ def place_order(
         prices = require_prices(
             requested, {p.sku: p.price for p in snapshot.products.values() if p.active}
         )
-        plan = allocation.plan(
-            requested, snapshot.levels.values(), destination, warehouse_locations=locations
-        )
+        try:
+            plan = allocation.plan(
+                requested, snapshot.levels.values(), destination, warehouse_locations=locations
+            )
+        except OutOfStock:
+            # The list is cached per worker: a warehouse opened moments ago on another worker
+            # may hold the stock. Look once more at the list as it is now before saying no.
+            current = {w.id: w for w in stock.known_warehouses(fresh=True)}
+            if set(current) <= set(warehouses):
+                raise
+            warehouses = current
+            locations = {w.id: w.location for w in warehouses.values()}
+            continue
         order = Order.place(
             order_id=order_id,
             customer_id=customer_id,

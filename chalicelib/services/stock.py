@@ -142,9 +142,10 @@ class _WarehouseCache:
 _warehouses = _WarehouseCache(WAREHOUSE_CACHE_SECONDS)
 
 
-def known_warehouses() -> list[Warehouse]:
-    """Every warehouse, by id (cached for ``WAREHOUSE_CACHE_SECONDS``)."""
-    return [w for _, w in sorted(_warehouses.all().items())]
+def known_warehouses(*, fresh: bool = False) -> list[Warehouse]:
+    """Every warehouse, by id: cached for ``WAREHOUSE_CACHE_SECONDS`` on hot paths, or read
+    now (``fresh``) where staff must see a warehouse created a moment ago on another worker."""
+    return [w for _, w in sorted(_warehouses.all(refresh=fresh).items())]
 
 
 def forget_cached_warehouses() -> None:
@@ -410,7 +411,7 @@ def apply_default_threshold(product: Product) -> list[StockLevel]:
     completed by saving the product again.
     """
     threshold = product.reorder.low_stock_threshold
-    warehouses = [w.id for w in known_warehouses()]
+    warehouses = [w.id for w in known_warehouses(fresh=True)]
     changed: list[StockLevel] = []
     for level in store.levels_following_default(product.sku, warehouses):
         if level.low_stock_threshold == threshold:
@@ -427,7 +428,7 @@ def apply_default_threshold(product: Product) -> list[StockLevel]:
 def stock_of(sku: str) -> SkuStock:
     """A SKU's level in every warehouse, by warehouse id (one batch read)."""
     _require_sku(sku)
-    warehouses = [w.id for w in known_warehouses()]
+    warehouses = [w.id for w in known_warehouses(fresh=True)]
     levels = store.get_levels(sku, warehouses)
     return SkuStock(sku=sku, levels=[levels[w] for w in warehouses])
 

@@ -147,6 +147,40 @@ def test_sku_stock_lists_every_warehouse_and_the_total_available(world: Api) -> 
     }
 
 
+def receive_on_another_worker(sku: str, warehouse: str, quantity: int) -> None:
+    """Stock received through a worker whose warehouse list this one has not seen."""
+    before = inventory.get_levels(sku, [warehouse], consistent=True)[warehouse]
+    after, movement = rules.receive(before, quantity, at=datetime.now(UTC), actor="ops-2")
+    uow = UnitOfWork()
+    stock.record_movement(uow, before, after, movement, creates_level=True)
+    uow.commit()
+
+
+def test_a_warehouse_opened_on_another_worker_is_seen_by_stock_reads_and_orders(
+    world: Api,
+) -> None:
+    # This worker caches the three warehouses; the fourth is added behind its back.
+    assert (
+        len(world.request("GET", "/stock/SKU-1", headers=world.support).json_body["warehouses"])
+        == 3
+    )
+    add_warehouse("wh-sha-2", "Shanghai", SHANGHAI)
+    receive_on_another_worker("SKU-1", "wh-sha-2", 2)
+
+    body = world.request("GET", "/stock/SKU-1", headers=world.support).json_body
+    assert {row["warehouse"]: row["on_hand"] for row in body["warehouses"]}["wh-sha-2"] == 2
+
+    stock.forget_cached_warehouses()
+    world.request("GET", "/products/SKU-2")  # warms this worker's cache, still without wh-sha-3
+    add_warehouse("wh-sha-3", "Shanghai", SHANGHAI)
+    receive_on_another_worker("SKU-2", "wh-sha-3", 1)
+    order_id = place_order(world, "SKU-2", 1)
+    order = world.request("GET", f"/orders/{order_id}", headers=world.customer).json_body
+    assert [s["warehouse"] for s in order["shipments"]] == ["wh-sha-3"]
+    assert level(world, "SKU-2", "wh-sha-3")["reserved"] == 1
+    assert_balanced()
+
+
 # --- adjust --------------------------------------------------------------------------------
 
 
