@@ -11,8 +11,9 @@ reads can never drift from the columns the export checks.
 CSV tables use OpenCSVSerde, skip the header line (which also carries the byte-order mark)
 and read an empty field in a typed column as NULL (``use.null.for.invalid.data``): the
 export has already checked every value's type, so an empty field is the only thing that
-does not parse, and it means None. OpenCSVSerde cannot read a line break inside a field;
-the ``_jsonl`` tables can.
+does not parse, and it means None. OpenCSVSerde cannot read a line break inside a field,
+and text the export defused for spreadsheets reads with its leading apostrophe; the
+``_jsonl`` tables carry both exactly.
 
 The local stack does not create these: moto's CloudFormation has no Glue resources, and
 nothing in the app reads the catalogue.

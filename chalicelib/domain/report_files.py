@@ -10,9 +10,11 @@ files of one kind only::
 
 CSV is for people first: UTF-8 with a byte-order mark so that Excel shows Chinese names,
 RFC 4180 quoting (CRLF line ends, fields holding a comma, quote or line break quoted,
-quotes doubled), a header row, None as an empty field, booleans as true/false. JSON Lines
-keeps types exactly: money stays an integer, None is null. The same data always renders
-to the same bytes, so a re-run export overwrites each key with identical content.
+quotes doubled), a header row, None as an empty field, booleans as true/false. Text that a
+spreadsheet would run as a formula (starting with ``= + - @``, tab or CR; product names are
+typed by staff) gets a leading apostrophe in CSV only. JSON Lines keeps every value exactly:
+money stays an integer, None is null. The same data always renders to the same bytes, so a
+re-run export overwrites each key with identical content.
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ def summary_key(day: date) -> str:
 # --- rendering ----------------------------------------------------------------------------
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_field(value: Any) -> str:
     if value is None:
         return ""
@@ -71,7 +76,8 @@ def _csv_field(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)  # shortest text that reads back as the same number
-    return str(value)
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def render_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> bytes:

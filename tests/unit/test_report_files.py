@@ -84,6 +84,19 @@ def test_commas_quotes_and_line_breaks_are_quoted_as_rfc_4180_says() -> None:
     assert row[TOP_COLUMNS.index("name_en")] == tricky
 
 
+@pytest.mark.parametrize("name", ['=HYPERLINK("http://x")', "+1", "-2+3", "@SUM(A1)", "\tx"])
+def test_text_a_spreadsheet_would_run_as_a_formula_is_defused_in_csv_only(name: str) -> None:
+    row = top_row(name_en=name)
+    _header, values = csv_rows(render_csv(TOP_COLUMNS, [row]))
+    assert values[TOP_COLUMNS.index("name_en")] == "'" + name
+    assert json.loads(render_jsonl(TOP_COLUMNS, [row]))["name_en"] == name
+
+
+def test_negative_numbers_are_written_as_numbers() -> None:
+    columns = ("delta",)
+    assert csv_rows(render_csv(columns, [{"delta": -3}]))[1:] == [["-3"]]
+
+
 def test_plain_text_is_not_quoted() -> None:
     body = render_csv(TOP_COLUMNS, [top_row()])
     assert b",EAR-001,\xe6\x97\xa0" in body  # sku and name sit bare between commas
