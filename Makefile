@@ -35,9 +35,9 @@ package: install  ## chalice package with infra/resources.yaml merged, then cfn-
 token: install  ## print a bearer token for the running local stack: make token ID=alice GROUPS=customers
 	@$(PY) -m infra.local.token --port "$(PORT)" --id "$(ID)" --groups "$(GROUPS)"
 
-tick: install  ## run a schedule handler once against the running stack: make tick JOB=analytics [DATE=2026-11-24]
-	@test -n "$(JOB)" || { echo "usage: make tick JOB=<schedule handler> [DATE=YYYY-MM-DD] [PORT=8000]" >&2; exit 2; }
-	@$(PY) -m infra.local.tick --port $(PORT) $(JOB) $(if $(DATE),--date $(DATE))
+tick: install  ## run a schedule handler once against the running stack: make tick JOB=analytics [DATE=2026-11-24] [AT=2026-11-24T12:00:00Z]
+	@test -n "$(JOB)" || { echo "usage: make tick JOB=<schedule handler> [DATE=YYYY-MM-DD] [AT=<ISO time>] [PORT=8000]" >&2; exit 2; }
+	@$(PY) -m infra.local.tick --port $(PORT) $(JOB) $(if $(DATE),--date $(DATE)) $(if $(AT),--at $(AT))
 
 history: install  ## simulated orders on the running stack: today over HTTP, the DAYS before with an injected clock: make history DAYS=7
 	@$(PY) -m infra.local.history --port $(PORT) --days $(or $(DAYS),7)

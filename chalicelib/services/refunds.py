@@ -8,7 +8,8 @@ was read, and claims the request's Idempotency-Key — so two refunds at once ca
 more than was captured: the second one's write fails, it reads again, and is refused with
 409 ``refund_exceeds_captured``. Only then is the provider asked; its answer (now, or later
 by notification) settles the refund: a success counts as refunded and tells the customer
-(``payment.refunded``), a failure gives the committed amount back.
+(``payment.refunded``), a failure gives the committed amount back. A refund whose provider
+could not be reached stays ``pending``, and ``retry_pending_refunds`` asks again.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from chalicelib.adapters.payments import (
     Notification,
@@ -45,6 +46,9 @@ from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
 PAYMENT_REFUNDED = "payment.refunded"
 ATTEMPTS = 5
 SYSTEM_ACTOR = "system"
+RETRY_AFTER = timedelta(minutes=5)  # well past the longest provider call
+RETRY_FOR = timedelta(hours=23)  # Stripe honours an idempotency key for 24 hours
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _now() -> datetime:
@@ -282,6 +286,39 @@ def settle_refund(
         )
         return settled
     raise Conflict(f"Refund {refund_id} is changing too quickly; try again.")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryReport:
+    asked: int
+    settled: int
+    overdue: list[str]  # still pending after RETRY_FOR: someone must check with the provider
+
+    def as_dict(self) -> dict[str, object]:
+        return {"asked": self.asked, "settled": self.settled, "overdue": self.overdue}
+
+
+def retry_pending_refunds(now: datetime) -> RetryReport:
+    """Ask the provider again about each refund still pending ``RETRY_AFTER`` after it was
+    committed: the first call failed with a retryable error, or never happened because the
+    process died. Every provider keys a refund by our refund id, so asking again cannot
+    refund twice; past ``RETRY_FOR`` that is no longer sure, so those are only reported."""
+    asked = settled = 0
+    for listed in store.pending_refunds(now - RETRY_FOR, now - RETRY_AFTER):
+        refund = store.get_refund(listed.refund_id)
+        payment = store.get_payment(listed.payment_id)
+        if refund is None or refund.is_settled or payment is None:
+            continue
+        asked += 1
+        try:
+            if _ask_provider(refund, payment, at=now).is_settled:
+                settled += 1
+        except Exception:  # noqa: BLE001 - one refund must not hold up the others
+            logger.exception("retrying a refund failed", extra={"refund_id": refund.refund_id})
+    overdue = [r.refund_id for r in store.pending_refunds(EPOCH, now - RETRY_FOR)]
+    if overdue:
+        logger.error("refunds pending for too long to retry", extra={"refund_ids": overdue})
+    return RetryReport(asked=asked, settled=settled, overdue=overdue)
 
 
 def refund_event_payload(refund: Refund) -> dict[str, object]:

@@ -48,6 +48,7 @@ REFUND_PREFIX = "REFUND#"
 ORDER_PAYMENTS_PREFIX = "ORDERPAYMENTS#"
 ORDER_REFUNDS_PREFIX = "ORDERREFUNDS#"
 SETTLED_PREFIX = "SETTLED#"
+PENDING_REFUNDS = "REFUNDS#PENDING"
 WEBHOOK_PREFIX = "WEBHOOK#"
 WALLET_PREFIX = "WALLET#"
 METHOD_SK_PREFIX = "METHOD#"
@@ -209,7 +210,13 @@ def get_payment(payment_id: str) -> Payment | None:
     return payment_from_item(raw) if raw else None
 
 
-def _query_all(partition: str, index: str, *, prefix: str | None = None) -> list[tables.RawItem]:
+def _query_all(
+    partition: str,
+    index: str,
+    *,
+    prefix: str | None = None,
+    between: tuple[str, str] | None = None,
+) -> list[tables.RawItem]:
     pk_name, sk_name = tables.GSI_KEYS[index]
     query: dict[str, Any] = {
         "TableName": tables.table_name(),
@@ -222,6 +229,11 @@ def _query_all(partition: str, index: str, *, prefix: str | None = None) -> list
         query["KeyConditionExpression"] += " AND begins_with(#sk, :prefix)"
         query["ExpressionAttributeNames"]["#sk"] = sk_name
         query["ExpressionAttributeValues"][":prefix"] = {"S": prefix}
+    if between is not None:
+        query["KeyConditionExpression"] += " AND #sk BETWEEN :low AND :high"
+        query["ExpressionAttributeNames"]["#sk"] = sk_name
+        query["ExpressionAttributeValues"][":low"] = {"S": between[0]}
+        query["ExpressionAttributeValues"][":high"] = {"S": between[1]}
     items: list[tables.RawItem] = []
     while True:
         response = tables.client().query(**query)
@@ -269,6 +281,10 @@ def refund_item(refund: Refund) -> tables.RawItem:
         day = settlement_day(refund.method, refund.settled_at)
         values["gsi2pk"] = _settled_partition(refund.method, day)
         values["gsi2sk"] = "R#" + refund.refund_id
+    elif refund.status is RefundStatus.PENDING:
+        # Findable by the retry sweep until settled; one partition, as refunds are few.
+        values["gsi2pk"] = PENDING_REFUNDS
+        values["gsi2sk"] = f"{timestamp(refund.created_at)}#{refund.refund_id}"
     return tables.to_item(values)
 
 
@@ -321,6 +337,15 @@ def get_refund(refund_id: str) -> Refund | None:
 def refunds_of_order(order_id: str) -> list[Refund]:
     return [
         refund_from_item(raw) for raw in _query_all(ORDER_REFUNDS_PREFIX + order_id, tables.GSI1)
+    ]
+
+
+def pending_refunds(created_from: datetime, created_before: datetime) -> list[Refund]:
+    """Refunds still waiting for their provider, created in [from, before), oldest first
+    (index copies: read each again before acting on it)."""
+    between = (timestamp(created_from), timestamp(created_before))
+    return [
+        refund_from_item(raw) for raw in _query_all(PENDING_REFUNDS, tables.GSI2, between=between)
     ]
 
 

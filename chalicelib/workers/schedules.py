@@ -8,7 +8,7 @@ from typing import Any
 from chalice import Blueprint, Cron, Rate
 from chalice.app import CloudWatchEvent
 
-from chalicelib.services import low_stock, orders, reconciliation
+from chalicelib.services import low_stock, orders, reconciliation, refunds
 
 blueprint = Blueprint(__name__)
 
@@ -34,6 +34,12 @@ def expire_orders(event: CloudWatchEvent) -> dict[str, Any]:
 def check_low_stock(event: CloudWatchEvent) -> dict[str, Any]:
     """Open the low-stock alerts events missed; resolve those whose stock recovered."""
     return low_stock.check_low_stock(run_moment(event)).as_dict()
+
+
+@blueprint.schedule(Rate(10, unit=Rate.MINUTES))
+def retry_pending_refunds(event: CloudWatchEvent) -> dict[str, Any]:
+    """Ask the providers again about refunds they have not confirmed."""
+    return refunds.retry_pending_refunds(run_moment(event)).as_dict()
 
 
 def requested_day(event: CloudWatchEvent, default: date) -> date:

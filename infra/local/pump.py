@@ -763,16 +763,18 @@ def invoke_schedule(
     name: str,
     *,
     detail: Mapping[str, Any] | None = None,
+    when: datetime | None = None,
     stage: str = "local",
     region: str = DEFAULT_REGION,
 ) -> Any:
-    """Call the schedule handler ``name`` once, now, with a Scheduled Event (``make tick``)."""
+    """Call the schedule handler ``name`` once, with a Scheduled Event for ``when`` (default
+    now; a later moment runs the job as it will run then) (``make tick``)."""
     if name not in schedule_names(app):
         known = ", ".join(schedule_names(app)) or "none"
         raise KeyError(f"no schedule handler named {name!r} (known: {known})")
     rule_name = f"{app.app_name}-{stage}-{name}"
     invoker = _Invoker(name, app.handler_map[name], rule_name)
-    return invoker(scheduled_event(rule_name, region=region, detail=detail))
+    return invoker(scheduled_event(rule_name, region=region, when=when, detail=detail))
 
 
 # --- the pump ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ replayed webhooks; and no card number anywhere in what the stack logged or store
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import subprocess
@@ -17,7 +18,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -516,6 +517,59 @@ def test_cancelling_a_paid_order_refunds_it_in_full(
 # --- webhooks that must not be believed -----------------------------------------------------
 
 
+def tick(stack: LocalStackUnderTest, job: str, *options: str) -> dict[str, Any]:
+    """``make tick JOB=job`` against the stack: the job's own report."""
+    ran = subprocess.run(
+        [sys.executable, "-m", "infra.local.tick", "--port", str(stack.port), job, *options],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    report: dict[str, Any] = json.loads(ran.stdout)
+    return report
+
+
+def test_a_refund_the_provider_could_not_take_is_asked_again_and_made_once(
+    stack: LocalStackUnderTest, shopper: dict[str, str], sku: str, ops: dict[str, str]
+) -> None:
+    order = place_order(stack, shopper, sku)
+    payment = pay(stack, shopper, order["order_id"], {"method": "alipay"}).json()
+    alipay = emulator(stack, "alipay")
+    trade = f"{alipay}/_emulator/trades/{payment['payment_id']}"
+    assert requests.post(f"{trade}/pay", json={}, timeout=TIMEOUT).ok
+    wait_for_status(stack, shopper, order["order_id"], "paid")
+
+    outage = requests.post(f"{alipay}/_emulator/faults", json={"fault": "unavailable"}, timeout=5)
+    assert outage.status_code == 202
+    part = {"amount": {"amount": 1000, "currency": "CNY"}, "reason": "late delivery"}
+    asked = call(stack, "POST", f"/orders/{order['order_id']}/refunds", ops, part)
+    assert asked.status_code == 201, asked.text
+    assert asked.json()["status"] == "pending"
+    assert requests.get(trade, timeout=TIMEOUT).json()["refunds"] == []
+
+    def refund_status() -> str:
+        [refund] = refunds_of(stack, ops, order["order_id"])
+        return str(refund["status"])
+
+    tick(stack, "retry_pending_refunds")  # too soon: the first call may still be under way
+    assert refund_status() == "pending"
+
+    later = (datetime.now(UTC) + timedelta(minutes=6)).isoformat()
+    report = tick(stack, "retry_pending_refunds", "--at", later)
+    assert report["settled"] >= 1
+    assert refund_status() == "succeeded"
+    tick(stack, "retry_pending_refunds", "--at", later)  # a settled refund is not asked again
+    made = requests.get(trade, timeout=TIMEOUT).json()
+    assert made["refunds"] == [
+        {"out_request_no": asked.json()["refund_id"], "refund_amount": "10.00"}
+    ]
+    [recorded] = payments_of(stack, shopper, order["order_id"])
+    assert (recorded["status"], recorded["refunded"]["amount"]) == ("partially_refunded", 1000)
+
+
 def test_forged_notifications_are_rejected_before_anything_changes(
     stack: LocalStackUnderTest, shopper: dict[str, str], sku: str
 ) -> None:
@@ -645,16 +699,7 @@ def test_the_days_settlement_data_matches_every_payment_and_refund(
     today = datetime.now(CHINA).date().isoformat()
     if datetime.now(UTC).date().isoformat() != today:
         pytest.skip("the card (UTC) and China days differ at this hour")
-    tick = ["infra.local.tick", "--port", str(stack.port), "reconcile_payments", "--date", today]
-    ran = subprocess.run(
-        [sys.executable, "-m", *tick],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert ran.returncode == 0, ran.stderr
+    tick(stack, "reconcile_payments", "--date", today)
     finance = stack.auth("finance-1", "finance")
     report = call(stack, "GET", f"/ops/reconciliation?date={today}", finance)
     assert report.status_code == 200, report.text

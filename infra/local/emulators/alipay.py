@@ -21,7 +21,8 @@ What it serves:
 - ``POST /_emulator/trades/{out_trade_no}/pay`` (optional JSON ``{"total_amount": "9.99"}``
   to pay a different amount), ``POST /_emulator/trades/{out_trade_no}/notify`` (re-send the
   last notification verbatim), ``GET /_emulator/trades/{out_trade_no}``,
-  ``GET /_emulator/notifications``.
+  ``GET /_emulator/notifications``, ``POST /_emulator/faults`` (``{"fault": "unavailable"}``
+  and the others of ``FAULTS`` spoil the next gateway answer).
 
 Like Alipay, a precreated trade does not exist for ``alipay.trade.query`` until its code is
 scanned (or it is paid). Paying, and every refund, posts a signed ``trade_status_sync``
@@ -130,7 +131,7 @@ SUPPORTED_METHODS = (
     "alipay.trade.fastpay.refund.query",
     "alipay.data.dataservice.bill.downloadurl.query",
 )
-FAULTS = ("tamper_response", "drop_signature")
+FAULTS = ("tamper_response", "drop_signature", "unavailable")
 
 
 class GatewayError(Exception):
@@ -332,12 +333,20 @@ class AlipayEmulator:
             return [dict(delivery) for delivery in self._deliveries]
 
     def inject_fault(self, fault: str) -> None:
-        """Spoil the next gateway answer: ``tamper_response`` (changed after signing) or
-        ``drop_signature`` (no ``sign``)."""
+        """Spoil the next gateway answer: ``tamper_response`` (changed after signing),
+        ``drop_signature`` (no ``sign``) or ``unavailable`` (HTTP 503, nothing done)."""
         if fault not in FAULTS:
             raise ValueError(f"fault must be one of {FAULTS}")
         with self._lock:
             self._faults.append(fault)
+
+    def take_outage(self) -> bool:
+        """Whether the next gateway request is to be refused as unavailable."""
+        with self._lock:
+            if self._faults[:1] == ["unavailable"]:
+                self._faults.pop(0)
+                return True
+            return False
 
     # -- the gateway ---------------------------------------------------------------------
 
@@ -979,6 +988,9 @@ def _handler_for(emulator: AlipayEmulator) -> type[BaseHTTPRequestHandler]:
             except ValueError as error:
                 self._send(400, "text/plain; charset=utf-8", str(error).encode())
                 return
+            if emulator.take_outage():
+                self._send(503, "text/plain; charset=utf-8", b"Service Unavailable")
+                return
             node_name, node = emulator.gateway(params)
             if params.get("method") == "alipay.trade.page.pay":
                 if node.get("code") != "10000":
@@ -1041,6 +1053,15 @@ def _handler_for(emulator: AlipayEmulator) -> type[BaseHTTPRequestHandler]:
         def _control(self, verb: str, segments: list[str], body: bytes) -> None:
             if verb == "GET" and segments == ["notifications"]:
                 self._send_json(200, {"notifications": emulator.notifications()})
+                return
+            if verb == "POST" and segments == ["faults"]:
+                try:
+                    fault = json.loads(body or b"{}").get("fault")
+                    emulator.inject_fault(fault)
+                except (ValueError, AttributeError) as error:
+                    self._send_json(400, {"error": "bad_request", "message": str(error)})
+                    return
+                self._send_json(202, {"fault": fault})
                 return
             if len(segments) < 2 or segments[0] != "trades":
                 self._send_json(404, {"error": "not_found"})
