@@ -236,6 +236,7 @@ def _provider_request(
         amount=payment.amount,
         description=f"orderdesk {order.order_id}",
         notify_url=refunds.notify_url(payment.method),
+        expires_at=order.expires_at,
         payment_method=payment_method,
         saved_method=_provider_method(saved) if saved else None,
         save_for_later=save_for_later,

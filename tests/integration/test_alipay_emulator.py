@@ -21,7 +21,7 @@ import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -741,3 +741,222 @@ def test_emulator_runs_alone_from_the_command_line(tmp_path: Path) -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+# --- time_expire: the trade closes when the order stops waiting ------------------------
+
+
+def _expiring_in(minutes: float) -> datetime:
+    """An order hold ``minutes`` from now, in UTC with microseconds, as the service has it."""
+    return datetime.now(UTC) + timedelta(minutes=minutes, microseconds=123_456)
+
+
+def _as_alipay_time(moment: datetime) -> str:
+    # China time is UTC+8 all year round; worked out here without the adapter's helpers.
+    return (moment.astimezone(UTC) + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _move_emulator_clock(monkeypatch: pytest.MonkeyPatch, minutes: float) -> None:
+    # Within the gateway's 15 minutes of timestamp tolerance, so the adapter still gets in.
+    later = datetime.now(CHINA_TIME) + timedelta(minutes=minutes)
+    monkeypatch.setattr(AlipayEmulator, "_now", staticmethod(lambda: later))
+
+
+def test_precreate_sends_time_expire_in_china_time_and_is_payable_until_then(
+    emulator: AlipayEmulator, provider: AlipayProvider, receiver: Receiver
+) -> None:
+    expires_at = _expiring_in(30)
+
+    provider.create_payment(_payment(receiver, "pay_te_qr", 1500, expires_at=expires_at))
+
+    assert emulator.trade("pay_te_qr")["time_expire"] == _as_alipay_time(expires_at)
+    status, _, _ = _http("POST", f"{emulator.url}/_emulator/trades/pay_te_qr/pay")
+    assert status == 200
+    assert emulator.trade("pay_te_qr")["trade_status"] == "TRADE_SUCCESS"
+
+
+def test_page_pay_sends_time_expire_too(
+    emulator: AlipayEmulator, provider: AlipayProvider, receiver: Receiver
+) -> None:
+    expires_at = _expiring_in(30)
+    payment = provider.create_payment(
+        _payment(
+            receiver,
+            "pay_te_page",
+            8800,
+            return_url="http://127.0.0.1:9/orders/ord_te/paid",
+            expires_at=expires_at,
+        )
+    )
+    assert payment.next_action is not None
+
+    status, _, _ = _http("GET", payment.next_action["url"])  # the browser opens the cashier
+
+    assert status == 200
+    assert emulator.trade("pay_te_page")["time_expire"] == _as_alipay_time(expires_at)
+
+
+def test_sdk_precreate_with_time_expire_is_accepted_as_alipay_documents_it(
+    emulator: AlipayEmulator,
+) -> None:
+    time_expire = _as_alipay_time(_expiring_in(30))
+
+    answer = _sdk(emulator).server_api(
+        "alipay.trade.precreate",
+        {
+            "out_trade_no": "pay_te_sdk",
+            "total_amount": "9.90",
+            "subject": "tea",
+            "time_expire": time_expire,
+        },
+        timestamp=_china_now(),
+    )
+
+    assert answer["code"] == "10000" and answer["qr_code"].startswith(f"{emulator.url}/qr/")
+    assert emulator.trade("pay_te_sdk")["time_expire"] == time_expire
+
+
+def test_scanned_trade_past_its_time_expire_is_closed_and_cannot_be_paid(
+    emulator: AlipayEmulator,
+    provider: AlipayProvider,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    request = _payment(receiver, "pay_te_closed", 2500, expires_at=_expiring_in(2))
+    payment = provider.create_payment(request)
+    assert payment.next_action is not None
+    code_url = payment.next_action["code_url"]
+    status, _, page = _http("GET", code_url)
+    assert status == 200 and 'method="post"' in page.decode()
+    assert provider.retrieve_payment("pay_te_closed", "pay_te_closed").status is (
+        ProviderStatus.PENDING
+    )
+
+    _move_emulator_clock(monkeypatch, 3)
+
+    queried = provider.retrieve_payment("pay_te_closed", "pay_te_closed")
+    assert queried.status is ProviderStatus.FAILED
+    assert queried.failure_code == "TRADE_CLOSED"
+    assert emulator.trade("pay_te_closed")["trade_status"] == "TRADE_CLOSED"
+    control, _, _ = _http("POST", f"{emulator.url}/_emulator/trades/pay_te_closed/pay")
+    assert control == 409
+    status, _, page = _http("GET", code_url)
+    assert status == 200 and "TRADE_CLOSED" in page.decode()
+    assert 'method="post"' not in page.decode()
+    token = code_url.rsplit("/", 1)[1]
+    status, _, _ = _http("POST", f"{emulator.url}/qr/{token}/pay", b"")
+    assert status == 409
+    with pytest.raises(ProviderError) as again:
+        provider.create_payment(request)
+    assert again.value.code == "ACQ.TRADE_HAS_CLOSE"
+    assert emulator.trade("pay_te_closed")["trade_status"] == "TRADE_CLOSED"
+    assert emulator.notifications() == []
+
+
+def test_page_pay_past_its_time_expire_is_refused_at_the_cashier(
+    emulator: AlipayEmulator,
+    provider: AlipayProvider,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    payment = provider.create_payment(
+        _payment(
+            receiver,
+            "pay_te_cashier",
+            3000,
+            return_url="http://127.0.0.1:9/orders/ord_te/paid",
+            expires_at=_expiring_in(2),
+        )
+    )
+    assert payment.next_action is not None
+    _, _, page = _http("GET", payment.next_action["url"])
+    action = re.search(r'action="([^"]+)"', page.decode())
+    assert action is not None
+
+    _move_emulator_clock(monkeypatch, 3)
+    status, _, refused = _http("POST", emulator.url + action.group(1), b"")
+
+    assert status == 409 and "TRADE_CLOSED" in refused.decode()
+    queried = provider.retrieve_payment("pay_te_cashier", "pay_te_cashier")
+    assert queried.status is ProviderStatus.FAILED
+    assert emulator.trade("pay_te_cashier")["trade_status"] == "TRADE_CLOSED"
+
+
+def test_code_never_scanned_before_its_time_expire_cannot_be_paid_and_never_existed(
+    emulator: AlipayEmulator,
+    provider: AlipayProvider,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    payment = provider.create_payment(
+        _payment(receiver, "pay_te_unscanned", 1200, expires_at=_expiring_in(2))
+    )
+    assert payment.next_action is not None
+
+    _move_emulator_clock(monkeypatch, 3)
+
+    control, _, _ = _http("POST", f"{emulator.url}/_emulator/trades/pay_te_unscanned/pay")
+    assert control == 409
+    status, _, page = _http("GET", payment.next_action["code_url"])
+    assert status == 200 and 'method="post"' not in page.decode()
+    with pytest.raises(ProviderError) as caught:  # as at Alipay: no trade was ever opened
+        provider.retrieve_payment("pay_te_unscanned", "pay_te_unscanned")
+    assert caught.value.code == "ACQ.TRADE_NOT_EXIST"
+
+
+def test_repeat_with_another_time_expire_keeps_the_first(
+    emulator: AlipayEmulator, provider: AlipayProvider, receiver: Receiver
+) -> None:
+    first_expiry = _expiring_in(30)
+    first = provider.create_payment(
+        _payment(receiver, "pay_te_again", 1000, expires_at=first_expiry)
+    )
+    again = provider.create_payment(
+        _payment(receiver, "pay_te_again", 1000, expires_at=_expiring_in(45))
+    )
+
+    assert again.next_action == first.next_action
+    assert emulator.trade("pay_te_again")["time_expire"] == _as_alipay_time(first_expiry)
+
+
+@pytest.mark.parametrize(
+    "time_expire",
+    [
+        "2099-11-26T10:34:56+08:00",  # WeChat Pay's format, not Alipay's
+        "2099/11/26 10:34:56",
+        "2099-11-26 10:34",
+        "2099-2-6 10:34:56",
+        "2099-02-30 10:00:00",
+        "",
+    ],
+)
+def test_badly_written_time_expire_is_a_parameter_error(
+    emulator: AlipayEmulator, provider: AlipayProvider, time_expire: str
+) -> None:
+    biz = {
+        "out_trade_no": "pay_te_bad",
+        "total_amount": "1.00",
+        "subject": "tea",
+        "product_code": "FACE_TO_FACE_PAYMENT",
+        "time_expire": time_expire,
+    }
+
+    with pytest.raises(ProviderError) as caught:
+        provider._call("alipay.trade.precreate", biz)
+
+    assert caught.value.code == "ACQ.INVALID_PARAMETER"
+    with pytest.raises(KeyError):
+        emulator.trade("pay_te_bad")
+
+
+def test_time_expire_already_past_is_a_parameter_error(
+    emulator: AlipayEmulator, provider: AlipayProvider, receiver: Receiver
+) -> None:
+    with pytest.raises(ProviderError) as caught:
+        provider.create_payment(
+            _payment(receiver, "pay_te_past", 1000, expires_at=_expiring_in(-1))
+        )
+
+    assert caught.value.code == "ACQ.INVALID_PARAMETER"
+    with pytest.raises(KeyError):
+        emulator.trade("pay_te_past")

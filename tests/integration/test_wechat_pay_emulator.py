@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from wechatpayv3.core import Core
+from wechatpayv3.type import RequestType
 
 from chalicelib.adapters.payments import (
     Notification,
@@ -38,6 +39,7 @@ from chalicelib.adapters.payments import (
 )
 from chalicelib.adapters.payments.wechat_pay import (
     CHINA_TIME,
+    WeChatPayApiError,
     WeChatPayProvider,
     load_platform_key,
     verify_signature,
@@ -45,6 +47,7 @@ from chalicelib.adapters.payments.wechat_pay import (
 from chalicelib.domain.identifiers import sortable_id
 from chalicelib.domain.money import Money
 from chalicelib.settings import Settings
+from infra.local.emulators import wechat_pay as wechat_pay_emulator
 from infra.local.emulators.wechat_pay import WeChatPayEmulator
 
 
@@ -443,6 +446,166 @@ def test_pay_page_pays_the_order_behind_a_code_url(
     assert provider.retrieve_payment(request.payment_id, "").status is ProviderStatus.SUCCEEDED
     status, page = _get_text(page_url)
     assert "<button" not in page and "支付成功" in page
+
+
+# --- time_expire: the order closes when ours stops waiting ---------------------------------
+
+
+def _expiring_in(minutes: float) -> datetime:
+    """An order hold ``minutes`` from now, in UTC with microseconds, as the service has it."""
+    return datetime.now(UTC) + timedelta(minutes=minutes, microseconds=123_456)
+
+
+def _as_wechat_time(moment: datetime) -> str:
+    # China time is UTC+8 all year round; worked out here without the adapter's helpers.
+    china = moment.astimezone(UTC) + timedelta(hours=8)
+    return china.strftime("%Y-%m-%dT%H:%M:%S") + "+08:00"
+
+
+def _move_emulator_clock(monkeypatch: pytest.MonkeyPatch, minutes: float) -> None:
+    later = datetime.now(CHINA_TIME).replace(microsecond=0) + timedelta(minutes=minutes)
+    monkeypatch.setattr(wechat_pay_emulator, "_now", lambda: later)
+
+
+def _native_payload(
+    provider: WeChatPayProvider, receiver: Receiver, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "appid": provider.appid,
+        "mchid": provider.mchid,
+        "description": "西湖龙井 250g",
+        "out_trade_no": sortable_id("pay_"),
+        "notify_url": receiver.url,
+        "amount": {"total": 100, "currency": "CNY"},
+        **extra,
+    }
+
+
+def test_native_order_sends_time_expire_in_rfc3339_and_is_payable_until_then(
+    emulator: WeChatPayEmulator, provider: WeChatPayProvider, receiver: Receiver
+) -> None:
+    expires_at = _expiring_in(30)
+    request = replace(payment_request(receiver), expires_at=expires_at)
+
+    provider.create_payment(request)
+
+    assert emulator.time_expire(request.payment_id) == _as_wechat_time(expires_at)
+    before = len(emulator.deliveries())
+    status, _ = post(f"{emulator.url}/_emulator/transactions/{request.payment_id}/pay")
+    assert status == 200
+    emulator.wait_for_deliveries(before + 1)
+    paid_now = provider.retrieve_payment(request.payment_id, "")
+    assert paid_now.status is ProviderStatus.SUCCEEDED
+
+
+def test_wechatpayv3_native_order_with_time_expire_is_accepted(
+    emulator: WeChatPayEmulator, provider: WeChatPayProvider, receiver: Receiver
+) -> None:
+    env = emulator.app_env()
+    core = Core(
+        env["WECHATPAY_MCHID"],
+        env["WECHATPAY_MERCHANT_SERIAL"],
+        env["WECHATPAY_MERCHANT_PRIVATE_KEY"],
+        env["WECHATPAY_APIV3_KEY"],
+        public_key=env["WECHATPAY_PLATFORM_PUBLIC_KEY"],
+        public_key_id=env["WECHATPAY_PLATFORM_SERIAL"],
+        timeout=5,
+    )
+    core._gate_way = emulator.url  # the SDK knows only WeChat Pay's own host
+    time_expire = _as_wechat_time(_expiring_in(30))
+    payload = _native_payload(provider, receiver, time_expire=time_expire)
+
+    status, text = core.request(
+        "/v3/pay/transactions/native", method=RequestType.POST, data=payload
+    )
+
+    assert status == 200, text
+    assert json.loads(text)["code_url"].startswith("weixin://wxpay/bizpayurl?pr=")
+    assert emulator.time_expire(payload["out_trade_no"]) == time_expire
+
+
+def test_order_past_its_time_expire_is_closed_and_cannot_be_paid(
+    emulator: WeChatPayEmulator,
+    provider: WeChatPayProvider,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    request = replace(payment_request(receiver), expires_at=_expiring_in(2))
+    code_url = provider.create_payment(request).next_action["code_url"]  # type: ignore[index]
+    page_url = emulator.qr_page_url(code_url)
+    assert "<button" in _get_text(page_url)[1]
+    assert provider.retrieve_payment(request.payment_id, "").status is ProviderStatus.PENDING
+    before = len(emulator.deliveries())
+
+    _move_emulator_clock(monkeypatch, 3)
+
+    queried = provider.retrieve_payment(request.payment_id, "")
+    assert queried.status is ProviderStatus.FAILED
+    assert queried.failure_code == "CLOSED"
+    status, answer = post(f"{emulator.url}/_emulator/transactions/{request.payment_id}/pay")
+    assert (status, answer["code"]) == (409, "ORDER_CLOSED")
+    parts = urllib.parse.urlsplit(page_url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+    connection.request("POST", parts.path + "/pay", body=b"")
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    assert response.status == 303  # back to the page, which shows the order closed
+    status, page = _get_text(page_url)
+    assert "<button" not in page and "订单已关闭" in page
+    with pytest.raises(ProviderError) as again:
+        provider.create_payment(request)
+    assert again.value.code == "ORDER_CLOSED"
+    assert emulator.order(request.payment_id)["trade_state"] == "CLOSED"  # type: ignore[index]
+    assert len(emulator.deliveries()) == before
+
+
+def test_repeat_with_another_time_expire_keeps_the_first(
+    emulator: WeChatPayEmulator, provider: WeChatPayProvider, receiver: Receiver
+) -> None:
+    first_expiry = _expiring_in(30)
+    request = replace(payment_request(receiver), expires_at=first_expiry)
+    first = provider.create_payment(request)
+
+    again = provider.create_payment(replace(request, expires_at=_expiring_in(45)))
+
+    assert again.next_action == first.next_action
+    assert emulator.time_expire(request.payment_id) == _as_wechat_time(first_expiry)
+
+
+@pytest.mark.parametrize(
+    "time_expire",
+    [
+        "2099-11-26 10:34:56",  # Alipay's format, not WeChat Pay's
+        "2099-11-26T10:34:56",  # no offset
+        "2099-11-26T10:34:56.123+08:00",
+        "2099-02-30T10:00:00+08:00",
+        "",
+        1_700_000_000,
+    ],
+)
+def test_badly_written_time_expire_is_a_parameter_error(
+    emulator: WeChatPayEmulator, provider: WeChatPayProvider, receiver: Receiver, time_expire: Any
+) -> None:
+    payload = _native_payload(provider, receiver, time_expire=time_expire)
+
+    with pytest.raises(WeChatPayApiError) as caught:
+        provider._call("POST", "/v3/pay/transactions/native", payload)
+
+    assert (caught.value.status, caught.value.code) == (400, "PARAM_ERROR")
+    assert emulator.order(payload["out_trade_no"]) is None
+
+
+def test_time_expire_already_past_is_a_parameter_error(
+    emulator: WeChatPayEmulator, provider: WeChatPayProvider, receiver: Receiver
+) -> None:
+    request = replace(payment_request(receiver), expires_at=_expiring_in(-1))
+
+    with pytest.raises(ProviderError) as caught:
+        provider.create_payment(request)
+
+    assert caught.value.code == "PARAM_ERROR"
+    assert emulator.order(request.payment_id) is None
 
 
 def test_keys_are_generated_once_per_state_dir_and_private(tmp_path: Path) -> None:

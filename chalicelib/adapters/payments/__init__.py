@@ -69,6 +69,9 @@ class PaymentRequest:
     description: str
     notify_url: str  # where the provider posts notifications (Alipay, WeChat Pay)
     return_url: str | None = None  # where a redirect flow returns the shopper
+    # When the order stops waiting for this payment; providers that can close the trade
+    # then do (Alipay, WeChat Pay), so it cannot be paid after the order has let go.
+    expires_at: datetime | None = None
     # card only
     payment_method: str | None = None  # a one-off provider token, e.g. pm_...
     saved_method: SavedMethod | None = None  # quick pay: completes in one call

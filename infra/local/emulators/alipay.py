@@ -25,10 +25,13 @@ What it serves:
   and the others of ``FAULTS`` spoil the next gateway answer).
 
 Like Alipay, a precreated trade does not exist for ``alipay.trade.query`` until its code is
-scanned (or it is paid). Paying, and every refund, posts a signed ``trade_status_sync``
-notification to the trade's notify_url from a background thread, retried a few times until
-the answer is exactly ``success``; only loopback notify URLs are called. Bills are served
-for any day up to today (Alipay's are ready the next morning). State lives in memory.
+scanned (or it is paid). A ``time_expire`` (China time) closes the trade unpaid
+(``TRADE_CLOSED``) once the emulator's clock (``_now``) passes it, checked whenever the trade
+is read or paid; a code never scanned stays unknown to the query. Paying, and every refund,
+posts a signed ``trade_status_sync`` notification to the trade's notify_url from a
+background thread, retried a few times until the answer is exactly ``success``; only
+loopback notify URLs are called. Bills are served for any day up to today (Alipay's are
+ready the next morning). State lives in memory.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ MAX_FEN = 100_000_000_00
 _OUT_TRADE_NO = re.compile(r"[A-Za-z0-9_]{1,64}")
 _AMOUNT = re.compile(r"(0|[1-9][0-9]{0,8})(?:\.([0-9]{1,2}))?")
 _BILL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
 
 BILL_HEADER = [
     "支付宝交易号",
@@ -179,6 +183,8 @@ class _Trade:
     return_url: str
     created_at: datetime
     status: str | None = None  # None: precreated, not yet scanned (Alipay has no trade)
+    time_expire: datetime | None = None  # closed unpaid from then on
+    scanned: bool = False  # Alipay has a trade (query finds it) once the code was scanned
     paid_at: datetime | None = None
     buyer_id: str = ""
     buyer_logon_id: str = ""
@@ -195,6 +201,7 @@ class _Trade:
             "out_trade_no": self.out_trade_no,
             "trade_no": self.trade_no,
             "trade_status": self.status,
+            "time_expire": self.time_expire.strftime(TIME_FORMAT) if self.time_expire else None,
             "total_amount": _yuan(self.total_fen),
             "subject": self.subject,
             "notify_url": self.notify_url,
@@ -278,7 +285,9 @@ class AlipayEmulator:
 
     def trade(self, out_trade_no: str) -> dict[str, Any]:
         with self._lock:
-            return self._trades[out_trade_no].snapshot()
+            trade = self._trades[out_trade_no]
+            self._close_if_expired(trade)
+            return trade.snapshot()
 
     def scan(self, token: str) -> _Trade:
         """The shopper opened the QR code: Alipay now has a trade waiting for payment."""
@@ -286,6 +295,7 @@ class AlipayEmulator:
             trade = self._trade_by_token(token)
             if trade.status is None:
                 trade.status = "WAIT_BUYER_PAY"
+                trade.scanned = True
             return trade
 
     def pay(self, out_trade_no: str, total_amount: str | None = None) -> dict[str, Any]:
@@ -293,12 +303,14 @@ class AlipayEmulator:
         Raises ``KeyError`` for an unknown trade, ``TradeConflict`` if it is not payable."""
         with self._lock:
             trade = self._trades[out_trade_no]
+            self._close_if_expired(trade)
             if trade.status not in (None, "WAIT_BUYER_PAY"):
                 raise TradeConflict(f"trade {out_trade_no} is {trade.status}")
             if total_amount is not None:
                 trade.total_fen = _parse_yuan(total_amount)
             now = self._now()
             trade.status = "TRADE_SUCCESS"
+            trade.scanned = True
             trade.paid_at = now
             trade.buyer_id = "2088" + "".join(secrets.choice("0123456789") for _ in range(12))
             trade.buyer_logon_id = "sho***@example.com"
@@ -438,16 +450,22 @@ class AlipayEmulator:
         subject = _text(biz, "subject")
         if not subject or len(subject) > 256:
             raise _business("ACQ.INVALID_PARAMETER", "subject 必填且不超过256个字符")
+        time_expire = _biz_time(biz, "time_expire")
         trade = self._trades.get(out_trade_no)
         if trade is not None:
+            self._close_if_expired(trade)
             if trade.status in ("TRADE_SUCCESS", "TRADE_FINISHED"):
                 raise _business("ACQ.TRADE_HAS_SUCCESS", "交易已被支付")
             if trade.status == "TRADE_CLOSED":
                 raise _business("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")
+            # A different time_expire on a repeat is not a change of terms: the trade
+            # keeps the expiry it was created with (a later hold does not reopen it).
             if (trade.total_fen, trade.subject) != (total_fen, subject):
                 raise _business("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改")
         else:
             now = self._now()
+            if time_expire is not None and time_expire <= now:
+                raise _business("ACQ.INVALID_PARAMETER", "time_expire 不能早于当前时间")
             trade = _Trade(
                 out_trade_no=out_trade_no,
                 trade_no=now.strftime("%Y%m%d")
@@ -460,6 +478,7 @@ class AlipayEmulator:
                 notify_url=params.get("notify_url", ""),
                 return_url=params.get("return_url", ""),
                 created_at=now,
+                time_expire=time_expire,
             )
             self._trades[out_trade_no] = trade
         if method == "alipay.trade.page.pay":
@@ -469,7 +488,7 @@ class AlipayEmulator:
 
     def _query(self, biz: dict[str, Any]) -> dict[str, Any]:
         trade = self._find_trade(biz)
-        if trade.status is None:
+        if not trade.scanned:  # a code never scanned, even one since expired
             raise _business("ACQ.TRADE_NOT_EXIST", "交易不存在")
         paid = trade.paid_at is not None
         node: dict[str, Any] = {
@@ -573,13 +592,25 @@ class AlipayEmulator:
             trade = self._trades.get(out_trade_no)
         if trade is None or (out_trade_no and trade.out_trade_no != out_trade_no):
             raise _business("ACQ.TRADE_NOT_EXIST", "交易不存在")
+        self._close_if_expired(trade)
         return trade
 
     def _trade_by_token(self, token: str) -> _Trade:
         for trade in self._trades.values():
             if secrets.compare_digest(trade.token, token):
+                self._close_if_expired(trade)
                 return trade
         raise KeyError(token)
+
+    def _close_if_expired(self, trade: _Trade) -> None:
+        """Close an unpaid trade whose time_expire has passed, as Alipay does at that time
+        (here only when the trade is next looked at: no timer runs)."""
+        if (
+            trade.status in (None, "WAIT_BUYER_PAY")
+            and trade.time_expire is not None
+            and self._now() >= trade.time_expire
+        ):
+            trade.status = "TRADE_CLOSED"
 
     # -- bills ---------------------------------------------------------------------------
 
@@ -779,6 +810,21 @@ def _parse_yuan(text: str) -> int:
     if not 0 < fen <= MAX_FEN:
         raise ValueError(f"amount out of range: {text!r}")
     return fen
+
+
+def _biz_time(biz: dict[str, Any], name: str) -> datetime | None:
+    """An optional ``yyyy-MM-dd HH:mm:ss`` China time from biz_content."""
+    if name not in biz:
+        return None
+    text = _text(biz, name)
+    try:
+        if not _TIME.fullmatch(text):
+            raise ValueError(text)
+        return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=CHINA_TIME)
+    except ValueError:
+        raise _business(
+            "ACQ.INVALID_PARAMETER", f"{name} 格式不正确，应为 yyyy-MM-dd HH:mm:ss"
+        ) from None
 
 
 def _biz_amount(biz: dict[str, Any], name: str) -> int:

@@ -9,10 +9,12 @@ What it does, as WeChat Pay does:
   a fresh timestamp) and answers 401 ``SIGN_ERROR`` otherwise; signs every API answer with
   the platform key (``Wechatpay-*`` headers); the bill file itself is unsigned and carries
   its SHA1 in the signed bill answer instead;
-- Native orders (``code_url = weixin://wxpay/bizpayurl?pr=<token>``), query by
-  ``out_trade_no``, refunds (never more than paid less refunded; an ``out_refund_no`` is
-  idempotent; answered PROCESSING, then REFUND.SUCCESS is posted shortly afterwards), query
-  by ``out_refund_no``, the trade bill and its download;
+- Native orders (``code_url = weixin://wxpay/bizpayurl?pr=<token>``), whose optional
+  ``time_expire`` closes them unpaid (``CLOSED``) once the clock (``_now``) passes it,
+  checked whenever the order is read or paid; query by ``out_trade_no``, refunds (never
+  more than paid less refunded; an ``out_refund_no`` is idempotent; answered PROCESSING,
+  then REFUND.SUCCESS is posted shortly afterwards), query by ``out_refund_no``, the trade
+  bill and its download;
 - notifications: AES-256-GCM encrypted with the APIv3 key, signed with the platform key,
   posted from a background thread and retried a few times until the receiver answers 200
   or 204.
@@ -74,6 +76,8 @@ MAX_BODY_BYTES = 1024 * 1024
 OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")
 OUT_REFUND_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")
 BILL_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# RFC 3339 to the second with an offset, as WeChat Pay writes it: 2026-11-26T10:34:56+08:00
+TIME_EXPIRE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:[+-]\d{2}:\d{2}|Z)")
 TRADE_STATE_DESC = {
     "NOTPAY": "订单未支付",
     "SUCCESS": "支付成功",
@@ -116,6 +120,8 @@ class Order:
     total: int
     token: str
     created_at: datetime
+    time_expire: str | None = None  # as the merchant sent it
+    expires_at: datetime | None = None  # closed unpaid from then on
     trade_state: str = "NOTPAY"
     transaction_id: str | None = None
     success_time: datetime | None = None
@@ -176,6 +182,26 @@ class Delivery:
 
 def _now() -> datetime:
     return datetime.now(CHINA_TIME).replace(microsecond=0)
+
+
+def _close_if_expired(order: Order) -> None:
+    """Close an unpaid order whose time_expire has passed, as WeChat Pay does at that time
+    (here only when the order is next looked at: no timer runs)."""
+    if (
+        order.trade_state == "NOTPAY"
+        and order.expires_at is not None
+        and _now() >= order.expires_at
+    ):
+        order.trade_state = "CLOSED"
+
+
+def _time_expire(value: Any) -> datetime:
+    if not isinstance(value, str) or not TIME_EXPIRE.fullmatch(value):
+        raise ApiError(400, "PARAM_ERROR", "time_expire: yyyy-MM-DDTHH:mm:ss+TIMEZONE")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(400, "PARAM_ERROR", "time_expire is not a valid time") from None
 
 
 def _digits(count: int) -> str:
@@ -336,6 +362,9 @@ class WeChatPayEmulator:
             order = self._orders.get(out_trade_no)
             if order is None:
                 raise ApiError(404, "ORDER_NOT_EXIST", "订单不存在")
+            _close_if_expired(order)
+            if order.trade_state == "CLOSED":
+                raise ApiError(409, "ORDER_CLOSED", "the order is CLOSED, not NOTPAY")
             if order.trade_state != "NOTPAY":
                 raise ApiError(409, "ORDERPAID", f"the order is {order.trade_state}, not NOTPAY")
             order.trade_state = "SUCCESS"
@@ -383,7 +412,16 @@ class WeChatPayEmulator:
         """The order as the query API would answer it."""
         with self._lock:
             order = self._orders.get(out_trade_no)
-            return None if order is None else self._transaction(order)
+            if order is None:
+                return None
+            _close_if_expired(order)
+            return self._transaction(order)
+
+    def time_expire(self, out_trade_no: str) -> str | None:
+        """The ``time_expire`` the order was created with, as sent (None: none was)."""
+        with self._lock:
+            order = self._orders.get(out_trade_no)
+            return None if order is None else order.time_expire
 
     # -- the API --
 
@@ -456,13 +494,18 @@ class WeChatPayEmulator:
         notify_url = _url(request, "notify_url")
         amount = request.get("amount")
         total = _amount(amount, "total")
+        time_expire = request.get("time_expire")
+        expires_at = None if time_expire is None else _time_expire(time_expire)
         with self._lock:
             existing = self._orders.get(out_trade_no)
             if existing is not None:
+                _close_if_expired(existing)
                 if existing.trade_state in ("SUCCESS", "REFUND"):
                     raise ApiError(400, "ORDERPAID", "该订单已支付")
                 if existing.trade_state == "CLOSED":
                     raise ApiError(400, "ORDER_CLOSED", "订单已关闭")
+                # A different time_expire on a repeat is not a change of terms: the order
+                # keeps the expiry it was created with (a later hold does not reopen it).
                 same = (existing.total, existing.description, existing.notify_url) == (
                     total,
                     description,
@@ -471,6 +514,8 @@ class WeChatPayEmulator:
                 if not same:
                     raise ApiError(400, "INVALID_REQUEST", "商户订单号重复 (different parameters)")
                 return {"code_url": self._code_url(existing.token)}
+            if expires_at is not None and expires_at <= _now():
+                raise ApiError(400, "PARAM_ERROR", "time_expire: already past")
             token = secrets.token_urlsafe(12)
             self._orders[out_trade_no] = Order(
                 out_trade_no=out_trade_no,
@@ -481,6 +526,8 @@ class WeChatPayEmulator:
                 total=total,
                 token=token,
                 created_at=_now(),
+                time_expire=time_expire,
+                expires_at=expires_at,
             )
             self._tokens[token] = out_trade_no
         return {"code_url": self._code_url(token)}
@@ -496,6 +543,7 @@ class WeChatPayEmulator:
             order = self._orders.get(out_trade_no)
             if order is None:
                 raise ApiError(404, "ORDER_NOT_EXIST", "订单不存在")
+            _close_if_expired(order)
             return self._transaction(order)
 
     def _transaction(self, order: Order) -> dict[str, Any]:
@@ -901,6 +949,7 @@ class WeChatPayEmulator:
             order = self._orders.get(out_trade_no) if out_trade_no else None
             if order is None:
                 return 404, _page("WeChat Pay", "<p>This QR code is unknown or has expired.</p>")
+            _close_if_expired(order)
             state, description, total = order.trade_state, order.description, order.total
         escaped_token = html.escape(urllib.parse.quote(token, safe=""))
         button = (
