@@ -7,6 +7,8 @@ environment; the defaults here keep local runs and tests identical to Lambda.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -14,9 +16,32 @@ from chalice import Chalice
 from chalice.app import Request
 
 SERVICE = "orderdesk"
+# Path parameters put on every log line of a request, so an order's lines can be found by id.
+LOGGED_PATH_IDS = frozenset({"order_id", "shipment_id", "sku", "warehouse_id", "warehouse"})
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace="Orderdesk", service=SERVICE)
+
+
+def correlation_id() -> str | None:
+    """The id tying what this invocation does to the request that started it all."""
+    return logger.get_correlation_id()
+
+
+@contextmanager
+def correlated_with(origin: str | None) -> Iterator[None]:
+    """Log under ``origin``, the correlation id an event was written under, while handling
+    it: one id then follows an order from the API call through every queue it reaches, and
+    events written meanwhile carry it on. This invocation's own id stays on each line."""
+    invocation = logger.get_correlation_id()
+    if origin:
+        logger.set_correlation_id(origin)
+        logger.append_keys(invocation_id=invocation)
+    try:
+        yield
+    finally:
+        logger.set_correlation_id(invocation)
+        logger.remove_keys(["invocation_id"])
 
 
 def _request_id(event: Any) -> str | None:
@@ -32,7 +57,8 @@ def _observe(event: Any, get_response: Any) -> Any:
     logger.clear_state()
     logger.set_correlation_id(_request_id(event))
     if isinstance(event, Request):
-        logger.append_keys(method=event.method, path=event.context.get("resourcePath"))
+        ids = {k: v for k, v in (event.uri_params or {}).items() if k in LOGGED_PATH_IDS}
+        logger.append_keys(method=event.method, path=event.context.get("resourcePath"), **ids)
     try:
         return get_response(event)
     finally:

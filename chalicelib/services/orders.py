@@ -215,6 +215,10 @@ def place_order(
             _pause(attempt)
             continue
         _record_overflow_events(overflow, at)
+        logger.append_keys(order_id=order.order_id)
+        logger.info(
+            "order placed", extra={"lines": len(requested), "shipments": len(plan.warehouses)}
+        )
         return Placement(order_id=order.order_id, body=body)
 
     raise _still_short(requested, short_skus, snapshot)

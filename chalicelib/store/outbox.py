@@ -3,7 +3,8 @@
 Item shape (the only place that knows it):
 
     event   pk=OUTBOX#<event_id>   sk=EVENT
-            type, event_id, occurred_at (ISO 8601 UTC), payload (map), expires_ttl
+            type, event_id, occurred_at (ISO 8601 UTC), payload (map), expires_ttl,
+            correlation_id (the request or event whose handling wrote it, when known)
 
 A change and its event commit together, so an event exists exactly when its change does.
 The table's stream then carries each new OUTBOX item to a handler that forwards it to SQS
@@ -21,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from chalicelib.observability import correlation_id
 from chalicelib.store import tables
 from chalicelib.store.unit_of_work import UnitOfWork
 
@@ -35,6 +37,7 @@ class OutboxEvent:
     type: str
     occurred_at: datetime
     payload: dict[str, Any]
+    correlation_id: str | None = None
 
 
 def new_event_id() -> str:
@@ -70,6 +73,7 @@ def add_event(
             "occurred_at": moment.isoformat(timespec="microseconds"),
             "payload": _storable(dict(payload)),
             tables.TTL_ATTRIBUTE: int((moment + RETENTION).timestamp()),
+            "correlation_id": correlation_id(),
         }
     )
     uow.put(item, tag=("outbox", event_id), condition="attribute_not_exists(pk)")
@@ -84,6 +88,7 @@ def event_from_item(raw: Mapping[str, Any]) -> OutboxEvent:
         type=item["type"],
         occurred_at=datetime.fromisoformat(item["occurred_at"]),
         payload=_plain(item.get("payload") or {}),
+        correlation_id=item.get("correlation_id"),
     )
 
 

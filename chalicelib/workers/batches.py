@@ -2,7 +2,9 @@
 
 Records are handled one by one (Powertools ``BatchProcessor``); those that raised come
 back in ``batchItemFailures`` so only they are retried, and one that keeps failing ends in
-its queue's dead-letter queue while the rest of its batch is done.
+its queue's dead-letter queue while the rest of its batch is done. Each record is handled
+under the correlation id its event was written with (the ``correlation_id`` message
+attribute the outbox forwarder sets), so its log lines join the request that caused it.
 """
 
 from __future__ import annotations
@@ -12,8 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 from chalice.app import SQSEvent
 
+from chalicelib.observability import correlated_with
+
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+CORRELATION_ATTRIBUTE = "correlation_id"
+
+
+def origin_of(record: SQSRecord) -> str | None:
+    """The correlation id a queued event was written under, if its message carries one."""
+    attributes = record.get("messageAttributes") or {}
+    value = (attributes.get(CORRELATION_ATTRIBUTE) or {}).get("stringValue")
+    return value if isinstance(value, str) and value else None
 
 
 def each_record(event: SQSEvent, handle: Callable[[SQSRecord], None]) -> dict[str, Any]:
@@ -26,12 +39,16 @@ def each_record(event: SQSEvent, handle: Callable[[SQSRecord], None]) -> dict[st
         process_partial_response,
     )
 
+    def handle_in_its_origin(record: SQSRecord) -> None:
+        with correlated_with(origin_of(record)):
+            handle(record)
+
     # A batch where every record failed is reported like any other, not raised: Lambda then
     # retries exactly the failed records, as it does for a partial failure.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return process_partial_response(
         event=event.to_dict(),
-        record_handler=handle,
+        record_handler=handle_in_its_origin,
         processor=processor,
         context=event.context,
     )

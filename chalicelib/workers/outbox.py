@@ -29,6 +29,7 @@ from chalicelib.observability import logger
 from chalicelib.settings import get_settings
 from chalicelib.store import analytics as analytics_store
 from chalicelib.store import outbox
+from chalicelib.workers.batches import CORRELATION_ATTRIBUTE
 
 blueprint = Blueprint(__name__)
 
@@ -76,10 +77,11 @@ def queue_urls() -> dict[str, str]:
 
 
 def _message(event: outbox.OutboxEvent, sequence_number: str) -> queues.QueueMessage:
+    attributes = {"event_type": event.type, "event_id": event.event_id}
+    if event.correlation_id:
+        attributes[CORRELATION_ATTRIBUTE] = event.correlation_id
     return queues.QueueMessage(
-        message_id=sequence_number,
-        body=outbox.message_body(event),
-        attributes={"event_type": event.type, "event_id": event.event_id},
+        message_id=sequence_number, body=outbox.message_body(event), attributes=attributes
     )
 
 

@@ -11,6 +11,7 @@ on the fulfilment queue ends in its dead-letter queue while the rest is processe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -273,6 +274,18 @@ def test_the_warehouse_simulator_moves_paid_orders_through_the_same_steps(
         return shipment_id in {item["shipment_id"] for item in page.json()["items"]}
 
     eventually(released, what="the shipment to be released")
+    # The fulfilment handler logged under the id of the request that paid (API Gateway's).
+    paying_request = paid.headers["x-amzn-RequestId"]
+
+    def fulfilment_lines() -> list[dict[str, Any]]:
+        return [
+            line
+            for line in log_lines(stack)
+            if line.get("correlation_id") == paying_request
+            and line.get("event_type") == "order.paid"
+        ]
+
+    assert eventually(fulfilment_lines, what="the fulfilment handler's lines for this payment")
     statuses = []
     for _ in range(3):  # pick, pack, ship: one step per round
         ran = subprocess.run(
@@ -290,6 +303,16 @@ def test_the_warehouse_simulator_moves_paid_orders_through_the_same_steps(
     assert statuses == ["picking", "packed", "shipped"]
     tracking = call(stack, "GET", f"/orders/{order['order_id']}/tracking", shopper).json()
     assert tracking["shipments"][0]["tracking_number"]
+
+
+def log_lines(stack: LocalStackUnderTest) -> list[dict[str, Any]]:
+    """The stack's structured (JSON) log lines."""
+    lines = []
+    for text in stack.log().splitlines():
+        if text.startswith("{"):
+            with contextlib.suppress(ValueError):
+                lines.append(json.loads(text))
+    return lines
 
 
 def _kuaidi100_push(number: str, salt: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ handler the table's real stream records (read from moto) shaped as Lambda delive
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from test_orders_api import (
 
 from chalicelib.adapters import queues
 from chalicelib.domain.orders import Order, OrderStatus
+from chalicelib.observability import logger
 from chalicelib.services import orders as order_service
 from chalicelib.services import stock
 from chalicelib.settings import get_settings
@@ -34,7 +36,7 @@ from chalicelib.store import orders as order_store
 from chalicelib.store import outbox, tables
 from chalicelib.store.unit_of_work import UnitOfWork
 from chalicelib.workers.outbox import ROUTES
-from infra.local.pump import scheduled_event, stream_record
+from infra.local.pump import scheduled_event, sqs_record, stream_record
 
 if TYPE_CHECKING:
     from conftest import Api
@@ -358,3 +360,31 @@ def test_changes_to_outbox_items_are_not_delivered_again(
 
     assert deliver(world, stream.new_records()) == {"batchItemFailures": []}
     assert received(queue_urls["notifications"]) == []
+
+
+def test_the_request_that_wrote_an_event_is_named_in_every_log_line_of_its_consumers(
+    world: Api, queue_urls: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = Stream()
+    logger.set_correlation_id("req-origin-1")  # as the API request's invocation sets it
+    try:
+        uow = UnitOfWork()
+        outbox.add_event(uow, "order.cancelled", {"order_id": "ord_1", "customer_id": "c-1"})
+        uow.commit()
+    finally:
+        logger.set_correlation_id(None)
+    deliver(world, stream.new_records())
+    (message,) = received(queue_urls["notifications"])
+    assert message["MessageAttributes"]["correlation_id"]["StringValue"] == "req-origin-1"
+    logged = io.StringIO()
+    monkeypatch.setattr(logger.registered_handler, "stream", logged)
+
+    arn = f"arn:aws:sqs:{REGION}:123456789012:orderdesk-test-notifications"
+    event = {"Records": [sqs_record(message, arn, REGION)]}
+    world.client.lambda_.invoke("notify_customers", event)
+
+    lines = [json.loads(line) for line in logged.getvalue().splitlines() if line.startswith("{")]
+    handled = [line for line in lines if line.get("event_type") == "order.cancelled"]
+    assert handled, lines
+    assert {line["correlation_id"] for line in handled} == {"req-origin-1"}
+    assert all(line.get("invocation_id") != "req-origin-1" for line in handled)
