@@ -29,26 +29,21 @@ blueprint = Blueprint(__name__)
 # The queue's name as infra/resources.yaml declares it (Metadata.SqsEventSources).
 QUEUE = "analytics"
 BATCH_SIZE = 10
-_RECORD_KEYS = ("message_id", "event_id", "event_type")
 
 
 def _handle_record(record: SQSRecord) -> None:
-    logger.append_keys(message_id=record.message_id)
     try:
-        try:
-            event = service.parse_event(record.body)
-        except service.MalformedEvent as exc:
-            logger.error("unreadable analytics message", extra={"reason": str(exc)})
-            raise
-        logger.append_keys(event_id=event.event_id, event_type=event.type)
-        try:
-            outcome = service.record_event(event)
-        except service.MalformedEvent as exc:
-            logger.error("analytics event cannot be counted", extra={"reason": str(exc)})
-            raise
-        logger.debug("analytics event handled", extra={"outcome": outcome.value})
-    finally:
-        logger.remove_keys(list(_RECORD_KEYS))
+        event = service.parse_event(record.body)
+    except service.MalformedEvent as exc:
+        logger.error("unreadable analytics message", extra={"reason": str(exc)})
+        raise
+    logger.append_keys(event_id=event.event_id, event_type=event.type)
+    try:
+        outcome = service.record_event(event)
+    except service.MalformedEvent as exc:
+        logger.error("analytics event cannot be counted", extra={"reason": str(exc)})
+        raise
+    logger.debug("analytics event handled", extra={"outcome": outcome.value})
 
 
 @blueprint.on_sqs_message(queue=QUEUE, batch_size=BATCH_SIZE)

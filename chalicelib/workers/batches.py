@@ -4,7 +4,8 @@ Records are handled one by one (Powertools ``BatchProcessor``); those that raise
 back in ``batchItemFailures`` so only they are retried, and one that keeps failing ends in
 its queue's dead-letter queue while the rest of its batch is done. Each record is handled
 under the correlation id its event was written with (the ``correlation_id`` message
-attribute the outbox forwarder sets), so its log lines join the request that caused it.
+attribute the outbox forwarder sets), so its log lines join the request that caused it, and
+with its message id; log keys a handler adds for one record are gone before the next.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalice.app import SQSEvent
 
-from chalicelib.observability import correlated_with
+from chalicelib.observability import correlated_with, logger
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -40,8 +41,14 @@ def each_record(event: SQSEvent, handle: Callable[[SQSRecord], None]) -> dict[st
     )
 
     def handle_in_its_origin(record: SQSRecord) -> None:
+        before = set(logger.get_current_keys())
         with correlated_with(origin_of(record)):
-            handle(record)
+            logger.append_keys(message_id=record.message_id)
+            try:
+                handle(record)
+            finally:
+                # What a handler added for this record (event id, order id) ends with it.
+                logger.remove_keys([k for k in logger.get_current_keys() if k not in before])
 
     # A batch where every record failed is reported like any other, not raised: Lambda then
     # retries exactly the failed records, as it does for a partial failure.

@@ -27,11 +27,9 @@ blueprint = Blueprint(__name__)
 QUEUE = "fulfilment"
 BATCH_SIZE = 10
 ORDER_PAID = "order.paid"
-_RECORD_KEYS = ("message_id", "event_id", "event_type", "order_id")
 
 
 def _handle_record(record: SQSRecord) -> None:
-    logger.append_keys(message_id=record.message_id)
     try:
         event = outbox.event_from_message(record.body)
         order_id = event.payload.get("order_id")
@@ -44,8 +42,6 @@ def _handle_record(record: SQSRecord) -> None:
     except Exception:
         logger.exception("fulfilment message failed")
         raise
-    finally:
-        logger.remove_keys(list(_RECORD_KEYS))
 
 
 @blueprint.on_sqs_message(queue=QUEUE, batch_size=BATCH_SIZE)

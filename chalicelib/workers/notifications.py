@@ -27,42 +27,37 @@ blueprint = Blueprint(__name__)
 # NOTIFICATIONS_QUEUE_URL, so nothing here depends on the environment at import time.
 QUEUE = "notifications"
 BATCH_SIZE = 10
-_RECORD_KEYS = ("message_id", "event_id", "event_type", "order_id")
 
 
 def _handle_record(record: SQSRecord) -> None:
-    logger.append_keys(message_id=record.message_id)
     try:
-        try:
-            event = notifications.parse_event(record.body)
-        except notifications.MalformedEvent as exc:
-            logger.error("unreadable notification message", extra={"reason": str(exc)})
-            raise
-        logger.append_keys(event_id=event.event_id, event_type=event.type, order_id=event.order_id)
-        try:
-            outcome = notifications.notify(event)
-        except notifications.DeliveryFailed as exc:
-            logger.warning(
-                "notification not fully sent; will retry",
-                extra={"channels": [channel.value for channel in exc.failed]},
-            )
-            raise
-        except notifications.MalformedEvent as exc:
-            logger.error("unusable notification event", extra={"reason": str(exc)})
-            raise
-        if outcome.ignored:
-            logger.debug("event type not notified")
-        else:
-            logger.info(
-                "customer notified",
-                extra={
-                    "sent": [c.value for c in outcome.sent],
-                    "already_sent": [c.value for c in outcome.already_sent],
-                    "unreachable": [c.value for c in outcome.unreachable],
-                },
-            )
-    finally:
-        logger.remove_keys(list(_RECORD_KEYS))
+        event = notifications.parse_event(record.body)
+    except notifications.MalformedEvent as exc:
+        logger.error("unreadable notification message", extra={"reason": str(exc)})
+        raise
+    logger.append_keys(event_id=event.event_id, event_type=event.type, order_id=event.order_id)
+    try:
+        outcome = notifications.notify(event)
+    except notifications.DeliveryFailed as exc:
+        logger.warning(
+            "notification not fully sent; will retry",
+            extra={"channels": [channel.value for channel in exc.failed]},
+        )
+        raise
+    except notifications.MalformedEvent as exc:
+        logger.error("unusable notification event", extra={"reason": str(exc)})
+        raise
+    if outcome.ignored:
+        logger.debug("event type not notified")
+    else:
+        logger.info(
+            "customer notified",
+            extra={
+                "sent": [c.value for c in outcome.sent],
+                "already_sent": [c.value for c in outcome.already_sent],
+                "unreachable": [c.value for c in outcome.unreachable],
+            },
+        )
 
 
 @blueprint.on_sqs_message(queue=QUEUE, batch_size=BATCH_SIZE)

@@ -28,27 +28,22 @@ blueprint = Blueprint(__name__)
 # OPERATIONS_QUEUE_URL, so nothing here depends on the environment at import time.
 QUEUE = "operations"
 BATCH_SIZE = 10
-_RECORD_KEYS = ("message_id", "event_id", "event_type")
 
 
 def _handle_record(record: SQSRecord) -> None:
-    logger.append_keys(message_id=record.message_id)
     try:
-        try:
-            event = low_stock.parse_event(record.body)
-        except low_stock.MalformedEvent as exc:
-            logger.error("unreadable operations message", extra={"reason": str(exc)})
-            raise
-        logger.append_keys(event_id=event.event_id, event_type=event.type)
-        try:
-            outcome = low_stock.handle_event(event)
-        except low_stock.MalformedEvent as exc:
-            logger.error("unusable stock event", extra={"reason": str(exc)})
-            raise
-        if outcome is None:
-            logger.debug("nothing to do for this event")
-    finally:
-        logger.remove_keys(list(_RECORD_KEYS))
+        event = low_stock.parse_event(record.body)
+    except low_stock.MalformedEvent as exc:
+        logger.error("unreadable operations message", extra={"reason": str(exc)})
+        raise
+    logger.append_keys(event_id=event.event_id, event_type=event.type)
+    try:
+        outcome = low_stock.handle_event(event)
+    except low_stock.MalformedEvent as exc:
+        logger.error("unusable stock event", extra={"reason": str(exc)})
+        raise
+    if outcome is None:
+        logger.debug("nothing to do for this event")
 
 
 @blueprint.on_sqs_message(queue=QUEUE, batch_size=BATCH_SIZE)

@@ -382,6 +382,11 @@ def test_the_request_that_wrote_an_event_is_named_in_every_log_line_of_its_consu
     arn = f"arn:aws:sqs:{REGION}:123456789012:orderdesk-test-notifications"
     event = {"Records": [sqs_record(message, arn, REGION)]}
     world.client.lambda_.invoke("notify_customers", event)
+    # Nothing of this record's stays on the logger for the next one.
+    assert not {"message_id", "event_id", "order_id", "invocation_id"} & set(
+        logger.get_current_keys()
+    )
+    assert logger.get_correlation_id() != "req-origin-1"
 
     lines = [json.loads(line) for line in logged.getvalue().splitlines() if line.startswith("{")]
     handled = [line for line in lines if line.get("event_type") == "order.cancelled"]
