@@ -311,7 +311,8 @@ def retry_pending_refunds(now: datetime) -> RetryReport:
             continue
         asked += 1
         try:
-            if _ask_provider(refund, payment, at=now).is_settled:
+            # Recorded at the provider's answer, not at ``now`` (which picks the refunds).
+            if _ask_provider(refund, payment, at=_now()).is_settled:
                 settled += 1
         except Exception:  # noqa: BLE001 - one refund must not hold up the others
             logger.exception("retrying a refund failed", extra={"refund_id": refund.refund_id})
