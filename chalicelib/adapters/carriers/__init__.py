@@ -182,6 +182,28 @@ def _reply_json(status_code: int, document: Mapping[str, Any]) -> WebhookReply:
     return WebhookReply(status_code, "application/json", json.dumps(document, ensure_ascii=False))
 
 
+def _json_objects(items: Any, where: str) -> list[Mapping[str, Any]]:
+    """The objects of the JSON list ``items`` (absent: none); ``where`` names it in errors."""
+    items = [] if items is None else items
+    if not isinstance(items, list):
+        raise WebhookRejected(f"{where} is not a list")
+    if not all(isinstance(item, dict) for item in items):
+        raise WebhookRejected(f"{where} holds a non-object")
+    return items
+
+
+# The acknowledgement and refusal of the formats that expect no particular reply body
+# (AfterShip, EasyPost): any 2xx stops their retries.
+def _json_acknowledge() -> WebhookReply:
+    return _reply_json(200, {"ok": True})
+
+
+def _json_reject(message: str, status_code: int = 500) -> WebhookReply:
+    return _reply_json(
+        status_code, {"error": "webhook_rejected", "message": message, "details": None}
+    )
+
+
 def _moment(value: Any, default_zone: tzinfo) -> datetime | None:
     """An aware datetime from ISO 8601 text ("2024-05-08T10:20:00Z", "2024-05-08 10:20:00",
     "2024-05-08"); naive values are taken in ``default_zone``. ``None`` when absent;

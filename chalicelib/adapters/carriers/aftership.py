@@ -34,12 +34,13 @@ from chalicelib.adapters.carriers import (
     CHINA_TIME,
     TrackingUpdate,
     WebhookRejected,
-    WebhookReply,
     _estimate_on_newest,
     _header,
+    _json_acknowledge,
     _json_document,
+    _json_objects,
+    _json_reject,
     _moment,
-    _reply_json,
     _require_secret,
     _required_text,
     _text,
@@ -92,28 +93,13 @@ def verify_and_parse(headers: Mapping[str, str], body: bytes, secret: str) -> Tr
     )
 
 
-def acknowledge() -> WebhookReply:
-    return _reply_json(200, {"ok": True})
-
-
-def reject(message: str, status_code: int = 500) -> WebhookReply:
-    return _reply_json(
-        status_code, {"error": "webhook_rejected", "message": message, "details": None}
-    )
+acknowledge = _json_acknowledge
+reject = _json_reject
 
 
 def _events(tracking: Mapping[str, Any]) -> tuple[TrackingEvent, ...]:
-    checkpoints = tracking.get("checkpoints")
-    checkpoints = [] if checkpoints is None else checkpoints
-    if not isinstance(checkpoints, list):
-        raise WebhookRejected("msg.checkpoints is not a list")
-    events = []
-    for checkpoint in checkpoints:
-        if not isinstance(checkpoint, dict):
-            raise WebhookRejected("msg.checkpoints holds a non-object")
-        event = _event(checkpoint)
-        if event is not None:
-            events.append(event)
+    checkpoints = _json_objects(tracking.get("checkpoints"), "msg.checkpoints")
+    events = [event for event in map(_event, checkpoints) if event is not None]
     eta = _estimated_delivery(tracking)
     return _estimate_on_newest(events, eta)
 

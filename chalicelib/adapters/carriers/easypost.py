@@ -34,12 +34,13 @@ from chalicelib.adapters.carriers import (
     EASYPOST,
     TrackingUpdate,
     WebhookRejected,
-    WebhookReply,
     _estimate_on_newest,
     _header,
+    _json_acknowledge,
     _json_document,
+    _json_objects,
+    _json_reject,
     _moment,
-    _reply_json,
     _require_secret,
     _required_text,
     _text,
@@ -90,28 +91,13 @@ def verify_and_parse(headers: Mapping[str, str], body: bytes, secret: str) -> Tr
     )
 
 
-def acknowledge() -> WebhookReply:
-    return _reply_json(200, {"ok": True})
-
-
-def reject(message: str, status_code: int = 500) -> WebhookReply:
-    return _reply_json(
-        status_code, {"error": "webhook_rejected", "message": message, "details": None}
-    )
+acknowledge = _json_acknowledge
+reject = _json_reject
 
 
 def _events(tracker: Mapping[str, Any]) -> tuple[TrackingEvent, ...]:
-    details = tracker.get("tracking_details")
-    details = [] if details is None else details
-    if not isinstance(details, list):
-        raise WebhookRejected("result.tracking_details is not a list")
-    events = []
-    for detail in details:
-        if not isinstance(detail, dict):
-            raise WebhookRejected("result.tracking_details holds a non-object")
-        event = _event(detail)
-        if event is not None:
-            events.append(event)
+    details = _json_objects(tracker.get("tracking_details"), "result.tracking_details")
+    events = [event for event in map(_event, details) if event is not None]
     try:
         eta = _moment(tracker.get("est_delivery_date"), UTC)
     except ValueError:

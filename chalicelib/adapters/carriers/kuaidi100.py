@@ -72,6 +72,7 @@ from chalicelib.adapters.carriers import (
     WebhookRejected,
     WebhookReply,
     _json_document,
+    _json_objects,
     _moment,
     _reply_json,
     _require_secret,
@@ -241,14 +242,8 @@ def _form_fields(body: bytes) -> dict[str, str]:
 
 
 def _events(result: Mapping[str, Any]) -> tuple[TrackingEvent, ...]:
-    records = result.get("data")
-    records = [] if records is None else records
-    if not isinstance(records, list):
-        raise WebhookRejected("lastResult.data is not a list")
     dated = []
-    for record in records:
-        if not isinstance(record, dict):
-            raise WebhookRejected("lastResult.data holds a non-object")
+    for record in _json_objects(result.get("data"), "lastResult.data"):
         try:
             occurred_at = _moment(record.get("time") or record.get("ftime"), CHINA_TIME)
         except ValueError:
