@@ -184,21 +184,17 @@ def _plain(value: Any) -> Any:
 
 
 def add_new_payment(uow: UnitOfWork, payment: Payment) -> None:
-    uow.put(
-        payment_item(payment),
-        tag=("payment", payment.payment_id),
-        condition="attribute_not_exists(pk)",
+    uow.put_versioned(
+        payment_item(payment), tag=("payment", payment.payment_id), previous_version=None
     )
 
 
 def add_payment_change(uow: UnitOfWork, payment: Payment, *, previous: Payment) -> None:
     """Write ``payment`` if the stored one is still ``previous`` (same version)."""
-    uow.put(
+    uow.put_versioned(
         payment_item(payment),
         tag=("payment", payment.payment_id),
-        condition="#version = :expected_version",
-        names={"#version": "version"},
-        values={":expected_version": {"N": str(previous.version)}},
+        previous_version=previous.version,
     )
 
 
@@ -311,18 +307,12 @@ def refund_from_item(raw: Mapping[str, Any]) -> Refund:
 
 
 def add_new_refund(uow: UnitOfWork, refund: Refund) -> None:
-    uow.put(
-        refund_item(refund), tag=("refund", refund.refund_id), condition="attribute_not_exists(pk)"
-    )
+    uow.put_versioned(refund_item(refund), tag=("refund", refund.refund_id), previous_version=None)
 
 
 def add_refund_change(uow: UnitOfWork, refund: Refund, *, previous: Refund) -> None:
-    uow.put(
-        refund_item(refund),
-        tag=("refund", refund.refund_id),
-        condition="#version = :expected_version",
-        names={"#version": "version"},
-        values={":expected_version": {"N": str(previous.version)}},
+    uow.put_versioned(
+        refund_item(refund), tag=("refund", refund.refund_id), previous_version=previous.version
     )
 
 

@@ -201,22 +201,18 @@ def shipment_from_item(raw: Mapping[str, Any]) -> ShipmentRecord:
 
 
 def add_new_shipment(uow: UnitOfWork, record: ShipmentRecord) -> None:
-    uow.put(
-        shipment_item(record),
-        tag=("shipment", record.shipment_id),
-        condition="attribute_not_exists(pk)",
+    uow.put_versioned(
+        shipment_item(record), tag=("shipment", record.shipment_id), previous_version=None
     )
 
 
 def add_shipment_change(
     uow: UnitOfWork, record: ShipmentRecord, *, previous: ShipmentRecord
 ) -> None:
-    uow.put(
+    uow.put_versioned(
         shipment_item(record),
         tag=("shipment", record.shipment_id),
-        condition="#version = :expected_version",
-        names={"#version": "version"},
-        values={":expected_version": {"N": str(previous.version)}},
+        previous_version=previous.version,
     )
 
 

@@ -107,6 +107,22 @@ class UnitOfWork:
         request = {"TableName": tables.table_name(), "Item": dict(item)}
         self._add("Put", tag, request, condition, names, values)
 
+    def put_versioned(
+        self, item: tables.RawItem, *, tag: Tag, previous_version: int | None
+    ) -> None:
+        """Put ``item`` if it is new (``previous_version`` None) or the stored one still has
+        ``previous_version``: the optimistic lock of every versioned entity."""
+        if previous_version is None:
+            self.put(item, tag=tag, condition="attribute_not_exists(pk)")
+            return
+        self.put(
+            item,
+            tag=tag,
+            condition="#version = :expected_version",
+            names={"#version": "version"},
+            values={":expected_version": {"N": str(previous_version)}},
+        )
+
     def update(
         self,
         key: tables.RawItem,
