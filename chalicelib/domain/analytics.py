@@ -35,19 +35,20 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chalicelib.domain.orders import Order
 from chalicelib.domain.reports import ReportTable
+from chalicelib.domain.time_zones import CHINA_TIME
 
 # --- time -----------------------------------------------------------------------------------
 
 DEFAULT_TIME_ZONE = "Asia/Shanghai"
 # Zones with a fixed offset, usable where the runtime has no time zone database.
 _FIXED_ZONES: dict[str, tzinfo] = {
-    "Asia/Shanghai": timezone(timedelta(hours=8), "Asia/Shanghai"),
+    "Asia/Shanghai": CHINA_TIME,
     "UTC": UTC,
 }
 

@@ -19,12 +19,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from chalicelib.domain.money import Money
+from chalicelib.domain.time_zones import CHINA_TIME
 
-CHINA = ZoneInfo("Asia/Shanghai")
-SETTLEMENT_ZONES = {"card": UTC, "alipay": CHINA, "wechat_pay": CHINA}
+SETTLEMENT_ZONES = {"card": UTC, "alipay": CHINA_TIME, "wechat_pay": CHINA_TIME}
 
 MISSING_AT_PROVIDER = "missing_at_provider"
 MISSING_IN_RECORDS = "missing_in_records"

@@ -18,7 +18,8 @@ from chalicelib.adapters import alerts, reports_bucket
 from chalicelib.adapters.payments import PROVIDERS, ProviderError, SettlementKind
 from chalicelib.adapters.payments.providers import get_provider
 from chalicelib.domain.errors import InvalidInput, NotFound
-from chalicelib.domain.reconciliation import CHINA, KINDS, Entry, Outcome, reconcile
+from chalicelib.domain.reconciliation import KINDS, Entry, Outcome, reconcile
+from chalicelib.domain.time_zones import CHINA_TIME
 from chalicelib.observability import logger
 from chalicelib.store import payments as store
 
@@ -31,7 +32,7 @@ def _day_prefix(day: date) -> str:
 
 def previous_business_day(now: datetime) -> date:
     """Providers publish a day's bills the next morning, China time."""
-    return now.astimezone(CHINA).date() - timedelta(days=1)
+    return now.astimezone(CHINA_TIME).date() - timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)

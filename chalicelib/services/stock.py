@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from chalicelib.domain import inventory as rules
@@ -42,6 +42,7 @@ from chalicelib.domain.catalogue import (
 from chalicelib.domain.catalogue import require_id as _require_id
 from chalicelib.domain.errors import Conflict, InvalidInput, UnknownSku
 from chalicelib.domain.inventory import Movement, MovementType, StockLevel
+from chalicelib.domain.time_zones import CHINA_TIME
 from chalicelib.services import catalogue
 from chalicelib.settings import get_settings
 from chalicelib.store import inventory as store
@@ -66,9 +67,6 @@ _ATTEMPTS = 5
 # Levels stocked per transaction by ``stock_if_new`` (two actions each, 100 at most).
 _FIRST_STOCKING_BATCH = 50
 
-# China keeps one time zone without daylight saving, so a fixed offset is exact (and needs
-# no tz database in the Lambda image).
-CHINA_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
 SAME_CITY_KM = 50.0
 # (up to this distance, earliest and latest days from today) — a rough carrier promise.
 DELIVERY_DAYS: tuple[tuple[float, int, int], ...] = (

@@ -30,17 +30,13 @@ import importlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 from chalicelib.domain.tracking import TrackingEvent
 
 if TYPE_CHECKING:
     from chalicelib.settings import Settings
-
-# Mainland China has had no daylight saving since 1991: a fixed offset is exact, and needs no
-# time zone database in the Lambda runtime.
-CHINA_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 KUAIDI100 = "kuaidi100"
 AFTERSHIP = "aftership"

@@ -31,7 +31,6 @@ from typing import Any
 
 from chalicelib.adapters.carriers import (
     AFTERSHIP,
-    CHINA_TIME,
     TrackingUpdate,
     WebhookRejected,
     _estimate_on_newest,
@@ -45,6 +44,7 @@ from chalicelib.adapters.carriers import (
     _required_text,
     _text,
 )
+from chalicelib.domain.time_zones import CHINA_TIME
 from chalicelib.domain.tracking import TrackingEvent, TrackingLocation, TrackingStatus
 
 NAME = AFTERSHIP

@@ -65,7 +65,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.adapters.carriers import (
-    CHINA_TIME,
     KUAIDI100,
     CarrierError,
     TrackingUpdate,
@@ -80,6 +79,7 @@ from chalicelib.adapters.carriers import (
     _text,
 )
 from chalicelib.domain import places
+from chalicelib.domain.time_zones import CHINA_TIME
 from chalicelib.domain.tracking import Booking, TrackingEvent, TrackingLocation, TrackingStatus
 
 if TYPE_CHECKING:

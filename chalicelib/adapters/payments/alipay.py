@@ -37,7 +37,7 @@ import urllib.request
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
@@ -60,12 +60,12 @@ from chalicelib.adapters.payments import (
     WebhookReply,
 )
 from chalicelib.domain.money import Money
+from chalicelib.domain.time_zones import CHINA_TIME
 
 if TYPE_CHECKING:
     from chalicelib.settings import Settings
 
 GATEWAY_URL = "https://openapi.alipay.com/gateway.do"
-CHINA_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
 CURRENCY = "CNY"
 SUCCESS = "10000"
 # Alipay's own bounds for one trade: [0.01, 100000000] yuan.

@@ -36,7 +36,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any, NoReturn
 
 from cryptography import x509
@@ -61,6 +61,7 @@ from chalicelib.adapters.payments import (
     WebhookReply,
 )
 from chalicelib.domain.money import Money
+from chalicelib.domain.time_zones import CHINA_TIME
 from chalicelib.settings import Settings
 
 DEFAULT_BASE_URL = "https://api.mch.weixin.qq.com"
@@ -68,8 +69,6 @@ AUTH_SCHEME = "WECHATPAY2-SHA256-RSA2048"
 AEAD_ALGORITHM = "AEAD_AES_256_GCM"
 CURRENCY = "CNY"
 TIMESTAMP_TOLERANCE_SECONDS = 300
-# WeChat Pay states times and bill days in China Standard Time.
-CHINA_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
 MIN_KEY_BITS = 2048
 APIV3_KEY_BYTES = 32
 MAX_FEN = 10**12  # far above any single payment; a bound against absurd values
