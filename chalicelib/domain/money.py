@@ -7,7 +7,7 @@ different currencies never mix silently; doing so raises ``CurrencyMismatch``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,6 +130,11 @@ class Money:
     def as_dict(self) -> dict[str, Any]:
         """The wire shape used everywhere: ``{"amount": 12900, "currency": "CNY"}``."""
         return {"amount": self.amount, "currency": self.currency}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Money:
+        """The inverse of ``as_dict`` (stored numbers may come back as ``Decimal``)."""
+        return cls(int(data["amount"]), str(data["currency"]))
 
     def __str__(self) -> str:
         digits = self.minor_unit_digits

@@ -87,7 +87,7 @@ def _suggestion(suggestion: ReorderSuggestion) -> dict[str, Any]:
         "window_days": suggestion.window_days,
         "lead_time_days": suggestion.lead_time_days,
         "target_days_of_cover": suggestion.target_days_of_cover,
-        "unit_cost": {"amount": cost.amount, "currency": cost.currency} if cost else None,
+        "unit_cost": cost.as_dict() if cost else None,
     }
 
 
@@ -99,7 +99,7 @@ def _suggestion_from(value: dict[str, Any]) -> ReorderSuggestion:
         window_days=int(value["window_days"]),
         lead_time_days=int(value["lead_time_days"]),
         target_days_of_cover=int(value["target_days_of_cover"]),
-        unit_cost=Money(int(cost["amount"]), str(cost["currency"])) if cost else None,
+        unit_cost=Money.from_dict(cost) if cost else None,
     )
 
 

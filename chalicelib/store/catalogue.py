@@ -127,7 +127,7 @@ def _reorder_from(item: dict[str, Any]) -> ReorderPolicy:
     cost = item.get("unit_cost")
     return ReorderPolicy(
         default_low_stock_threshold=number("default_low_stock_threshold"),
-        unit_cost=Money(int(cost["amount"]), cost["currency"]) if cost else None,
+        unit_cost=Money.from_dict(cost) if cost else None,
         lead_time_days=number("lead_time_days"),
         target_days_of_cover=number("target_days_of_cover"),
     )
@@ -136,13 +136,12 @@ def _reorder_from(item: dict[str, Any]) -> ReorderPolicy:
 def product_from_item(raw: dict[str, Any]) -> Product:
     """A ``Product`` from a raw product item (e.g. one read in a caller's own batch)."""
     item = tables.from_item(raw)
-    price = item["price"]
     return Product(
         sku=item["sku"],
         name=LocalizedText.from_mapping(item.get("name") or {}),
         description=LocalizedText.from_mapping(item.get("description") or {}),
         category=item["category"],
-        price=Money(int(price["amount"]), price["currency"]),
+        price=Money.from_dict(item["price"]),
         images=tuple(item.get("images") or ()),
         active=bool(item["active"]),
         created_at=datetime.fromisoformat(item["created_at"]),

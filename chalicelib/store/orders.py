@@ -105,14 +105,6 @@ def _listing_sort_key(order: Order) -> str:
 # --- order items ---------------------------------------------------------------------------
 
 
-def _money(money: Money) -> dict[str, Any]:
-    return {"amount": money.amount, "currency": money.currency}
-
-
-def _money_from(value: Mapping[str, Any]) -> Money:
-    return Money(int(value["amount"]), str(value["currency"]))
-
-
 def _address(address: ShippingAddress) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": address.name,
@@ -187,7 +179,7 @@ def order_item(order: Order) -> tables.RawItem:
             {
                 "sku": line.sku,
                 "quantity": line.quantity,
-                "unit_price": _money(line.unit_price),
+                "unit_price": line.unit_price.as_dict(),
                 "allocations": [
                     {"warehouse": a.warehouse, "quantity": a.quantity} for a in line.allocations
                 ],
@@ -204,9 +196,9 @@ def order_item(order: Order) -> tables.RawItem:
             for shipment in order.shipments
         ],
         "shipping_address": _address(order.shipping_address),
-        "subtotal": _money(order.subtotal),
-        "shipping_fee": _money(order.shipping_fee),
-        "total": _money(order.total),
+        "subtotal": order.subtotal.as_dict(),
+        "shipping_fee": order.shipping_fee.as_dict(),
+        "total": order.total.as_dict(),
         "created_at": timestamp(order.created_at),
         "updated_at": timestamp(order.updated_at),
         "expires_at": timestamp(order.expires_at),
@@ -230,7 +222,7 @@ def order_from_item(raw: Mapping[str, Any]) -> Order:
             OrderLine(
                 sku=line["sku"],
                 quantity=int(line["quantity"]),
-                unit_price=_money_from(line["unit_price"]),
+                unit_price=Money.from_dict(line["unit_price"]),
                 allocations=tuple(
                     Allocation(line["sku"], a["warehouse"], int(a["quantity"]))
                     for a in line["allocations"]
@@ -248,9 +240,9 @@ def order_from_item(raw: Mapping[str, Any]) -> Order:
             for shipment in item["shipments"]
         ),
         shipping_address=_address_from(item["shipping_address"]),
-        subtotal=_money_from(item["subtotal"]),
-        shipping_fee=_money_from(item["shipping_fee"]),
-        total=_money_from(item["total"]),
+        subtotal=Money.from_dict(item["subtotal"]),
+        shipping_fee=Money.from_dict(item["shipping_fee"]),
+        total=Money.from_dict(item["total"]),
         created_at=_parse_time(item["created_at"]),
         updated_at=_parse_time(item["updated_at"]),
         expires_at=_parse_time(item["expires_at"]),

@@ -68,11 +68,11 @@ def _optional_time(text: str | None) -> datetime | None:
 
 
 def _money(money: Money | None) -> dict[str, Any] | None:
-    return None if money is None else {"amount": money.amount, "currency": money.currency}
+    return None if money is None else money.as_dict()
 
 
 def _money_from(value: Mapping[str, Any] | None) -> Money | None:
-    return None if value is None else Money(int(value["amount"]), str(value["currency"]))
+    return None if value is None else Money.from_dict(value)
 
 
 def _failure_from(value: Mapping[str, Any] | None) -> Failure | None:
@@ -147,7 +147,7 @@ def payment_from_item(raw: Mapping[str, Any]) -> Payment:
         order_id=item["order_id"],
         customer_id=item["customer_id"],
         method=item["method"],
-        amount=Money(int(item["amount"]["amount"]), item["amount"]["currency"]),
+        amount=Money.from_dict(item["amount"]),
         status=PaymentStatus(item["status"]),
         created_at=_parse_time(item["created_at"]),
         updated_at=_parse_time(item["updated_at"]),
@@ -161,8 +161,8 @@ def payment_from_item(raw: Mapping[str, Any]) -> Payment:
         review=(
             ReviewFlag(
                 reason=review["reason"],
-                expected=Money(int(review["expected"]["amount"]), review["expected"]["currency"]),
-                received=Money(int(review["received"]["amount"]), review["received"]["currency"]),
+                expected=Money.from_dict(review["expected"]),
+                received=Money.from_dict(review["received"]),
             )
             if review
             else None
@@ -292,7 +292,7 @@ def refund_from_item(raw: Mapping[str, Any]) -> Refund:
         order_id=item["order_id"],
         customer_id=item["customer_id"],
         method=item["method"],
-        amount=Money(int(item["amount"]["amount"]), item["amount"]["currency"]),
+        amount=Money.from_dict(item["amount"]),
         reason=item["reason"],
         status=RefundStatus(item["status"]),
         requested_by=item["requested_by"],
