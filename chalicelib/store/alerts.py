@@ -206,10 +206,8 @@ def add_alert(alert: LowStockAlert) -> bool:
             ":at": {"S": at},
         },
     )
-    uow.put(
-        _alert_item(alert, version=1),
-        tag=("alert", alert.alert_id),
-        condition="attribute_not_exists(pk)",
+    uow.put_versioned(
+        _alert_item(alert, version=1), tag=("alert", alert.alert_id), previous_version=None
     )
     try:
         uow.commit()
@@ -221,12 +219,10 @@ def add_alert(alert: LowStockAlert) -> bool:
 
 
 def _changed_alert(uow: UnitOfWork, alert: LowStockAlert, previous: StoredAlert) -> None:
-    uow.put(
+    uow.put_versioned(
         _alert_item(alert, version=previous.version + 1),
         tag=("alert", alert.alert_id),
-        condition="#version = :version",
-        names={"#version": "version"},
-        values={":version": {"N": str(previous.version)}},
+        previous_version=previous.version,
     )
 
 
