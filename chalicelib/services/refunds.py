@@ -92,7 +92,7 @@ def request_refund(
     if idempotency_key is not None:
         replay = _replay(order_id, idempotency_key, fingerprint)
         if replay is not None:
-            return replay
+            return _resume(replay)
     payment = _refundable_payment(order_id, amount)
     request_key = (
         store.RequestKey("refund", order_id, idempotency_key, fingerprint, "")
@@ -116,15 +116,27 @@ def _replay(order_id: str, key: str, fingerprint: str) -> RefundOutcome | None:
     return RefundOutcome(refund, replayed=True)
 
 
+def _resume(replay: RefundOutcome) -> RefundOutcome:
+    """A replayed refund the provider never answered (the first request died after its
+    commit): ask now rather than wait for the retry job; keyed by our refund id, it is made
+    once."""
+    refund = replay.refund
+    if refund.is_settled or refund.provider_refund_id:
+        return replay
+    payment = store.get_payment(refund.payment_id)
+    if payment is None:  # pragma: no cover - a refund is written with its payment
+        return replay
+    return RefundOutcome(_ask_provider(refund, payment, at=_now()), replayed=True)
+
+
 def _refundable_payment(order_id: str, amount: Money) -> Payment:
     """The captured payment to refund from: the one that paid the order, else any other
     captured one with enough left (an order is paid once; others were refunded already)."""
-    captured = [p for p in store.payments_of_order(order_id) if p.is_captured]
-    if not captured:
+    payments = [p for p in store.order_payments(order_id) if p.is_captured]
+    if not payments:
         raise NothingToRefund(
             f"Order {order_id} has no captured payment to refund.", {"order_id": order_id}
         )
-    payments = [store.get_payment(p.payment_id) or p for p in captured]
     payments.sort(key=lambda p: (p.review is not None, p.created_at))
     for payment in payments:
         if amount.currency == payment.amount.currency and amount <= payment.refundable:

@@ -23,6 +23,7 @@ from faults import Carrier, Faults, PaymentProvider, Sender, install, run
 from test_orders_api import build_world, items_with_prefix, levels, order_body, receive
 
 from chalicelib.adapters import notifications as channels
+from chalicelib.domain.money import Money
 from chalicelib.domain.notifications import Channel, ContactDetails, CustomerProfile
 from chalicelib.domain.orders import OrderStatus
 from chalicelib.domain.payments import PaymentStatus, RefundStatus
@@ -454,3 +455,39 @@ def test_cancelling_refunds_a_payment_the_lagging_index_does_not_show_yet(
     assert payment is not None and payment.refundable.is_zero()
     shop.consume("refund.pending")
     assert shop.provider.refunded == payment.amount.amount
+
+
+# --- a refund ops ask for -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        None,
+        "before_commit:1",
+        "after_commit:1",
+        "before_provider:refund",
+        "after_provider:refund",
+        "before_commit:2",
+        "after_commit:2",
+    ],
+)
+def test_a_refund_asked_again_after_a_crash_is_made_once(shop: Shop, point: str) -> None:
+    order_id, payment_id = shop.paid_order()
+    body = {"amount": {"amount": 1000, "currency": "CNY"}, "reason": "scratched cup"}
+    headers = {**shop.api.ops, "Idempotency-Key": "refund-1"}
+
+    def ask() -> Any:
+        return shop.api.request("POST", f"/orders/{order_id}/refunds", body, headers)
+
+    crashed_at(shop, point, ask)
+    response = ask()  # ops press again: the same Idempotency-Key
+
+    assert response.status_code == 201, response.json_body
+    assert response.json_body["status"] == "succeeded"
+    assert list(shop.provider.refunds.values()) == [Money(1000, "CNY")]
+    [refund] = payment_store.refunds_of_order(order_id)
+    assert refund.refund_id == response.json_body["refund_id"]
+    payment = payment_store.get_payment(payment_id)
+    assert payment is not None and payment.refunded == Money(1000, "CNY")
+    assert event_counts()["payment.refunded"] == 1

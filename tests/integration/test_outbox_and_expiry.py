@@ -487,3 +487,34 @@ def test_an_event_whose_queue_refuses_it_stays_for_the_next_sweep(
     assert sweep(world, datetime.now(UTC)) == {"forwarded": [paid], "failed": []}
     (message,) = received(queue_urls["fulfilment"])
     assert json.loads(message["Body"])["event_id"] == paid
+
+
+class ForwarderDied(BaseException):
+    """The forwarder's process died (nothing of ours catches a BaseException)."""
+
+
+def test_a_forwarder_that_dies_after_sending_leaves_only_a_duplicate_consumers_ignore(
+    world: Api, queue_urls: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = Stream()
+    uow = UnitOfWork()
+    event_id = outbox.add_event(uow, "order.placed", {"order_id": "ord_1"})
+    uow.commit()
+    records = stream.new_records()
+
+    def die(event_id: str, at: datetime) -> bool:
+        raise ForwarderDied(event_id)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(outbox, "mark_forwarded", die)
+        with pytest.raises(ForwarderDied):
+            deliver(world, records)
+    assert outbox.forwarded_at(event_id) is None
+
+    # Lambda retries the batch from the stream; had it given up, the sweep would send it.
+    assert deliver(world, records) == {"batchItemFailures": []}
+
+    copies = received(queue_urls["notifications"])
+    assert [json.loads(m["Body"])["event_id"] for m in copies] == [event_id, event_id]
+    assert outbox.forwarded_at(event_id) is not None
+    assert sweep(world, datetime.now(UTC) + timedelta(hours=1))["forwarded"] == []
