@@ -27,7 +27,15 @@ from chalicelib.domain.money import Money
 from chalicelib.domain.notifications import Channel, ContactDetails, CustomerProfile
 from chalicelib.domain.orders import OrderStatus
 from chalicelib.domain.payments import PaymentStatus, RefundStatus
-from chalicelib.services import fulfilment, notifications, payments, refunds, stock, stock_audit
+from chalicelib.services import (
+    fulfilment,
+    notifications,
+    orders,
+    payments,
+    refunds,
+    stock,
+    stock_audit,
+)
 from chalicelib.store import customers as customer_store
 from chalicelib.store import orders as order_store
 from chalicelib.store import outbox
@@ -238,13 +246,30 @@ def test_a_payment_webhook_retried_after_a_crash_pays_the_order_once(
     assert_stock_balanced()
 
 
+LATE_PAYMENT_REASONS = {
+    "cancelled": "order cancelled",
+    "expired": "order expired",
+    "paid by another payment": "order already paid",
+}
+
+
+@pytest.mark.parametrize("ending", list(LATE_PAYMENT_REASONS))
 @pytest.mark.parametrize("point", [None, "before_commit:1", "after_commit:1"])
-def test_money_for_a_cancelled_order_is_refunded_once_whatever_the_crash(
-    shop: Shop, point: str
+def test_money_an_order_cannot_take_is_refunded_once_whatever_the_crash(
+    shop: Shop, point: str, ending: str
 ) -> None:
     order_id = shop.place("order-1")
     payment_id = shop.pay(order_id, "pay-1")
-    shop.cancel(order_id)
+    if ending == "cancelled":
+        shop.cancel(order_id)
+    elif ending == "expired":
+        order = order_store.get_order(order_id, consistent=True)
+        assert order is not None
+        expiry = orders.expire_due_orders(order.expires_at + timedelta(seconds=1))
+        assert expiry.expired == [order_id]
+    else:
+        other = shop.pay(order_id, "pay-2")
+        shop.webhook(other, "evt-other")
     crashed_at(shop, point, shop.webhook, payment_id, "evt-late")
 
     shop.webhook(payment_id, "evt-late")  # the provider retries its notification
@@ -255,11 +280,16 @@ def test_money_for_a_cancelled_order_is_refunded_once_whatever_the_crash(
     assert payment is not None and payment.status is PaymentStatus.REFUNDED
     assert shop.provider.refunded == payment.amount.amount
     [refund] = payment_store.refunds_of_order(order_id)
-    assert refund.status is RefundStatus.SUCCEEDED and refund.reason == "order cancelled"
-    assert order_status(order_id) is OrderStatus.CANCELLED
+    assert refund.status is RefundStatus.SUCCEEDED and refund.automatic
+    assert refund.payment_id == payment_id and refund.reason == LATE_PAYMENT_REASONS[ending]
     assert event_counts()["refund.pending"] == 1
     assert event_counts()["payment.refunded"] == 1
-    assert levels("MUG") == {"SH": (10, 0, 10)}
+    if ending == "paid by another payment":
+        assert order_status(order_id) is OrderStatus.PAID
+        assert levels("MUG") == {"SH": (10, 2, 8)}
+    else:
+        assert order_status(order_id).value == ending
+        assert levels("MUG") == {"SH": (10, 0, 10)}
     assert_stock_balanced()
 
 
