@@ -12,7 +12,8 @@ Alipay, WeChat Pay and 3-D Secure — goes through the same ``capture`` path:
 - the amount or currency differs: the payment is flagged for review, the order stays
   unpaid and ops are alerted;
 - the order can no longer take it (expired, cancelled, paid by another payment): the
-  payment is recorded and refunded in full automatically.
+  same transaction records the capture and a ``pending`` refund of all of it, which the
+  ``refund.pending`` consumer then sends.
 
 A notification's event id is claimed in the transaction of the change it causes, so a
 replay, or two copies at once, change nothing the second time.
@@ -151,7 +152,7 @@ def start_payment(
     if idempotency_key is not None:
         replay = _replay(order_id, idempotency_key, fingerprint)
         if replay is not None:
-            return replay
+            return _resume(replay, order, payment_method, saved_payment_method_id, save_for_later)
     saved = None
     if saved_payment_method_id is not None:
         saved = store.get_saved_method(customer_id, saved_payment_method_id)
@@ -216,6 +217,30 @@ def _replay(order_id: str, key: str, fingerprint: str) -> PaymentAttempt | None:
     if payment is None:  # pragma: no cover - written in one transaction with its key
         return None
     return PaymentAttempt(payment, replayed=True)
+
+
+def _resume(
+    attempt: PaymentAttempt,
+    order: Order,
+    payment_method: str | None,
+    saved_payment_method_id: str | None,
+    save_for_later: bool,
+) -> PaymentAttempt:
+    """A replayed start whose provider never answered (the first request died after its
+    commit, or is still waiting): ask the provider now. Every provider keys a payment by our
+    payment id (Stripe's idempotency key, Alipay's out_trade_no, WeChat Pay's out_trade_no),
+    so asking again cannot charge twice."""
+    payment = attempt.payment
+    if payment.status is not PaymentStatus.PENDING or payment.provider_payment_id:
+        return attempt
+    saved = (
+        store.get_saved_method(payment.customer_id, saved_payment_method_id)
+        if saved_payment_method_id
+        else None
+    )
+    request = _provider_request(payment, order, saved, save_for_later, payment_method)
+    resumed = _ask_provider(payment, request, save_for_later=save_for_later)
+    return PaymentAttempt(resumed, replayed=True)
 
 
 def _provider_request(
@@ -415,7 +440,6 @@ def capture(
             received, at=at, provider_payment_id=provider_payment_id, expected=order.total
         )
         uow = UnitOfWork()
-        store.add_payment_change(uow, captured, previous=payment)
         if receipt is not None:
             store.add_webhook_receipt(uow, *receipt, at=at, summary="succeeded")
         payable = captured.review is None and order.status is OrderStatus.PENDING_PAYMENT
@@ -423,6 +447,12 @@ def capture(
             _add_order_paid(uow, order, captured, at=at)
         elif captured.review is not None:
             outbox.add_event(uow, PAYMENT_FLAGGED, _flag_payload(captured), occurred_at=at)
+        else:
+            # The order can no longer take it: the refund is owed by this very capture.
+            captured, _ = refunds.add_refund_owed(
+                uow, captured, reason=_late_payment_reason(order), at=at
+            )
+        store.add_payment_change(uow, captured, previous=payment)
         try:
             uow.commit()
         except TransactionCancelled as cancelled:
@@ -489,13 +519,18 @@ def _after_capture(payment: Payment, order: Order, *, paid: bool, at: datetime) 
             kind=PAYMENT_FLAGGED,
         )
         return
-    # The order expired, was cancelled, or another payment paid it first.
-    reason = (
-        "order already paid"
-        if order.status not in (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
-        else f"order {order.status.value}"
+    logger.info(
+        "payment for an order that cannot take it; refund owed",
+        extra={"order_id": order.order_id, "payment_id": payment.payment_id},
     )
-    refunds.refund_in_full(payment, reason=reason, now=at)
+
+
+def _late_payment_reason(order: Order) -> str:
+    """Why money for ``order`` goes back: it expired, was cancelled, or another payment
+    paid it first."""
+    if order.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
+        return f"order {order.status.value}"
+    return "order already paid"
 
 
 # --- notifications -------------------------------------------------------------------------

@@ -5,6 +5,8 @@ Item shapes (the only place that knows them):
     payment        pk=PAYMENT#<payment_id>           sk=PAYMENT
                    gsi1pk=ORDERPAYMENTS#<order_id>   gsi1sk=<created_at>#<payment_id>
                    gsi2pk=SETTLED#<method>#<day>     gsi2sk=P#<payment_id>   once captured
+    order's link   pk=ORDER#<order_id>               sk=PAYMENT#<payment_id>   written with the
+                   payment, so an order's payments are read from the base table, consistently
     refund         pk=REFUND#<refund_id>             sk=REFUND
                    gsi1pk=ORDERREFUNDS#<order_id>    gsi1sk=<created_at>#<refund_id>
                    gsi2pk=SETTLED#<method>#<day>     gsi2sk=R#<refund_id>    once succeeded
@@ -40,12 +42,13 @@ from chalicelib.domain.payments import (
 )
 from chalicelib.domain.reconciliation import settlement_day
 from chalicelib.store import tables
-from chalicelib.store.orders import timestamp
+from chalicelib.store.orders import ORDER_PREFIX, timestamp
 from chalicelib.store.unit_of_work import UnitOfWork
 
 PAYMENT_PREFIX = "PAYMENT#"
 REFUND_PREFIX = "REFUND#"
 ORDER_PAYMENTS_PREFIX = "ORDERPAYMENTS#"
+ORDER_PAYMENT_SK_PREFIX = "PAYMENT#"
 ORDER_REFUNDS_PREFIX = "ORDERREFUNDS#"
 SETTLED_PREFIX = "SETTLED#"
 PENDING_REFUNDS = "REFUNDS#PENDING"
@@ -184,8 +187,20 @@ def _plain(value: Any) -> Any:
 
 
 def add_new_payment(uow: UnitOfWork, payment: Payment) -> None:
+    """The payment and its link in its order's partition (see ``order_payments``)."""
     uow.put_versioned(
         payment_item(payment), tag=("payment", payment.payment_id), previous_version=None
+    )
+    link = {
+        tables.PK: ORDER_PREFIX + payment.order_id,
+        tables.SK: ORDER_PAYMENT_SK_PREFIX + payment.payment_id,
+        "entity": "order_payment",
+        "payment_id": payment.payment_id,
+    }
+    uow.put(
+        tables.to_item(link),
+        tag=("payment_link", payment.payment_id),
+        condition="attribute_not_exists(pk)",
     )
 
 
@@ -244,6 +259,32 @@ def payments_of_order(order_id: str) -> list[Payment]:
     return [
         payment_from_item(raw) for raw in _query_all(ORDER_PAYMENTS_PREFIX + order_id, tables.GSI1)
     ]
+
+
+def order_payments(order_id: str) -> list[Payment]:
+    """Every payment of an order as it stands now, oldest first: its links are read from the
+    base table and each payment by key, all with consistent reads (unlike
+    ``payments_of_order``, a payment committed a moment ago is never missed or stale)."""
+    query: dict[str, Any] = {
+        "TableName": tables.table_name(),
+        "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+        "ExpressionAttributeNames": {"#pk": tables.PK, "#sk": tables.SK},
+        "ExpressionAttributeValues": {
+            ":pk": {"S": ORDER_PREFIX + order_id},
+            ":prefix": {"S": ORDER_PAYMENT_SK_PREFIX},
+        },
+        "ConsistentRead": True,
+    }
+    payment_ids: list[str] = []
+    while True:
+        response = tables.client().query(**query)
+        payment_ids.extend(item["payment_id"]["S"] for item in response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            break
+        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    found = [get_payment(payment_id) for payment_id in payment_ids]
+    payments = [payment for payment in found if payment is not None]
+    return sorted(payments, key=lambda p: (p.created_at, p.payment_id))
 
 
 # --- refunds -------------------------------------------------------------------------------
