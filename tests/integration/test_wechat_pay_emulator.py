@@ -697,3 +697,77 @@ class TamperingProxy:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+
+
+# --- notify URLs as WeChat Pay takes them ----------------------------------------------------
+
+
+def _sdk_core(emulator: WeChatPayEmulator) -> Core:
+    env = emulator.app_env()
+    core = Core(
+        env["WECHATPAY_MCHID"],
+        env["WECHATPAY_MERCHANT_SERIAL"],
+        env["WECHATPAY_MERCHANT_PRIVATE_KEY"],
+        env["WECHATPAY_APIV3_KEY"],
+        public_key=env["WECHATPAY_PLATFORM_PUBLIC_KEY"],
+        public_key_id=env["WECHATPAY_PLATFORM_SERIAL"],
+        timeout=5,
+    )
+    core._gate_way = emulator.url  # the SDK knows only WeChat Pay's own host
+    return core
+
+
+@pytest.mark.parametrize(
+    "notify_url",
+    [
+        "http://api.example.com/webhooks/payments/wechat_pay",
+        "https://api.example.com/webhooks/payments/wechat_pay?order=1",
+        "/webhooks/payments/wechat_pay",
+    ],
+)
+def test_emulator_refuses_a_notify_url_wechat_pay_refuses(
+    emulator: WeChatPayEmulator, provider: WeChatPayProvider, receiver: Receiver, notify_url: str
+) -> None:
+    payload = _native_payload(provider, receiver, notify_url=notify_url)
+
+    status, text = _sdk_core(emulator).request(
+        "/v3/pay/transactions/native", method=RequestType.POST, data=payload
+    )
+
+    assert status == 400, text
+    assert json.loads(text)["code"] == "PARAM_ERROR"
+    assert emulator.order(payload["out_trade_no"]) is None
+
+
+@pytest.mark.parametrize(
+    "notify_url",
+    [
+        "https://api.example.com/webhooks/payments/wechat_pay",
+        "http://127.0.0.1:9/webhooks/payments/wechat_pay",
+        "http://localhost:9/webhooks/payments/wechat_pay?local=1",
+    ],
+)
+def test_emulator_takes_https_and_loopback_notify_urls(
+    emulator: WeChatPayEmulator, provider: WeChatPayProvider, receiver: Receiver, notify_url: str
+) -> None:
+    payload = _native_payload(provider, receiver, notify_url=notify_url)
+
+    status, text = _sdk_core(emulator).request(
+        "/v3/pay/transactions/native", method=RequestType.POST, data=payload
+    )
+
+    assert status == 200, text
+
+
+def test_adapter_refuses_a_plain_http_notify_url_before_calling(
+    emulator: WeChatPayEmulator, provider: WeChatPayProvider, receiver: Receiver
+) -> None:
+    request = replace(
+        payment_request(receiver), notify_url="http://api.example.com/webhooks/payments/wechat_pay"
+    )
+
+    with pytest.raises(ProviderError) as refused:
+        provider.create_payment(request)
+
+    assert refused.value.code == "invalid_notify_url"
+    assert emulator.order(request.payment_id) is None

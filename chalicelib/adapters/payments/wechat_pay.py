@@ -77,6 +77,7 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # a busy day's bill file
 MAX_DESCRIPTION_CHARS = 127
 MAX_REASON_CHARS = 80
 MAX_NOTIFY_URL_CHARS = 255
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 # WeChat Pay's own rules for merchant references and ids.
 OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")
@@ -931,10 +932,21 @@ def _out_trade_no(payment_id: str) -> str:
 
 
 def _notify_url(url: str) -> str:
+    """WeChat Pay takes only an https notify URL without a query string; plain http is
+    allowed here for a loopback host alone (the local stack's emulator)."""
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.netloc or len(url) > MAX_NOTIFY_URL_CHARS:
+    loopback = parts.hostname in LOOPBACK_HOSTS
+    if (
+        parts.scheme not in ("https", "http")
+        or not parts.netloc
+        or len(url) > MAX_NOTIFY_URL_CHARS
+        or (parts.scheme == "http" and not loopback)
+        or ((parts.query or parts.fragment) and not loopback)
+    ):
         raise ProviderError(
-            "The notify URL must be an absolute http(s) URL.", code="invalid_request"
+            "The WeChat Pay notify URL must be an absolute https:// URL without a query "
+            "(set PUBLIC_API_URL to the API's https address).",
+            code="invalid_notify_url",
         )
     return url
 

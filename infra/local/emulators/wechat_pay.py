@@ -991,11 +991,21 @@ def _text(request: dict[str, Any], key: str, max_length: int) -> str:
     return value
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 def _url(request: dict[str, Any], key: str) -> str:
+    """A notify URL as WeChat Pay takes it: https, absolute, no query string. Loopback
+    hosts alone may use http (and a query), so the local stack can be called back."""
     value = _text(request, key, 255)
     parts = urllib.parse.urlsplit(value)
+    loopback = parts.hostname in LOOPBACK_HOSTS
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ApiError(400, "PARAM_ERROR", f"{key}: an absolute http(s) URL")
+        raise ApiError(400, "PARAM_ERROR", f"{key}: an absolute https URL")
+    if parts.scheme != "https" and not loopback:
+        raise ApiError(400, "PARAM_ERROR", f"{key}: must be an https URL")
+    if (parts.query or parts.fragment) and not loopback:
+        raise ApiError(400, "PARAM_ERROR", f"{key}: must not carry parameters")
     return value
 
 
