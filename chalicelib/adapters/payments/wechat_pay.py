@@ -8,8 +8,14 @@ Our own small client on the standard library's HTTP and ``cryptography``. The wi
 - Every API answer and every notification is signed with WeChat Pay's platform key over
   ``TIMESTAMP\\nNONCE\\nBODY\\n`` (headers ``Wechatpay-Timestamp``, ``-Nonce``,
   ``-Signature``, ``-Serial``). Only the platform keys configured here are trusted, chosen
-  by serial: an unknown serial is rejected and never looked up over the network, and a
-  timestamp 300 s or more away from our clock is stale.
+  by serial: the WeChat Pay public key (by its ``PUB_KEY_ID_…``) and any platform
+  certificates (by their serial numbers), so a merchant moving from certificates to the
+  public key keeps verifying both kinds of signature. An unknown serial is rejected and
+  never looked up over the network, and a timestamp 300 s or more away from our clock is
+  stale.
+- Every request names the key we verify with in ``Wechatpay-Serial`` (the public key's id
+  when one is configured, else the newest certificate's serial), as the official SDK does:
+  WeChat Pay signs its answer with that key.
 - A notification's ``resource`` is AEAD_AES_256_GCM-encrypted with the APIv3 key.
 - The bill file is the one answer WeChat Pay does not sign: the signed bill API answer
   carries the file's SHA1, which the downloaded bytes must match.
@@ -243,7 +249,8 @@ def verify_signature(
     if not NONCE.fullmatch(nonce):
         raise SignatureRejected("malformed nonce")
     serial = values["wechatpay-serial"]
-    key = _find_by_serial(platform_keys, serial)
+    # A certificate serial is hex: its case does not matter.
+    key = _find_by_serial(platform_keys, serial) or _find_by_serial(platform_keys, serial.upper())
     if key is None:
         raise SignatureRejected("unknown platform key serial")
     try:
@@ -396,6 +403,7 @@ class WeChatPayConfig:
     platform_public_keys: Mapping[str, str]  # serial -> public key (or certificate) PEM
     base_url: str = DEFAULT_BASE_URL
     timeout_seconds: float = 10.0
+    request_serial: str = ""  # sent as Wechatpay-Serial; empty = the first platform key's
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WeChatPayConfig:
@@ -405,25 +413,55 @@ class WeChatPayConfig:
             "WECHATPAY_MERCHANT_PRIVATE_KEY": settings.wechatpay_merchant_private_key,
             "WECHATPAY_MERCHANT_SERIAL": settings.wechatpay_merchant_serial,
             "WECHATPAY_APIV3_KEY": settings.wechatpay_apiv3_key,
-            "WECHATPAY_PLATFORM_PUBLIC_KEY": settings.wechatpay_platform_public_key,
-            "WECHATPAY_PLATFORM_SERIAL": settings.wechatpay_platform_serial,
         }
+        certificates = platform_certificates(settings.wechatpay_platform_certificates)
+        public_key = settings.wechatpay_platform_public_key.strip()
+        public_key_id = settings.wechatpay_platform_serial.strip()
+        if public_key or public_key_id or not certificates:
+            # The public key and its id go together; one of the two kinds is needed.
+            required["WECHATPAY_PLATFORM_PUBLIC_KEY"] = public_key
+            required["WECHATPAY_PLATFORM_SERIAL"] = public_key_id
         missing = sorted(name for name, value in required.items() if not value.strip())
         if missing:
             raise ProviderError(
                 f"WeChat Pay is not configured: {', '.join(missing)} unset", code="not_configured"
             )
+        keys = dict(certificates)
+        if public_key_id:
+            keys[public_key_id] = public_key
         return cls(
             mchid=settings.wechatpay_mchid.strip(),
             appid=settings.wechatpay_appid.strip(),
             merchant_private_key_pem=settings.wechatpay_merchant_private_key,
             merchant_serial_no=settings.wechatpay_merchant_serial.strip(),
             apiv3_key=settings.wechatpay_apiv3_key.strip(),
-            platform_public_keys={
-                settings.wechatpay_platform_serial.strip(): settings.wechatpay_platform_public_key
-            },
+            platform_public_keys=keys,
             base_url=settings.wechatpay_base_url.strip() or DEFAULT_BASE_URL,
+            # The SDK's choice: the public key's id, else the newest certificate.
+            request_serial=public_key_id or next(reversed(certificates), ""),
         )
+
+
+def certificate_serial(certificate: x509.Certificate) -> str:
+    """A platform certificate's serial as WeChat Pay writes it: upper-case hex."""
+    return format(certificate.serial_number, "X")
+
+
+def platform_certificates(bundle: str) -> dict[str, str]:
+    """serial -> PEM for each certificate in ``bundle`` (PEM text, one or more), oldest
+    first by the start of their validity."""
+    text = bundle.strip().replace("\\n", "\n")
+    if not text:
+        return {}
+    try:
+        loaded = x509.load_pem_x509_certificates(text.encode("ascii", "replace"))
+    except ValueError:
+        raise _not_configured("a platform certificate cannot be read") from None
+    loaded.sort(key=lambda cert: cert.not_valid_before_utc)
+    return {
+        certificate_serial(cert): cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        for cert in loaded
+    }
 
 
 def _pem(text: str, label: str) -> bytes:
@@ -533,6 +571,9 @@ class WeChatPayProvider:
         self._merchant_key = load_merchant_key(config.merchant_private_key_pem)
         self._apiv3_key = apiv3_key
         self._platform_keys = platform_keys
+        self._request_serial = config.request_serial or next(iter(platform_keys))
+        if self._request_serial not in platform_keys:
+            raise _not_configured("the request serial names no configured platform key")
         self._origin = f"{base.scheme}://{base.netloc}"
         self._base_path = base.path
         self._clock = clock
@@ -861,6 +902,8 @@ class WeChatPayProvider:
             ),
             "Accept": "application/json",
             "User-Agent": "orderdesk-wechatpay/1",  # WeChat Pay refuses requests without one
+            # The key WeChat Pay signs its answer with: one we trust.
+            "Wechatpay-Serial": self._request_serial,
         }
         data = None
         if method != "GET":
