@@ -3,7 +3,8 @@
     python -m infra.package --stage dev --out build/package [--lint]
 
 writes ``<out>/sam.json`` and ``<out>/deployment.zip``, ready for
-``aws cloudformation package`` / ``deploy`` (parameters ``JwtIssuer`` and ``JwtClientIds``).
+``aws cloudformation package`` / ``deploy`` (parameters ``JwtIssuer`` and ``JwtClientIds``,
+and optionally ``PublicApiUrl``).
 
 The stateful resources are defined once, in ``infra/resources.yaml``, which also deploys on
 its own and is what the local stack creates. What only makes sense next to Chalice's own
@@ -84,7 +85,14 @@ PARAMETER_ENVIRONMENT = {
         "Token issuer, e.g. https://cognito-idp.<region>.amazonaws.com/<user pool id>",
     ),
     "JWT_CLIENT_IDS": ("JwtClientIds", "Comma-separated app client ids accepted in tokens"),
+    "PUBLIC_API_URL": (
+        "PublicApiUrl",
+        "The API's public base URL (its custom domain, https://...), where Alipay and WeChat "
+        "Pay notifications are sent; empty: derived from each request (domain and stage)",
+    ),
 }
+# Parameters that may be left empty (the rest must be given at deploy time).
+OPTIONAL_PARAMETERS = frozenset({"PublicApiUrl"})
 
 
 class PackagingError(RuntimeError):
@@ -155,6 +163,8 @@ def build_merge_template(
     for variable, (parameter, description) in PARAMETER_ENVIRONMENT.items():
         if variable not in chalice_env:
             merge["Parameters"][parameter] = {"Type": "String", "Description": description}
+            if parameter in OPTIONAL_PARAMETERS:
+                merge["Parameters"][parameter]["Default"] = ""
 
     throttling = THROTTLING_BY_STAGE.get(stage, DEFAULT_THROTTLING)
     merge["Parameters"]["ApiThrottlingRateLimit"] = {

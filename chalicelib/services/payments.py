@@ -139,6 +139,8 @@ def start_payment(
     """Pay for the customer's own ``pending_payment`` order (409 ``invalid_transition``
     otherwise). The same Idempotency-Key answers with the payment it started."""
     _check_method_fields(method, payment_method, saved_payment_method_id, save_for_later)
+    # Before anything is written: 503 payments_unavailable when it cannot be absolute.
+    notify_url = refunds.notify_url(method)
     fingerprint = orders_store.request_hash(
         {
             "method": method,
@@ -201,7 +203,9 @@ def start_payment(
             _pause(attempt)
             order = orders.get_order(order_id, viewer_id=customer_id, staff=False)
             continue
-        request = _provider_request(payment, held, saved, save_for_later, payment_method)
+        request = _provider_request(
+            payment, held, saved, save_for_later, payment_method, notify_url=notify_url
+        )
         return PaymentAttempt(_ask_provider(payment, request, save_for_later=save_for_later))
     raise Conflict(f"Order {order_id} is changing too quickly to pay; try again.")
 
@@ -224,6 +228,8 @@ def _provider_request(
     saved: store.StoredMethod | None,
     save_for_later: bool,
     payment_method: str | None,
+    *,
+    notify_url: str,
 ) -> PaymentRequest:
     provider_customer = (
         store.get_provider_customer(payment.customer_id, payment.method)
@@ -235,7 +241,7 @@ def _provider_request(
         order_id=order.order_id,
         amount=payment.amount,
         description=f"orderdesk {order.order_id}",
-        notify_url=refunds.notify_url(payment.method),
+        notify_url=notify_url,
         return_url=card_return_url(order.order_id) if payment.method == CARD else None,
         expires_at=order.expires_at,
         payment_method=payment_method,

@@ -8,9 +8,16 @@ from typing import Any
 from chalice import Blueprint, Cron, Rate
 from chalice.app import CloudWatchEvent
 
+from chalicelib import public_api
 from chalicelib.services import low_stock, orders, pending_payments, reconciliation, refunds
 
 blueprint = Blueprint(__name__)
+
+
+@blueprint.middleware("scheduled")
+def _configuration_check(event: CloudWatchEvent, get_response: Any) -> Any:
+    public_api.report_if_unresolvable_for_jobs()  # once per process
+    return get_response(event)
 
 
 def run_moment(event: CloudWatchEvent) -> datetime:

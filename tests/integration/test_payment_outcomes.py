@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from test_orders_api import build_world, order_body, place, receive
 
+from chalicelib import public_api
 from chalicelib.adapters.payments import (
     Notification,
     NotificationKind,
@@ -23,7 +24,7 @@ from chalicelib.adapters.payments import (
 )
 from chalicelib.domain.money import Money
 from chalicelib.domain.payments import PaymentStatus
-from chalicelib.services import payments, pending_payments
+from chalicelib.services import payments, pending_payments, refunds
 from chalicelib.settings import get_settings
 from chalicelib.store import orders as order_store
 from chalicelib.store import payments as store
@@ -251,3 +252,79 @@ def _success(payment: dict[str, Any], amount: Money | None) -> Notification:
         provider_payment_id="pi_late",
         amount=amount,
     )
+
+
+# --- where notify URLs point -----------------------------------------------------------------
+
+
+def test_without_public_api_url_an_alipay_payment_is_503_and_nothing_is_written(
+    api: Api, stripe_stub: ScriptedStripe
+) -> None:
+    placed = place(api, order_body({"MUG": 1}))
+    order_id = placed.json_body["order_id"]
+
+    response = api.request(
+        "POST", f"/orders/{order_id}/payments", {"method": "alipay"}, api.customer
+    )
+
+    assert response.status_code == 503
+    assert response.json_body["error"] == "payments_unavailable"
+    assert store.payments_of_order(order_id) == []
+    assert stripe_stub.requests == []
+    assert order_status(order_id) == "pending_payment"
+
+
+def test_a_card_payment_needs_no_public_api_url(api: Api, stripe_stub: ScriptedStripe) -> None:
+    _, payment = pay_by_card(api)
+
+    assert payment["status"] == "succeeded"
+    assert stripe_stub.requests[0].notify_url == ""
+
+
+def test_the_configured_public_api_url_wins_over_the_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PUBLIC_API_URL", "https://api.shop.example.com/")
+    get_settings.cache_clear()
+    try:
+        with public_api.serving({"domainName": "abc.execute-api.aws", "stage": "api"}):
+            url = refunds.notify_url("wechat_pay")
+    finally:
+        get_settings.cache_clear()
+
+    assert url == "https://api.shop.example.com/webhooks/payments/wechat_pay"
+
+
+def test_without_the_setting_a_request_gives_its_own_domain_and_stage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PUBLIC_API_URL", raising=False)
+    get_settings.cache_clear()
+    context = {"domainName": "k3x9.execute-api.cn-north-1.amazonaws.com.cn", "stage": "api"}
+    try:
+        with public_api.serving(context):
+            url = refunds.notify_url("alipay")
+        with pytest.raises(public_api.PaymentsUnavailable):
+            refunds.notify_url("alipay")  # a job: no request, no setting
+    finally:
+        get_settings.cache_clear()
+
+    assert (
+        url == "https://k3x9.execute-api.cn-north-1.amazonaws.com.cn/api/webhooks/payments/alipay"
+    )
+
+
+def test_a_job_without_the_setting_logs_the_configuration_error_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("PUBLIC_API_URL", raising=False)
+    monkeypatch.setattr(public_api, "_reported", False)
+    get_settings.cache_clear()
+    try:
+        public_api.report_if_unresolvable_for_jobs()
+        public_api.report_if_unresolvable_for_jobs()
+    finally:
+        get_settings.cache_clear()
+
+    logged = [r for r in caplog.records if "PUBLIC_API_URL" in r.getMessage()]
+    assert [r.levelname for r in logged] == ["ERROR"]

@@ -164,6 +164,9 @@ class SettlementRecord:
 
 class PaymentProvider(Protocol):
     name: str
+    # Whether a refund request carries the URL its outcome is posted to (WeChat Pay); the
+    # others notify at the payment's URL (Alipay) or a dashboard-configured one (Stripe).
+    refund_needs_notify_url: bool
 
     def create_payment(self, request: PaymentRequest) -> ProviderPayment:
         """Start (card: and confirm) a payment for ``request.amount``; idempotent per

@@ -310,6 +310,7 @@ class AlipayProvider:
     query, synchronous refunds, trade bills and RSA2-verified notifications."""
 
     name = ALIPAY
+    refund_needs_notify_url = False
 
     def __init__(
         self, config: AlipayConfig, *, clock: Callable[[], datetime] = _now_in_china

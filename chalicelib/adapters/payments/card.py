@@ -105,6 +105,7 @@ class StripeCardProvider(CardProvider):
     """The card provider on Stripe's API (or an emulator of it, by base URL)."""
 
     name = CARD
+    refund_needs_notify_url = False
 
     def __init__(
         self,

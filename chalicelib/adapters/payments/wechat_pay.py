@@ -543,6 +543,7 @@ class WeChatPayProvider:
     """WeChat Pay Native payments behind the ``PaymentProvider`` interface."""
 
     name = WECHAT_PAY
+    refund_needs_notify_url = True
 
     def __init__(self, config: WeChatPayConfig, *, clock: Callable[[], float] = time.time) -> None:
         for label, value in (
