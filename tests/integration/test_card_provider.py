@@ -40,7 +40,12 @@ from chalicelib.adapters.payments import (
 )
 from chalicelib.adapters.payments.card import StripeCardProvider
 from chalicelib.domain.money import Money
-from infra.local.emulators.localstripe_server import read_ready_file, register_webhook
+from infra.local.emulators.localstripe_server import (
+    EXCHANGE_RATES,
+    read_ready_file,
+    register_webhook,
+    settlement_fee,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 API_KEY = f"sk_test_{secrets.token_hex(12)}"
@@ -417,7 +422,13 @@ def test_settlement_for_today_names_our_payments_and_refunds(
     assert paid[0].kind is SettlementKind.PAYMENT
     assert paid[0].provider_reference == payment.provider_payment_id
     assert paid[0].amount == Money(7_700, "CNY")
-    assert paid[0].fee == Money(0, "CNY")
+    # The account settles in HKD: the line keeps the charge's own amount and currency,
+    # with the converted amount, the rate and Stripe's fee beside it.
+    rate = EXCHANGE_RATES["cny"]
+    assert paid[0].settlement == Money(round(7_700 * rate), "HKD")
+    assert paid[0].details["exchange_rate"] == rate
+    assert paid[0].fee == Money(settlement_fee(round(7_700 * rate)), "HKD")
+    assert refunded[0].settlement == Money(round(700 * rate), "HKD")
     assert refunded[0].kind is SettlementKind.REFUND
     assert refunded[0].amount == Money(700, "CNY")  # positive: a refund by its kind
     assert refunded[0].provider_reference.startswith("re_")

@@ -334,15 +334,22 @@ class StripeCardProvider(CardProvider):
             params = {**params, "starting_after": lines[-1]["id"]}
 
     def _settlement_record(self, line: dict[str, Any]) -> SettlementRecord | None:
+        """A balance transaction as a settlement line. The transaction is in the account's
+        settlement currency (converted at its ``exchange_rate``), so the line's ``amount``
+        is the charge's or refund's own, and the settled amount and fee go beside it."""
         kind = str(line.get("type"))
         currency = str(line["currency"]).upper()
         common: dict[str, Any] = {
             "provider": CARD,
-            "amount": Money(abs(int(line["amount"])), currency),
+            "settlement": Money(abs(int(line["amount"])), currency),
             "fee": Money(int(line.get("fee") or 0), currency),
             "settled_at": datetime.fromtimestamp(int(line["created"]), UTC),
         }
-        details: dict[str, Any] = {"balance_transaction": line["id"], "net": line.get("net")}
+        details: dict[str, Any] = {
+            "balance_transaction": line["id"],
+            "net": line.get("net"),
+            "exchange_rate": line.get("exchange_rate"),
+        }
         source = line.get("source")
         if kind in _CHARGE_LINES:
             charge = source if isinstance(source, dict) else self._charge(str(source))
@@ -354,6 +361,7 @@ class StripeCardProvider(CardProvider):
                 kind=SettlementKind.PAYMENT,
                 reference=(intent.get("metadata") or {}).get("payment_id"),
                 provider_reference=str(intent.get("id") or charge["id"]),
+                amount=_own_amount(charge),
                 details={**details, "charge": charge["id"]},
                 **common,
             )
@@ -367,6 +375,7 @@ class StripeCardProvider(CardProvider):
                 kind=SettlementKind.REFUND,
                 reference=(refund.get("metadata") or {}).get("refund_id"),
                 provider_reference=str(refund["id"]),
+                amount=_own_amount(refund),
                 details={**details, "payment_intent": _id_of(refund.get("payment_intent"))},
                 **common,
             )
@@ -522,6 +531,10 @@ def _refund_notification(
         failure_code=refund.get("failure_reason") if status is ProviderStatus.FAILED else None,
         **common,
     )
+
+
+def _own_amount(charge_or_refund: dict[str, Any]) -> Money:
+    return Money(abs(int(charge_or_refund["amount"])), str(charge_or_refund["currency"]).upper())
 
 
 def _id_of(value: Any) -> str:

@@ -30,6 +30,10 @@ it talks to Stripe, by base URL. Run through this module it differs from ``local
   version 2023-08-16, unless it is ``off_session``, names its ``payment_method_types`` or
   says ``automatic_payment_methods[allow_redirects]=never`` (Stripe's 400
   ``invalid_request_error`` naming the ``return_url`` param);
+- balance transactions are in the account's settlement currency (``SETTLEMENT_CURRENCY``,
+  Hong Kong dollars) as on a real account: a charge or refund in another currency is
+  converted at ``EXCHANGE_RATES`` (``exchange_rate`` on the transaction) and a charge pays
+  Stripe's fee (3.4% + HK$2.35) in that currency;
 - ``GET /v1/payment_intents/search`` answers ``metadata['key']:'value'`` queries, Stripe's
   search result shape.
 
@@ -127,6 +131,7 @@ def install(base_url: str) -> None:
     _send_refund_events()
     _filter_balance_history_by_date()
     _require_return_url_to_confirm()
+    _settle_in_the_account_currency()
     # After localstripe's error middleware, which turns its errors into Stripe's JSON.
     server.app.middlewares.insert(1, web.middleware(_authentication_page))
     # After its auth middleware too: searching needs the secret key.
@@ -181,6 +186,47 @@ def _accept_stripe_intent_parameters() -> None:
         self._return_url = return_url
 
     PaymentIntent.__init__ = init  # type: ignore[method-assign]
+
+
+SETTLEMENT_CURRENCY = "hkd"
+# Units of the settlement currency for one unit of the charge's (fixed, for repeatable tests).
+EXCHANGE_RATES = {"cny": 1.0858, "usd": 7.7912, "eur": 8.3817, "hkd": 1.0}
+FEE_PER_MILLE = 34  # 3.4%
+FEE_FIXED = 235  # HK$2.35
+
+
+def settlement_fee(amount: int) -> int:
+    """Stripe's fee for a charge of ``amount`` in the settlement currency (half up)."""
+    return (amount * FEE_PER_MILLE + 500) // 1000 + FEE_FIXED
+
+
+def _settle_in_the_account_currency() -> None:
+    from localstripe.resources import BalanceTransaction
+
+    original = BalanceTransaction.__init__
+
+    def init(self: BalanceTransaction, **params: Any) -> None:
+        original(self, **params)
+        currency = str(self.currency).lower()
+        if currency != SETTLEMENT_CURRENCY:
+            rate = EXCHANGE_RATES.get(currency, 1.0)
+            self.amount = round(self.amount * rate)
+            self.currency = SETTLEMENT_CURRENCY
+            self.exchange_rate = rate
+        else:
+            self.exchange_rate = None
+        if self.type == "charge":
+            self.fee = settlement_fee(self.amount)
+            self.fee_details = [
+                {
+                    "amount": self.fee,
+                    "currency": SETTLEMENT_CURRENCY,
+                    "description": "Stripe processing fees",
+                    "type": "stripe_fee",
+                }
+            ]
+
+    BalanceTransaction.__init__ = init  # type: ignore[method-assign]
 
 
 RETURN_URL_REQUIRED = (
