@@ -509,6 +509,23 @@ def test_stripe_sdk_confirm_without_return_url_is_refused_as_stripe_refuses_it(
     assert (error.json_body or {})["error"]["type"] == "invalid_request_error"
 
 
+def test_stripe_sdk_confirming_later_without_return_url_is_refused_too(
+    stripe_client: stripe.StripeClient,
+) -> None:
+    intent = stripe_client.v1.payment_intents.create(
+        {"amount": 1_000, "currency": "cny", "payment_method": "pm_card_visa"}
+    )
+
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        stripe_client.v1.payment_intents.confirm(intent.id)
+    assert refused.value.param == "return_url"
+
+    confirmed = stripe_client.v1.payment_intents.confirm(
+        intent.id, {"return_url": "https://shop.example.com/orders/ord-2"}
+    )
+    assert confirmed.status == "succeeded"
+
+
 @pytest.mark.parametrize(
     "bypass",
     [

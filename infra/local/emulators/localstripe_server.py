@@ -122,7 +122,6 @@ def install(base_url: str) -> None:
         return
     _installed = True
     from aiohttp import web
-    from localstripe import server
 
     _keep_store_in_memory()
     _accept_stripe_intent_parameters()
@@ -132,6 +131,8 @@ def install(base_url: str) -> None:
     _filter_balance_history_by_date()
     _require_return_url_to_confirm()
     _settle_in_the_account_currency()
+    from localstripe import server  # its routes are bound on import: after the patches
+
     # After localstripe's error middleware, which turns its errors into Stripe's JSON.
     server.app.middlewares.insert(1, web.middleware(_authentication_page))
     # After its auth middleware too: searching needs the secret key.
@@ -244,28 +245,60 @@ def _is_true(value: Any) -> bool:
 
 
 def _require_return_url_to_confirm() -> None:
+    from localstripe import resources
     from localstripe.errors import UserError
     from localstripe.resources import PaymentIntent
 
-    original = PaymentIntent._api_create.__func__  # type: ignore[attr-defined]
+    original_create = PaymentIntent._api_create.__func__  # type: ignore[attr-defined]
+    original_confirm = PaymentIntent._api_confirm.__func__  # type: ignore[attr-defined]
+
+    def refuse() -> UserError:
+        return UserError(
+            400, RETURN_URL_REQUIRED, {"param": "return_url", "code": "parameter_missing"}
+        )
+
+    def avoids_redirects(data: dict[str, Any]) -> bool:
+        automatic = data.get("automatic_payment_methods")
+        return bool(data.get("payment_method_types")) or (
+            isinstance(automatic, dict) and automatic.get("allow_redirects") == "never"
+        )
 
     def create(cls: type[PaymentIntent], **data: Any) -> Any:
-        automatic = data.get("automatic_payment_methods")
         if (
             _is_true(data.get("confirm"))
             and not data.get("return_url")
             and not _is_true(data.get("off_session"))
-            and not data.get("payment_method_types")
-            and not (isinstance(automatic, dict) and automatic.get("allow_redirects") == "never")
+            and not avoids_redirects(data)
         ):
-            raise UserError(
-                400,
-                RETURN_URL_REQUIRED,
-                {"param": "return_url", "code": "parameter_missing"},
-            )
-        return original(cls, **data)
+            raise refuse()
+        intent = original_create(cls, **data)
+        intent._avoids_redirects = avoids_redirects(data)
+        return intent
+
+    def confirm(
+        cls: type[PaymentIntent],
+        id: str,
+        return_url: str | None = None,
+        off_session: Any = None,
+        **params: Any,
+    ) -> Any:
+        intent = cls._api_retrieve(id)
+        if (
+            not return_url
+            and not _is_true(off_session)
+            and not getattr(intent, "_avoids_redirects", False)
+        ):
+            raise refuse()
+        if return_url:
+            intent._return_url = return_url
+        return original_confirm(cls, id, **params)
 
     PaymentIntent._api_create = classmethod(create)  # type: ignore[method-assign,assignment]
+    PaymentIntent._api_confirm = classmethod(confirm)  # type: ignore[method-assign,assignment]
+    # The confirm route was listed with the method itself, before this patch.
+    for index, (method, url, _func) in enumerate(resources.extra_apis):
+        if url == "/v1/payment_intents/{id}/confirm":
+            resources.extra_apis[index] = (method, url, PaymentIntent._api_confirm)
 
 
 _SEARCH_PATH = "/v1/payment_intents/search"
