@@ -36,9 +36,9 @@ from chalicelib.adapters.payments.wechat_pay import (
     WeChatPayProvider,
     build_authorization,
     decrypt_resource,
-    parse_trade_bill,
     sign_message,
 )
+from chalicelib.adapters.payments.wechat_pay_bill import parse_trade_bill
 from chalicelib.domain.money import Money
 from chalicelib.settings import Settings
 
