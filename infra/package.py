@@ -3,9 +3,10 @@
     python -m infra.package --stage dev --out build/package [--lint]
 
 writes ``<out>/sam.json`` and ``<out>/deployment.zip``, ready for
-``aws cloudformation package`` / ``deploy``. With ``--lint`` it also checks the plain CloudFormation
-that SAM's transform makes of it (``<out>/cloudformation.json``) and that the slimmed
-``deployment.zip`` imports and creates its AWS clients (``infra/lambda_bundle.py``).
+``aws cloudformation package`` / ``deploy`` (optional parameter ``PublicApiUrl``). With ``--lint``
+it also checks the plain CloudFormation that SAM's transform makes of it
+(``<out>/cloudformation.json``) and that the slimmed ``deployment.zip`` imports and creates its
+AWS clients (``infra/lambda_bundle.py``).
 
 The stateful resources are defined once, in ``infra/resources.yaml``, which also deploys on
 its own and is what the local stack creates. What only makes sense next to Chalice's own
@@ -87,6 +88,17 @@ STREAM_MAX_RETRY_ATTEMPTS = 5
 # A new deployment must not skip outbox records written before its stream mapping existed.
 STREAM_STARTING_POSITION = "TRIM_HORIZON"
 
+# Variables wired from deployment parameters unless the stage's config already sets them.
+PARAMETER_ENVIRONMENT = {
+    "PUBLIC_API_URL": (
+        "PublicApiUrl",
+        "The API's public base URL (its custom domain, https://...), where Alipay and WeChat "
+        "Pay notifications are sent; empty: derived from each request (domain and stage)",
+    ),
+}
+# Parameters that may be left empty (the rest must be given at deploy time).
+OPTIONAL_PARAMETERS = frozenset({"PublicApiUrl"})
+
 
 class PackagingError(RuntimeError):
     pass
@@ -154,6 +166,11 @@ def build_merge_template(
     }
     if "CODE_VERSION" not in chalice_env:
         merge["Globals"]["Function"]["Environment"]["Variables"]["CODE_VERSION"] = code_version
+    for variable, (parameter, description) in PARAMETER_ENVIRONMENT.items():
+        if variable not in chalice_env:
+            merge["Parameters"][parameter] = {"Type": "String", "Description": description}
+            if parameter in OPTIONAL_PARAMETERS:
+                merge["Parameters"][parameter]["Default"] = ""
 
     throttling = THROTTLING_BY_STAGE.get(stage, DEFAULT_THROTTLING)
     merge["Parameters"]["ApiThrottlingRateLimit"] = {
@@ -290,6 +307,9 @@ def _globals_environment(merge: Mapping[str, Any], chalice_env: set[str]) -> dic
     for variable, value in production.APP_ENVIRONMENT.items():
         if variable not in chalice_env:
             variables[variable] = copy.deepcopy(value)
+    for variable, (parameter, _description) in PARAMETER_ENVIRONMENT.items():
+        if variable not in chalice_env:
+            variables[variable] = {"Ref": parameter}
     return variables
 
 

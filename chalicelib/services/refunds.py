@@ -24,7 +24,9 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from chalicelib import public_api
 from chalicelib.adapters.payments import (
+    CARD,
     Notification,
     ProviderError,
     ProviderStatus,
@@ -42,7 +44,6 @@ from chalicelib.domain.payments import (
     RefundStatus,
 )
 from chalicelib.observability import logger
-from chalicelib.settings import get_settings
 from chalicelib.store import orders as orders_store
 from chalicelib.store import outbox
 from chalicelib.store import payments as store
@@ -66,7 +67,11 @@ def _pause(attempt: int) -> None:
 
 
 def notify_url(provider: str) -> str:
-    return f"{get_settings().public_api_url.rstrip('/')}/webhooks/payments/{provider}"
+    """Where ``provider`` posts its notifications: absolute, or ``PaymentsUnavailable``.
+    Stripe's webhook endpoint is set at Stripe, so a card needs none ("")."""
+    if provider == CARD:
+        return ""
+    return f"{public_api.base_url().rstrip('/')}/webhooks/payments/{provider}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +214,12 @@ def _ask_provider(refund: Refund, payment: Payment, *, at: datetime) -> Refund:
         amount=refund.amount,
         payment_amount=payment.captured or payment.amount,
         reason=refund.reason,
-        notify_url=notify_url(payment.method),
+        # Only where the provider takes one: a job cannot always build it.
+        notify_url=(
+            notify_url(payment.method)
+            if getattr(provider, "refund_needs_notify_url", False)
+            else ""
+        ),
     )
     try:
         answer = provider.refund(request)

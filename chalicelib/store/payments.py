@@ -7,6 +7,8 @@ Item shapes (the only place that knows them):
                    gsi2pk=SETTLED#<method>#<day>     gsi2sk=P#<payment_id>   once captured
     order's link   pk=ORDER#<order_id>               sk=PAYMENT#<payment_id>   written with the
                    payment, so an order's payments are read from the base table, consistently
+                   gsi2pk=PAYMENTS#PENDING#<method>  gsi2sk=<created_at>#<payment_id>
+                                                     while pending (sparse)
     refund         pk=REFUND#<refund_id>             sk=REFUND
                    gsi1pk=ORDERREFUNDS#<order_id>    gsi1sk=<created_at>#<refund_id>
                    gsi2pk=SETTLED#<method>#<day>     gsi2sk=R#<refund_id>    once succeeded
@@ -52,6 +54,7 @@ ORDER_PAYMENT_SK_PREFIX = "PAYMENT#"
 ORDER_REFUNDS_PREFIX = "ORDERREFUNDS#"
 SETTLED_PREFIX = "SETTLED#"
 PENDING_REFUNDS = "REFUNDS#PENDING"
+PENDING_PAYMENTS_PREFIX = "PAYMENTS#PENDING#"
 WEBHOOK_PREFIX = "WEBHOOK#"
 WALLET_PREFIX = "WALLET#"
 METHOD_SK_PREFIX = "METHOD#"
@@ -139,6 +142,10 @@ def payment_item(payment: Payment) -> tables.RawItem:
         day = settlement_day(payment.method, payment.captured_at)
         values["gsi2pk"] = _settled_partition(payment.method, day)
         values["gsi2sk"] = "P#" + payment.payment_id
+    elif payment.status is PaymentStatus.PENDING:
+        # Findable by the resolving sweep while its outcome is not known.
+        values["gsi2pk"] = PENDING_PAYMENTS_PREFIX + payment.method
+        values["gsi2sk"] = f"{timestamp(payment.created_at)}#{payment.payment_id}"
     return tables.to_item(values)
 
 
@@ -377,6 +384,18 @@ def pending_refunds(created_from: datetime, created_before: datetime) -> list[Re
     between = (timestamp(created_from), timestamp(created_before))
     return [
         refund_from_item(raw) for raw in _query_all(PENDING_REFUNDS, tables.GSI2, between=between)
+    ]
+
+
+def pending_payments(
+    method: str, created_from: datetime, created_before: datetime
+) -> list[Payment]:
+    """``method``'s payments still pending, created in [from, before), oldest first (index
+    copies: read each again before acting on it)."""
+    between = (timestamp(created_from), timestamp(created_before))
+    return [
+        payment_from_item(raw)
+        for raw in _query_all(PENDING_PAYMENTS_PREFIX + method, tables.GSI2, between=between)
     ]
 
 
