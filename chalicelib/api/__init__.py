@@ -15,6 +15,7 @@ from chalicelib.api import (
     operations,
     orders,
     payments,
+    places,
     products,
     reports,
     shipments,
@@ -31,6 +32,7 @@ BLUEPRINTS += [me.blueprint]
 BLUEPRINTS += [shipments.blueprint, operations.blueprint]
 BLUEPRINTS += [alerts.blueprint]
 BLUEPRINTS += [reports.blueprint]
+BLUEPRINTS += [places.blueprint]
 
 
 _registered = False
