@@ -6,6 +6,7 @@ from chalice import Chalice
 
 from chalicelib import observability
 from chalicelib.api import (
+    addresses,
     alerts,
     auth,
     cors,
@@ -32,7 +33,7 @@ BLUEPRINTS += [me.blueprint]
 BLUEPRINTS += [shipments.blueprint, operations.blueprint]
 BLUEPRINTS += [alerts.blueprint]
 BLUEPRINTS += [reports.blueprint]
-BLUEPRINTS += [places.blueprint]
+BLUEPRINTS += [places.blueprint, addresses.blueprint]
 
 
 _registered = False

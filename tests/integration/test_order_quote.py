@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-
-from chalicelib.services import stock
-from chalicelib.settings import get_settings
-from tests.integration.conftest import Api
-from tests.integration.test_orders_api import (
+from test_orders_api import (
     address,
     build_world,
     levels,
@@ -20,6 +16,12 @@ from tests.integration.test_orders_api import (
     receive,
     table_snapshot,
 )
+
+from chalicelib.services import stock
+from chalicelib.settings import get_settings
+
+if TYPE_CHECKING:
+    from conftest import Api
 
 
 @pytest.fixture

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalicelib.domain import places
-from tests.integration.conftest import Api
+
+if TYPE_CHECKING:
+    from conftest import Api
 
 
 def test_cities_are_public_bilingual_with_region_and_location(api: Api) -> None:
