@@ -79,6 +79,7 @@ def list_addresses() -> dict[str, Any]:
     tags=("me",),
     request=AddressIn,
     responses={201: AddressBody},
+    headers={201: ("Location",)},
 )
 def add_address() -> Response:
     request = blueprint.current_request

@@ -151,15 +151,10 @@ class OrderBody(models.ResponseModel):
     history: list[HistoryEntryBody]
 
 
-class DeliveryEstimateBody(models.ResponseModel):
-    earliest: str = Field(description="ISO date, China time.")
-    latest: str
-
-
 class QuoteShipmentBody(models.ResponseModel):
     warehouse: str
     city: str
-    estimated_delivery: DeliveryEstimateBody | None = Field(
+    estimated_delivery: models.DeliveryEstimateBody | None = Field(
         description="Null when the address cannot be placed on a map."
     )
 
@@ -193,6 +188,8 @@ class OrderPage(models.ResponseModel):
     request=PlaceOrderIn,
     responses={201: OrderBody},
     errors=(422,),
+    idempotent=True,
+    headers={201: ("Location",)},
 )
 def place_order() -> Response:
     request = blueprint.current_request

@@ -42,6 +42,7 @@ def _caller_is_ops() -> bool:
     tags=("catalogue",),
     request=models.ProductPut,
     responses={200: models.ProductBody, 201: models.ProductBody},
+    headers={201: ("Location",)},
     path_params=SKU_PARAMETER,
 )
 def put_product(sku: str) -> Response:
