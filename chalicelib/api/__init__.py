@@ -8,6 +8,7 @@ from chalice import Chalice
 
 from chalicelib import observability, public_api
 from chalicelib.api import (
+    addresses,
     alerts,
     auth,
     cors,
@@ -17,6 +18,7 @@ from chalicelib.api import (
     operations,
     orders,
     payments,
+    places,
     products,
     reports,
     shipments,
@@ -33,6 +35,7 @@ BLUEPRINTS += [me.blueprint]
 BLUEPRINTS += [shipments.blueprint, operations.blueprint]
 BLUEPRINTS += [alerts.blueprint]
 BLUEPRINTS += [reports.blueprint]
+BLUEPRINTS += [places.blueprint, addresses.blueprint]
 
 
 _registered = False
