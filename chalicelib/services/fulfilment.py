@@ -413,6 +413,8 @@ def tracking_for_order(order_id: str, *, viewer_id: str, staff: bool) -> dict[st
                     "carrier": None,
                     "tracking_number": None,
                     "tracking_url": None,
+                    "booking_provider": None,
+                    "tracking_provider": None,
                     "tracking_status": None,
                     "estimated_delivery": None,
                     "timeline": [],

@@ -8,7 +8,7 @@ from typing import Any
 from chalice import Blueprint, Cron, Rate
 from chalice.app import CloudWatchEvent
 
-from chalicelib.services import low_stock, orders, reconciliation, refunds
+from chalicelib.services import fulfilment, low_stock, orders, reconciliation, refunds
 
 blueprint = Blueprint(__name__)
 
@@ -40,6 +40,12 @@ def check_low_stock(event: CloudWatchEvent) -> dict[str, Any]:
 def retry_pending_refunds(event: CloudWatchEvent) -> dict[str, Any]:
     """Ask the providers again about refunds they have not confirmed."""
     return refunds.retry_pending_refunds(run_moment(event)).as_dict()
+
+
+@blueprint.schedule(Rate(5, unit=Rate.MINUTES))
+def retry_shipment_bookings(event: CloudWatchEvent) -> dict[str, Any]:
+    """Book again the packed shipments whose booking failed and is due for another try."""
+    return fulfilment.retry_due_bookings(run_moment(event))
 
 
 def requested_day(event: CloudWatchEvent, default: date) -> date:

@@ -22,13 +22,36 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters import carriers
-from chalicelib.adapters.carriers import CarrierError, TrackingUpdate, WebhookRejected
-from chalicelib.adapters.carriers.kuaidi100 import Kuaidi100Client, tracking_number_for
+from chalicelib.adapters.carriers import (
+    CarrierError,
+    ParcelRequest,
+    Party,
+    TrackingUpdate,
+    WebhookRejected,
+)
+from chalicelib.adapters.carriers.kuaidi100 import Kuaidi100Client, partner_accounts
 from chalicelib.domain.tracking import Booking, Timeline, TrackingStatus
 from infra.local.emulators.carrier import CarrierEmulator
 
 S = TrackingStatus
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SENDER = Party(
+    "王磊", "13800138001", "CN", "上海市", "上海市", "浦东新区张江路 88 号", "201203", "华东仓"
+)
+RECIPIENT = Party("王芳", "+8613700000000", "CN", "江苏", "南京市", "中山路 1 号", "210000")
+
+
+def parcel_for(reference: str, carrier: str = "shunfeng", **changes: Any) -> ParcelRequest:
+    values: dict[str, Any] = {
+        "reference": reference,
+        "carrier": carrier,
+        "sender": SENDER,
+        "recipient": RECIPIENT,
+        "description": "紫砂壶",
+        "quantity": 1,
+        "weight_grams": 500,
+    }
+    return ParcelRequest(**{**values, **changes})
 
 
 @dataclass
@@ -120,7 +143,7 @@ def receiver() -> Iterator[Receiver]:
 def start_emulator(
     state_dir: Path, receiver: Receiver, step_seconds: float = 3600.0, **options: Any
 ) -> CarrierEmulator:
-    emulator = CarrierEmulator(state_dir, step_seconds, **options)
+    emulator = CarrierEmulator(state_dir, step_seconds, webhook_url=receiver.url, **options)
     emulator.start()
     env = emulator.app_env()
     receiver.secrets.update(
@@ -138,18 +161,21 @@ def emulator(tmp_path: Path, receiver: Receiver) -> Iterator[CarrierEmulator]:
     emulator.stop()
 
 
-def client_for(emulator: CarrierEmulator) -> Kuaidi100Client:
+def client_for(emulator: CarrierEmulator, **changes: Any) -> Kuaidi100Client:
     env = emulator.app_env()
-    return Kuaidi100Client(
-        env["CARRIER_BASE_URL"],
-        env["CARRIER_KEY"],
-        tracking_url_template=env["CARRIER_TRACKING_URL_TEMPLATE"],
-    )
+    options: dict[str, Any] = {
+        "secret": env["CARRIER_SECRET"],
+        "label_base_url": env["CARRIER_LABEL_BASE_URL"],
+        "partners": partner_accounts(env["KUAIDI100_PARTNERS"]),
+        "tracking_url_template": env["CARRIER_TRACKING_URL_TEMPLATE"],
+    }
+    key = changes.pop("key", env["CARRIER_KEY"])
+    return Kuaidi100Client(env["CARRIER_BASE_URL"], key, **{**options, **changes})
 
 
 def book(emulator: CarrierEmulator, receiver: Receiver, shipment_id: str) -> Booking:
     salt = emulator.app_env()["CARRIER_WEBHOOK_SECRET"]
-    return client_for(emulator).book(shipment_id, "shunfeng", receiver.callback_url, salt)
+    return client_for(emulator).book(parcel_for(shipment_id), receiver.callback_url, salt)
 
 
 def control(emulator: CarrierEmulator, path: str, body: dict | None = None) -> Any:
@@ -176,9 +202,9 @@ def test_a_booked_parcel_is_pushed_step_by_step_until_delivered(emulator, receiv
         assert outcome["push"]["ok"] is True and outcome["push"]["attempts"] == 1
         statuses.append(receiver.timeline(number).current_status)
 
-    assert booking.tracking_url == (
-        f"{emulator.url}/chaxun?com=shunfeng&nu={number}"
-    ) and number == tracking_number_for("shp_0001", "shunfeng")
+    assert booking.tracking_url == f"{emulator.url}/chaxun?com=shunfeng&nu={number}"
+    assert (booking.booking_provider, booking.tracking_provider) == ("kuaidi100", "kuaidi100")
+    assert number.startswith("SF") and booking.label_url
     # collected, through two hubs, into the destination city, out, delivered
     assert statuses[0] is S.IN_TRANSIT
     assert statuses[-2:] == [S.OUT_FOR_DELIVERY, S.DELIVERED]
@@ -234,11 +260,17 @@ def test_a_parcel_can_be_switched_to_another_format(emulator, receiver):
     assert get(emulator, f"/_emulator/parcels/{number}")["format"] == "aftership"
 
 
-def test_a_retried_booking_gets_the_same_waybill_and_one_subscription(emulator, receiver):
+def test_a_repeated_order_id_is_refused_and_subscribing_twice_is_fine(emulator, receiver):
     first = book(emulator, receiver, "shp_retry")
-    again = book(emulator, receiver, "shp_retry")
 
-    assert again == first
+    with pytest.raises(CarrierError) as refused:
+        book(emulator, receiver, "shp_retry")
+
+    assert (refused.value.code, refused.value.retryable) == ("30001", False)
+    assert "orderId" in str(refused.value)
+    client_for(emulator).subscribe(
+        "shunfeng", first.tracking_number, receiver.callback_url, "salt"
+    )  # 501 already subscribed counts as subscribed
     parcels = [
         p for p in get(emulator, "/_emulator/parcels")["parcels"] if p["shipment_id"] == "shp_retry"
     ]
@@ -247,14 +279,76 @@ def test_a_retried_booking_gets_the_same_waybill_and_one_subscription(emulator, 
 
 
 def test_a_subscription_with_the_wrong_key_is_refused_and_not_worth_retrying(emulator, receiver):
-    client = Kuaidi100Client(emulator.url, "not-our-key")
+    client = client_for(emulator, key="not-our-key")
 
     with pytest.raises(CarrierError) as refused:
         client.subscribe("shunfeng", "SF100", receiver.callback_url, "salt")
     assert (refused.value.code, refused.value.retryable) == ("600", False)
-    with pytest.raises(CarrierError):
-        client.book("shp_x", "shunfeng", receiver.callback_url, "salt")
+    with pytest.raises(CarrierError) as no_waybill:
+        client.book(parcel_for("shp_x"), receiver.callback_url, "salt")
+    assert no_waybill.value.code == "30003"
     assert get(emulator, "/_emulator/parcels")["parcels"] == []
+
+
+@pytest.mark.parametrize(
+    ("parcel", "client_changes", "code", "words"),
+    [
+        (parcel_for("o1", carrier="pigeonpost"), {}, "30001", "kuaidicom"),
+        (
+            parcel_for("o2", recipient=Party("王芳", "", "CN", "江苏", "南京市", "中山路", "1")),
+            {},
+            "30001",
+            "recMan.mobile",
+        ),
+        (
+            parcel_for("o3", sender=Party("", "13800138001", "CN", "上海市", "上海市", "路", "1")),
+            {},
+            "30001",
+            "sendMan.name",
+        ),
+        (
+            parcel_for("o4", recipient=Party("王芳", "13700000000", "CN", "", "", "", "1")),
+            {},
+            "30001",
+            "recMan.printAddr",
+        ),
+        (parcel_for("o5"), {"secret": "not-our-secret"}, "30002", "签名"),
+        (parcel_for("o6", carrier="zhongtong"), {"partners": {}}, "30001", "partnerId"),
+    ],
+)
+def test_the_e_waybill_desk_refuses_what_kuaidi100_refuses(
+    emulator, parcel, client_changes, code, words
+):
+    client = client_for(emulator, **client_changes)
+
+    with pytest.raises(CarrierError) as refused:
+        client.order_waybill(parcel)
+
+    assert (refused.value.code, refused.value.retryable) == (code, False)
+    assert words in str(refused.value)
+    assert get(emulator, "/_emulator/parcels")["parcels"] == []
+
+
+def test_a_recipient_with_only_a_landline_may_ship_with_any_carrier_but_sf_express(emulator):
+    landline_only = Party("王芳", "025-84123456", "CN", "江苏", "南京市", "中山路 1 号", "210000")
+    waybill = client_for(emulator).order_waybill(
+        parcel_for("o-zt", carrier="zhongtong", recipient=landline_only)
+    )
+
+    assert waybill.tracking_number.startswith("ZT")
+    with pytest.raises(CarrierError):
+        client_for(emulator).order_waybill(parcel_for("o-sf", recipient=landline_only))
+
+
+def test_a_kuaidi100_outage_is_worth_retrying(emulator):
+    control(emulator, "/_emulator/outage", {"provider": "kuaidi100", "requests": 1})
+
+    with pytest.raises(CarrierError) as down:
+        client_for(emulator).order_waybill(parcel_for("o-down"))
+    waybill = client_for(emulator).order_waybill(parcel_for("o-down"))
+
+    assert (down.value.code, down.value.retryable) == ("-1", True)
+    assert waybill.tracking_number
 
 
 def test_an_unreachable_carrier_is_worth_retrying(receiver):
@@ -369,7 +463,7 @@ def test_a_refused_push_is_retried_until_it_is_accepted(emulator, receiver):
 
 def test_a_push_signed_with_another_salt_is_rejected_by_us(emulator, receiver):
     client = client_for(emulator)
-    booking = client.book("shp_forged", "shunfeng", receiver.callback_url, "a-salt-we-do-not-use")
+    booking = client.book(parcel_for("shp_forged"), receiver.callback_url, "a-salt-we-do-not-use")
 
     outcome = control(emulator, f"/_emulator/parcels/{booking.tracking_number}/advance")
 
@@ -409,6 +503,9 @@ def test_secrets_and_parcels_survive_a_restart(tmp_path, receiver):
         again = second.app_env()
         for name in (
             "CARRIER_KEY",
+            "CARRIER_SECRET",
+            "EASYPOST_API_KEY",
+            "AFTERSHIP_API_KEY",
             "CARRIER_WEBHOOK_SECRET",
             "AFTERSHIP_WEBHOOK_SECRET",
             "EASYPOST_WEBHOOK_SECRET",

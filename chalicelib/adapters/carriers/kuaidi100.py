@@ -314,6 +314,7 @@ def _location(record: Mapping[str, Any]) -> TrackingLocation:
 # --- booking and subscription ------------------------------------------------------------
 
 LABEL_PATH = "/label/order"
+MOBILE_DIGITS = 11
 # The e-waybill API's codes that say "try again later" rather than "this request is wrong".
 LABEL_RETRYABLE_CODES = frozenset({"-1", "500"})
 
@@ -530,12 +531,14 @@ class Kuaidi100Client:
 
 def _man(party: Party) -> dict[str, str]:
     """A sender or recipient as the e-waybill API's ``sendMan`` / ``recMan``."""
-    mobile = re.sub(r"[\s-]", "", party.phone)
-    if mobile.startswith("+86"):
-        mobile = mobile[3:]  # the e-waybill API takes a mainland mobile as its 11 digits
+    number = re.sub(r"[\s-]", "", party.phone)
+    if number.startswith("+86"):
+        number = number[3:]  # the e-waybill API takes a mainland mobile as its 11 digits
+    is_mobile = len(number) == MOBILE_DIGITS and number.startswith("1") and number.isdigit()
     return {
         "name": party.name,
-        "mobile": mobile,
+        "mobile": number if is_mobile else "",
+        "tel": "" if is_mobile else party.phone.strip(),
         "printAddr": party.printed_address,
         "company": party.company,
     }
