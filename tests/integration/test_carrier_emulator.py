@@ -555,3 +555,140 @@ def test_the_emulator_runs_on_its_own(tmp_path):
     finally:
         process.terminate()
         assert process.wait(timeout=15) == 0
+
+
+# --- EasyPost -------------------------------------------------------------------------------
+
+
+def sdk_for(emulator: CarrierEmulator) -> Any:
+    import easypost
+
+    env = emulator.app_env()
+    return easypost.EasyPostClient(env["EASYPOST_API_KEY"], api_base=env["EASYPOST_BASE_URL"])
+
+
+def easypost_address(party: Party, **changes: Any) -> dict[str, Any]:
+    return {
+        "name": party.name,
+        "street1": party.line1,
+        "city": party.city,
+        "state": party.region,
+        "zip": party.postcode,
+        "country": party.country,
+        "phone": party.phone,
+        **changes,
+    }
+
+
+def test_the_official_easypost_sdk_creates_buys_and_tracks_a_shipment(emulator, receiver):
+    client = sdk_for(emulator)
+    abroad = Party("Ann Lee", "+14155550100", "US", "CA", "San Francisco", "1 Main St", "94105")
+
+    shipment = client.shipment.create(
+        to_address=easypost_address(abroad),
+        from_address=easypost_address(SENDER),
+        parcel={"weight": 17.6},
+        reference="shp_sdk",
+    )
+    cheapest_dhl = min(
+        (rate for rate in shipment.rates if rate.carrier == "DHLExpress"),
+        key=lambda rate: float(rate.rate),
+    )
+    bought = client.shipment.buy(shipment.id, rate={"id": cheapest_dhl.id})
+    tracker = client.tracker.retrieve(bought.tracker.id)
+
+    assert bought.tracking_code and bought.postage_label.label_url
+    assert bought.selected_rate.id == cheapest_dhl.id
+    assert tracker.tracking_code == bought.tracking_code and tracker.carrier == "DHLExpress"
+    control(emulator, "/_emulator/fast-forward")
+    assert receiver.timeline(bought.tracking_code).current_status is S.DELIVERED
+    assert {u.source for u in receiver.accepted(bought.tracking_code)} == {"easypost"}
+
+
+def test_easypost_refuses_an_address_without_a_country_in_its_own_error_shape(emulator):
+    import easypost
+
+    client = sdk_for(emulator)
+    with pytest.raises(easypost.errors.InvalidRequestError) as refused:
+        client.shipment.create(
+            to_address=easypost_address(RECIPIENT, country=""),
+            from_address=easypost_address(SENDER),
+            parcel={"weight": 10},
+        )
+    body = json.loads(refused.value.http_body)
+
+    assert refused.value.http_status == 422
+    assert body["error"]["code"] == "ADDRESS.COUNTRY.INVALID"
+    assert body["error"]["errors"][0]["field"] == "shipment.to_address.country"
+
+
+def test_easypost_refuses_a_wrong_key_and_a_second_purchase(emulator):
+    import easypost
+
+    with pytest.raises(easypost.errors.UnauthorizedError):
+        easypost.EasyPostClient("nope", api_base=f"{emulator.url}/v2").shipment.create(
+            to_address=easypost_address(RECIPIENT), from_address=easypost_address(SENDER)
+        )
+    client = sdk_for(emulator)
+    shipment = client.shipment.create(
+        to_address=easypost_address(RECIPIENT),
+        from_address=easypost_address(SENDER),
+        parcel={"weight": 10},
+    )
+    client.shipment.buy(shipment.id, rate={"id": shipment.rates[0].id})
+    with pytest.raises(easypost.errors.InvalidRequestError):
+        client.shipment.buy(shipment.id, rate={"id": shipment.rates[0].id})
+
+
+def test_our_easypost_client_books_the_cheapest_rate_of_the_carrier(emulator, receiver):
+    from chalicelib.adapters.carriers.easypost import EasyPostClient
+
+    env = emulator.app_env()
+    client = EasyPostClient(env["EASYPOST_API_KEY"], env["EASYPOST_BASE_URL"])
+    abroad = Party("Ann Lee", "+14155550100", "US", "CA", "San Francisco", "1 Main St", "94105")
+
+    booking = client.book(parcel_for("shp_intl", carrier="dhl", recipient=abroad))
+
+    parcel = get(emulator, f"/_emulator/parcels/{booking.tracking_number}")
+    assert (booking.booking_provider, booking.tracking_provider) == ("easypost", "easypost")
+    assert booking.label_url.endswith(".png") and parcel["booked_by"] == "easypost"
+    shipment = sdk_for(emulator).shipment.retrieve(booking.label_reference)
+    dhl = [float(r.rate) for r in shipment.rates if r.carrier == "DHLExpress"]
+    assert float(shipment.selected_rate.rate) == min(dhl)
+
+
+def test_our_easypost_client_hears_an_outage_as_worth_retrying(emulator):
+    from chalicelib.adapters.carriers.easypost import EasyPostClient
+
+    env = emulator.app_env()
+    control(emulator, "/_emulator/outage", {"provider": "easypost", "requests": 1})
+
+    with pytest.raises(CarrierError) as down:
+        EasyPostClient(env["EASYPOST_API_KEY"], env["EASYPOST_BASE_URL"]).book(
+            parcel_for("shp_down", carrier="dhl")
+        )
+    assert down.value.retryable is True
+
+
+# --- AfterShip ------------------------------------------------------------------------------
+
+
+def test_a_parcel_registered_with_aftership_is_pushed_in_aftership_format(emulator, receiver):
+    from chalicelib.adapters.carriers.aftership import AfterShipClient
+
+    env = emulator.app_env()
+    waybill = client_for(emulator).order_waybill(parcel_for("shp_as", carrier="yunda"))
+    tracker = AfterShipClient(env["AFTERSHIP_API_KEY"], env["AFTERSHIP_BASE_URL"])
+
+    tracker.register("yunda", waybill.tracking_number)
+    tracker.register("yunda", waybill.tracking_number)  # already tracked: fine
+
+    control(emulator, "/_emulator/fast-forward")
+    assert {u.source for u in receiver.accepted(waybill.tracking_number)} == {"aftership"}
+    assert receiver.timeline(waybill.tracking_number).current_status is S.DELIVERED
+    with pytest.raises(CarrierError) as refused:
+        tracker.register("pigeonpost", "X1")
+    assert refused.value.code == "4005"
+    with pytest.raises(CarrierError) as unauthorised:
+        AfterShipClient("wrong", env["AFTERSHIP_BASE_URL"]).register("yunda", "X2")
+    assert unauthorised.value.code == "401"

@@ -23,7 +23,6 @@ and error -> exception; a detail with status ``unknown`` (or any other) is left 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import unicodedata
@@ -238,12 +237,11 @@ class EasyPostClient:
         )
 
     def _call(self, method: str, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        token = base64.b64encode(f"{self.api_key}:".encode()).decode()
         status, answer = _call_json(
             NAME,
             method,
             self.base_url + path,
-            headers={"Authorization": f"Basic {token}"},
+            headers={"Authorization": f"Bearer {self.api_key}"},
             body=body,
             timeout=self.timeout,
         )
