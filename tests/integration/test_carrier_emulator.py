@@ -93,7 +93,9 @@ class Receiver:
         return timeline
 
     def handle(self, path: str, headers: dict[str, str], body: bytes) -> carriers.WebhookReply:
-        name = urllib.parse.urlsplit(path).path.rsplit("/", 1)[-1]
+        route = urllib.parse.urlsplit(path).path
+        name = route.rsplit("/", 1)[-1]
+        assert route == f"/webhooks/carriers/{name}", f"pushed to {route}"
         module = carriers.webhook_format(name)
         with self.lock:
             if self.fail_next > 0:

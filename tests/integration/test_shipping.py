@@ -28,7 +28,7 @@ from chalicelib.store import inventory
 from chalicelib.store import orders as order_store
 from chalicelib.store import shipments as shipment_store
 from chalicelib.store.unit_of_work import UnitOfWork
-from infra.local.emulators.carrier import CarrierEmulator
+from infra.local.emulators.carrier import CarrierEmulator, journeys
 
 if TYPE_CHECKING:
     from conftest import Api
@@ -174,6 +174,14 @@ def test_a_parcel_abroad_is_booked_and_tracked_through_easypost(world):
     assert body["tracking_provider"] == "easypost"
     assert world.parcel(body["tracking_number"])["booked_by"] == "easypost"
     assert tracking(world, order_id)["booking_provider"] == "easypost"
+    # The tracker's events move the parcel.
+    parcel = world.emulator._parcels[body["tracking_number"]]
+    while parcel.script:
+        world.emulator._record(parcel, parcel.script.pop(0), journeys.after(parcel.events))
+    event, headers = world.emulator.easypost_push(parcel)
+    pushed = world.api.request("POST", "/webhooks/carriers/easypost", event, headers)
+    assert pushed.status_code == 200, pushed.json_body
+    assert tracking(world, order_id)["tracking_status"] == "delivered"
 
 
 def test_a_carrier_tracked_by_aftership_is_registered_there(world, monkeypatch):

@@ -383,11 +383,16 @@ class CarrierEmulator(Kuaidi100Desk, EasyPostDesk, AfterShipDesk):
 
 
 def _callback_for(push_format: str, callback_url: str) -> str:
-    if push_format == KUAIDI100:
-        return callback_url
+    """The parcel's callback URL with its format segment (``/kuaidi100``, ``/easypost``,
+    ``/aftership``) naming ``push_format``; the segment is added where it has none."""
     parts = urllib.parse.urlsplit(callback_url)
-    head, found, tail = parts.path.rpartition(f"/{KUAIDI100}")
-    path = f"{head}/{push_format}{tail}" if found else f"{parts.path.rstrip('/')}/{push_format}"
+    segments = parts.path.split("/")
+    named = [i for i, segment in enumerate(segments) if segment in FORMATS]
+    if named:
+        segments[named[-1]] = push_format
+        path = "/".join(segments)
+    else:
+        path = f"{parts.path.rstrip('/')}/{push_format}"
     return urllib.parse.urlunsplit(parts._replace(path=path))
 
 
