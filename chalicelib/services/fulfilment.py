@@ -4,10 +4,13 @@
   its warehouse's work list (``release_paid_order``).
 - Warehouse staff (or the local warehouse simulator, through these same functions) move a
   shipment ``pending -> picking -> packed -> shipped`` (``advance_shipment``); the order
-  follows its least advanced shipment. Shipping books the parcel with the carrier first
-  (safe to retry: the same shipment gets the same waybill), then ONE transaction records
-  the booking, moves the shipment and the order, takes the goods out of stock (``on_hand``
-  and ``reserved`` drop together, ledger ``shipped``) and records ``shipment.shipped``.
+  follows its least advanced shipment. Shipping books the parcel first, through the
+  provider the carrier's route names (``services.carrier_booking``), then ONE transaction
+  records the booking, moves the shipment and the order, takes the goods out of stock
+  (``on_hand`` and ``reserved`` drop together, ledger ``shipped``) and records
+  ``shipment.shipped``. A booking that fails leaves the shipment packed with the failure
+  recorded on it (ops are alerted once per new failure); ``retry_due_bookings`` (a
+  schedule) books it again when it is due.
 - Carriers push tracking (``record_tracking``): every distinct event is kept in time order;
   the shipment moves forward only (out for delivery, delivered), so a late or repeated push
   is history, never a step back. The order is delivered when every shipment is.
