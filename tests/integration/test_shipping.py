@@ -28,6 +28,7 @@ from chalicelib.store import inventory
 from chalicelib.store import orders as order_store
 from chalicelib.store import shipments as shipment_store
 from chalicelib.store.unit_of_work import UnitOfWork
+from infra.local import warehouse as warehouse_simulator
 from infra.local.emulators.carrier import CarrierEmulator, journeys
 
 if TYPE_CHECKING:
@@ -255,6 +256,9 @@ def test_a_provider_outage_answers_502_and_the_schedule_books_the_parcel_later(w
     assert record is not None and record.booking_failure is not None
     assert record.status.value == "packed" and on_hand() == 5
     assert world.alerts[0]["reason"] == "carrier_unavailable"
+    # The warehouse simulator leaves it to the schedule instead of asking again.
+    assert warehouse_simulator.work_once(timedelta(0)) == 0
+    assert tracking(world, order_id)["status"] == "packed"
     # Not due yet: nothing happens; once due, it ships.
     assert fulfilment.retry_due_bookings(datetime.now(UTC)) == {"shipped": [], "failed": []}
     later = record.booking_failure.retry_at + timedelta(seconds=1)
