@@ -207,6 +207,8 @@ def test_a_booked_parcel_is_pushed_step_by_step_until_delivered(emulator, receiv
     assert booking.tracking_url == f"{emulator.url}/chaxun?com=shunfeng&nu={number}"
     assert (booking.booking_provider, booking.tracking_provider) == ("kuaidi100", "kuaidi100")
     assert number.startswith("SF") and booking.label_url
+    with urllib.request.urlopen(booking.label_url, timeout=10) as label:
+        assert label.headers["Content-Type"] == "image/png"
     # collected, through two hubs, into the destination city, out, delivered
     assert statuses[0] is S.IN_TRANSIT
     assert statuses[-2:] == [S.OUT_FOR_DELIVERY, S.DELIVERED]

@@ -12,6 +12,7 @@ Routes: Kuaidi100 ``POST /poll``, ``POST /label/order``, ``GET /chaxun``; EasyPo
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import signal
 import threading
@@ -26,6 +27,11 @@ from infra.local.emulators.carrier.journeys import FORMATS, KUAIDI100, EmulatorE
 
 if TYPE_CHECKING:
     from infra.local.emulators.carrier.core import CarrierEmulator
+
+# A 1x1 PNG: the labels the desks hand out are links, and something must be at the end.
+LABEL_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
 
 
 def handler_for(emulator: CarrierEmulator) -> type[BaseHTTPRequestHandler]:
@@ -47,6 +53,8 @@ def handler_for(emulator: CarrierEmulator) -> type[BaseHTTPRequestHandler]:
                 elif segments[:1] == ["v2"]:
                     headers = dict(self.headers.items())
                     self._json(*emulator.easypost("GET", segments[1:], headers, b""))
+                elif segments[:2] == ["label", "image"] or segments[:1] == ["labels"]:
+                    self._send(200, LABEL_PNG, "image/png")  # what a printed label links to
                 else:
                     self._json(404, {"message": "not found"})
             except EmulatorError as error:
