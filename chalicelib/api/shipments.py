@@ -214,7 +214,9 @@ def order_tracking(order_id: str) -> dict[str, Any]:
     description=(
         "aftership (aftership-hmac-sha256), easypost (X-Hmac-Signature), kuaidi100 (form "
         "param + MD5 sign). Verified before anything in the body is trusted; forged: 401 in "
-        "the format's own reply shape. Unknown tracking numbers are acknowledged."
+        "the format's own reply shape. Unknown tracking numbers, and parcels that another "
+        "provider tracks, are acknowledged and ignored. Kuaidi100 forms over 256 KB or with "
+        "more than 10 fields are refused before they are parsed."
     ),
     tags=("webhooks",),
     # Replies (and 401 refusals) are in each provider's own shape, not ours.
