@@ -21,7 +21,11 @@ carrier expects. A webhook route does::
         ...record it (idempotent: the Timeline drops events it already has)...
     return fmt.acknowledge()
 
-Booking and subscribing live in ``kuaidi100.Kuaidi100Client``.
+Booking lives beside each format: ``kuaidi100.Kuaidi100Client`` (e-waybill order and the
+push subscription), ``easypost.EasyPostClient`` (shipment, cheapest rate, buy, trackers) and
+``aftership.AfterShipClient`` (registering a tracking); ``routes`` says which provider books
+and which tracks each carrier. Every client raises ``CarrierError`` with the provider's own
+message, ``retryable`` when the provider was down rather than saying no.
 """
 
 from __future__ import annotations
