@@ -51,6 +51,7 @@ DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.NotFound: 404,
     domain.InvalidInput: 400,
     domain.IdempotencyKeyReused: 422,
+    domain.CarrierUnavailable: 502,
     domain.Conflict: 409,
     domain.ServiceUnavailable: 503,
     domain.DomainError: 409,

@@ -24,6 +24,7 @@ from typing_extensions import TypedDict
 from chalicelib.domain.catalogue import (
     LocalizedText,
     Location,
+    PostalAddress,
     Product,
     ProductDetails,
     Warehouse,
@@ -311,14 +312,51 @@ class LocationBody(RequestModel):
         return cls(lat=location.lat, lon=location.lon)
 
 
+class PostalAddressBody(RequestModel):
+    region: ShortText = Field(examples=["上海市"])
+    city: ShortText = Field(examples=["上海市"])
+    line1: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")] = Field(
+        examples=["浦东新区张江路 88 号"]
+    )
+    postcode: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9 -]{3,12}$")] = Field(
+        examples=["201203"]
+    )
+
+    def to_domain(self) -> PostalAddress:
+        return PostalAddress(
+            region=self.region.strip(),
+            city=self.city.strip(),
+            line1=self.line1.strip(),
+            postcode=self.postcode.strip(),
+        )
+
+    @classmethod
+    def of(cls, address: PostalAddress) -> PostalAddressBody:
+        return cls(
+            region=address.region, city=address.city, line1=address.line1, postcode=address.postcode
+        )
+
+
+PhoneText = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 -]{4,19}$")]
+
+
 class WarehousePut(RequestModel):
     name: ShortText
     city: ShortText
     location: LocationBody
+    # What a carrier needs to collect parcels: optional, but without them nothing can ship.
+    address: PostalAddressBody | None = None
+    contact_name: ShortText | None = None
+    phone: PhoneText | None = None
 
     def to_domain(self) -> WarehouseDetails:
         return WarehouseDetails(
-            name=self.name.strip(), city=self.city.strip(), location=self.location.to_domain()
+            name=self.name.strip(),
+            city=self.city.strip(),
+            location=self.location.to_domain(),
+            address=self.address.to_domain() if self.address else None,
+            contact_name=(self.contact_name or "").strip(),
+            phone=(self.phone or "").strip(),
         )
 
 
@@ -327,16 +365,27 @@ class WarehouseBody(ResponseModel):
     name: str
     city: str
     location: LocationBody
+    address: PostalAddressBody | None
+    contact_name: str | None
+    phone: str | None
+    can_book: bool = Field(description="Whether it has what a carrier needs to collect parcels.")
+    missing_for_booking: list[str]
     created_at: datetime
     updated_at: datetime
 
     @classmethod
     def of(cls, warehouse: Warehouse) -> WarehouseBody:
+        missing = warehouse.missing_for_booking()
         return cls(
             id=warehouse.id,
             name=warehouse.name,
             city=warehouse.city,
             location=LocationBody.of(warehouse.location),
+            address=PostalAddressBody.of(warehouse.address) if warehouse.address else None,
+            contact_name=warehouse.contact_name or None,
+            phone=warehouse.phone or None,
+            can_book=not missing,
+            missing_for_booking=missing,
             created_at=warehouse.created_at,
             updated_at=warehouse.updated_at,
         )

@@ -108,3 +108,23 @@ class IdempotencyKeyReused(DomainError):
         details: Any = None,
     ) -> None:
         super().__init__(message, details)
+
+
+class CarrierUnavailable(DomainError):
+    """The booking provider could not be reached or failed on its side (502); the booking
+    is retried on a schedule. ``details`` carries the provider and its message."""
+
+    code = "carrier_unavailable"
+
+
+class CarrierRefused(Conflict):
+    """The booking provider refused the parcel with its own message (409)."""
+
+    code = "carrier_refused"
+
+
+class WarehouseIncomplete(Conflict):
+    """The warehouse lacks what a carrier needs to collect from it (409); ``details``
+    names the missing fields."""
+
+    code = "warehouse_incomplete"
