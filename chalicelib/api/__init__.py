@@ -17,6 +17,7 @@ from chalicelib.api import (
     payments,
     products,
     reports,
+    reviews,
     shipments,
     stock,
     warehouses,
@@ -31,6 +32,7 @@ BLUEPRINTS += [me.blueprint]
 BLUEPRINTS += [shipments.blueprint, operations.blueprint]
 BLUEPRINTS += [alerts.blueprint]
 BLUEPRINTS += [reports.blueprint]
+BLUEPRINTS += [reviews.blueprint]
 
 
 _registered = False
