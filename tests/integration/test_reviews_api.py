@@ -457,3 +457,40 @@ def test_put_product_keeps_the_rating(world: Api) -> None:
     assert replaced.status_code == 200, replaced.json_body
     assert replaced.json_body["rating"]["count"] == 1
     assert rating(world)["average"] == 3.0
+
+
+# --- notifications --------------------------------------------------------------------------------
+
+
+def _notify(event_type: str, order_id: str) -> None:
+    from chalicelib.services import notifications
+
+    for item in items_with_prefix(outbox.OUTBOX_PREFIX):
+        event = outbox.event_from_item(item)
+        if event.type == event_type and event.payload.get("order_id") == order_id:
+            notifications.notify(
+                notifications.NotificationEvent(event.event_id, event.type, event.payload)
+            )
+            return
+    raise AssertionError(f"no {event_type} for {order_id}")
+
+
+def test_the_author_hears_about_the_first_reply_in_the_inbox(
+    world: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_me_api import configure_messaging, signed_in
+
+    configure_messaging(monkeypatch)
+    profile = {"email": "alice@example.com", "phone": None, "locale": "en", "name": "Alice"}
+    assert world.request("PUT", "/me", profile, signed_in(world, "alice")).status_code == 200
+    an_order("o-1", "alice")
+    review_id = review(world, "alice", "o-1").json_body["review_id"]
+    world.request("POST", f"/reviews/{review_id}/reply", {"body": "Thank you!"}, world.support)
+
+    _notify("review.replied", "o-1")
+
+    inbox = world.request("GET", "/me/notifications", headers=signed_in(world, "alice"))
+    entries = [e for e in inbox.json_body["items"] if e["event_type"] == "review.replied"]
+    assert [e["channel"] for e in entries] == ["email"]
+    assert "replied to your review" in entries[0]["subject"]
+    assert "Mug" in entries[0]["body"] and "Tea" not in entries[0]["body"]
