@@ -20,6 +20,7 @@ from chalicelib.api import (
     reviews,
     shipments,
     stock,
+    uploads,
     warehouses,
 )
 from chalicelib.api.errors import as_error_response
@@ -32,7 +33,7 @@ BLUEPRINTS += [me.blueprint]
 BLUEPRINTS += [shipments.blueprint, operations.blueprint]
 BLUEPRINTS += [alerts.blueprint]
 BLUEPRINTS += [reports.blueprint]
-BLUEPRINTS += [reviews.blueprint]
+BLUEPRINTS += [reviews.blueprint, uploads.blueprint]
 
 
 _registered = False
