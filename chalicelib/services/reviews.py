@@ -36,7 +36,7 @@ from chalicelib.services import catalogue
 from chalicelib.services import uploads as upload_service
 from chalicelib.settings import get_settings
 from chalicelib.store import orders as order_store
-from chalicelib.store import outbox
+from chalicelib.store import outbox, tables
 from chalicelib.store import reviews as store
 from chalicelib.store.pagination import Page
 from chalicelib.store.reviews import ReviewSort
@@ -61,6 +61,12 @@ def _pause(attempt: int) -> None:
     time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
 
 
+# Throttling is contention too: busy, not refused.
+_THROTTLED = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
+
+
 class _Retry(Exception):
     """The plan lost a race (a version moved, a transaction collided): plan again."""
 
@@ -72,7 +78,14 @@ def _commit(uow: UnitOfWork, refused: Callable[[TransactionCancelled], None]) ->
     except TransactionCancelled as cancelled:
         if cancelled.condition_failed:
             refused(cancelled)
-        raise _Retry() from None
+            raise _Retry() from None  # a version moved under us: read again
+        if cancelled.conflicted:
+            raise _Retry() from None
+        raise
+    except Exception as exc:
+        if tables.error_code(exc) in _THROTTLED:
+            raise _Retry() from None
+        raise
 
 
 def _attempts(what: str, plan: Callable[[], Review | None]) -> Review | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib.domain.errors import InvalidInput
@@ -45,6 +45,7 @@ def test_the_average_is_rounded_half_up_to_one_decimal(total, count, expected) -
     assert average_of(total, count) == expected
 
 
+@settings(deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=5), min_size=1, max_size=200))
 def test_the_rating_is_exactly_what_its_reviews_say(stars: list[int]) -> None:
     rating = Rating()
