@@ -494,3 +494,15 @@ def test_the_author_hears_about_the_first_reply_in_the_inbox(
     assert [e["channel"] for e in entries] == ["email"]
     assert "replied to your review" in entries[0]["subject"]
     assert "Mug" in entries[0]["body"] and "Tea" not in entries[0]["body"]
+
+
+def test_every_review_and_upload_route_is_in_the_published_spec(world: Api) -> None:
+    paths = world.request("GET", "/openapi.json").json_body["paths"]
+
+    assert set(paths["/products/{sku}/reviews"]) >= {"get", "post"}
+    assert set(paths["/reviews/{review_id}"]) >= {"put"}
+    for action in ("hide", "publish", "reply", "helpful"):
+        assert "post" in paths["/reviews/{review_id}/" + action]
+    assert "get" in paths["/reviews"] and "post" in paths["/uploads"]
+    created = paths["/products/{sku}/reviews"]["post"]["responses"]
+    assert {"201", "403", "409", "429"} <= set(created)
