@@ -506,3 +506,25 @@ def test_every_review_and_upload_route_is_in_the_published_spec(world: Api) -> N
     assert "get" in paths["/reviews"] and "post" in paths["/uploads"]
     created = paths["/products/{sku}/reviews"]["post"]["responses"]
     assert {"201", "403", "409", "429"} <= set(created)
+
+
+def test_the_delivered_message_links_each_delivered_line_to_its_review_page(
+    world: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_me_api import STOREFRONT, configure_messaging, signed_in
+
+    from chalicelib.services import notifications
+
+    configure_messaging(monkeypatch)
+    profile = {"email": "alice@example.com", "phone": None, "locale": "en", "name": "Alice"}
+    assert world.request("PUT", "/me", profile, signed_in(world, "alice")).status_code == 200
+    an_order("o-1", "alice", delivered=("MUG",), undelivered=("TEA",))
+    payload = {"order_id": "o-1", "customer_id": "alice", "shipment_id": "o-1-1"}
+
+    notifications.notify(notifications.NotificationEvent("evt_d1", "shipment.delivered", payload))
+
+    inbox = world.request("GET", "/me/notifications", headers=signed_in(world, "alice"))
+    [email] = [e for e in inbox.json_body["items"] if e["event_type"] == "shipment.delivered"]
+    base = STOREFRONT.rstrip("/")
+    assert f"{base}/orders/o-1/review?sku=MUG" in email["body"]
+    assert "sku=TEA" not in email["body"]
