@@ -123,6 +123,8 @@ class Settings:
     # figures are kept and reported by (the nightly job's cron in UTC assumes UTC+8).
     analytics_queue_url: str = ""
     business_time_zone: str = "Asia/Shanghai"
+    # Customers' uploads (review photos): the bucket presigned POSTs write into.
+    uploads_bucket: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -188,6 +190,7 @@ class Settings:
             code_version=env.get("CODE_VERSION", ""),
             analytics_queue_url=env.get("ANALYTICS_QUEUE_URL", ""),
             business_time_zone=env.get("BUSINESS_TIME_ZONE", "") or "Asia/Shanghai",
+            uploads_bucket=env.get("UPLOADS_BUCKET", ""),
         )
 
 

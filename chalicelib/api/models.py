@@ -9,7 +9,7 @@ use, so importing the app stays cheap for Lambda cold starts.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -37,6 +37,7 @@ from chalicelib.domain.replenishment import (
     MAX_TARGET_DAYS_OF_COVER,
     ReorderPolicy,
 )
+from chalicelib.domain.reviews import Rating
 
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 CATEGORY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,47}$"
@@ -199,6 +200,20 @@ class ProductPut(RequestModel):
         )
 
 
+class RatingBody(ResponseModel):
+    """A product's rating from its published reviews."""
+
+    average: float | None = Field(description="Rounded to one decimal; null with no reviews.")
+    count: int = Field(ge=0)
+    histogram: dict[Literal["1", "2", "3", "4", "5"], int] = Field(
+        description="How many published reviews gave each number of stars."
+    )
+
+    @classmethod
+    def of(cls, rating: Rating) -> RatingBody:
+        return cls.model_validate(rating.as_dict())
+
+
 class ProductBody(ResponseModel):
     sku: str = Field(pattern=ID_PATTERN)
     name: LocalizedTextBody = Field(description="Only the languages the product has.")
@@ -209,9 +224,10 @@ class ProductBody(ResponseModel):
     active: bool
     created_at: datetime
     updated_at: datetime
+    rating: RatingBody
 
     @classmethod
-    def of(cls, product: Product) -> ProductBody:
+    def of(cls, product: Product, rating: Rating | None = None) -> ProductBody:
         return cls(
             sku=product.sku,
             name=product.name.as_dict(),  # type: ignore[arg-type]
@@ -222,6 +238,7 @@ class ProductBody(ResponseModel):
             active=product.active,
             created_at=product.created_at,
             updated_at=product.updated_at,
+            rating=RatingBody.of(rating or Rating()),
         )
 
 
