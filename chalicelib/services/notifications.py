@@ -51,7 +51,7 @@ from chalicelib.domain.notifications import (
     review_url,
 )
 from chalicelib.domain.orders import Order
-from chalicelib.observability import logger
+from chalicelib.observability import count, logger
 from chalicelib.settings import get_settings
 from chalicelib.store import customers as customer_store
 from chalicelib.store import orders as order_store
@@ -263,6 +263,7 @@ class _Notification:
                 "delivery claim lost before it was recorded", extra={"channel": channel.value}
             )
         logger.info("notification sent", extra={"channel": channel.value})
+        count("NotificationsSent", channel=channel.value)
         progress.sent.append(channel)
 
     def _send(

@@ -55,7 +55,7 @@ from chalicelib.domain.identifiers import sortable_id
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import Order, OrderStatus
 from chalicelib.domain.payments import Failure, Payment, PaymentStatus
-from chalicelib.observability import logger
+from chalicelib.observability import count, logger
 from chalicelib.services import orders, refunds, stock
 from chalicelib.settings import get_settings
 from chalicelib.store import inventory as inventory_store
@@ -441,6 +441,8 @@ def _advance(
                 return _get_payment(payment_id)
             _pause(attempt)
             continue
+        if changed.status is PaymentStatus.FAILED and payment.status is not PaymentStatus.FAILED:
+            count("PaymentsFailed", method=changed.method)
         return changed
     raise Conflict(f"Payment {payment_id} is changing too quickly; try again.")
 
@@ -539,6 +541,7 @@ def _flag_payload(payment: Payment) -> dict[str, object]:
 
 
 def _after_capture(payment: Payment, order: Order, *, paid: bool, at: datetime) -> None:
+    count("PaymentsSucceeded", method=payment.method)
     if paid:
         logger.info(
             "order paid",

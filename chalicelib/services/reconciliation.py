@@ -20,7 +20,7 @@ from chalicelib.adapters.payments.providers import get_provider
 from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.reconciliation import KINDS, Entry, Outcome, reconcile
 from chalicelib.domain.time_zones import CHINA_TIME
-from chalicelib.observability import logger
+from chalicelib.observability import count, logger
 from chalicelib.store import payments as store
 
 PREFIX = "reports/settlement/reconciliation"
@@ -86,6 +86,7 @@ def reconcile_day(day: date, *, now: datetime | None = None) -> ReconciliationRu
         outcomes.append(reconcile(provider, day, _our_entries(provider, day), theirs))
     run = ReconciliationRun(day=day, outcomes=outcomes, failed_providers=failed)
     _write(run, now or datetime.now(UTC))
+    count("ReconciliationDiscrepancies", run.discrepancy_count)
     if run.discrepancy_count or failed:
         alerts.publish(
             f"Reconciliation {day.isoformat()}: {run.discrepancy_count} discrepancies",

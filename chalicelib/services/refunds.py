@@ -43,7 +43,7 @@ from chalicelib.domain.payments import (
     Refund,
     RefundStatus,
 )
-from chalicelib.observability import logger
+from chalicelib.observability import count, logger
 from chalicelib.store import orders as orders_store
 from chalicelib.store import outbox
 from chalicelib.store import payments as store
@@ -312,6 +312,8 @@ def settle_refund(
             "refund settled",
             extra={"refund_id": refund_id, "order_id": refund.order_id, "status": status.value},
         )
+        if status is RefundStatus.SUCCEEDED:
+            count("RefundsIssued")
         return settled
     raise Conflict(f"Refund {refund_id} is changing too quickly; try again.")
 
