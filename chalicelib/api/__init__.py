@@ -9,6 +9,7 @@ from chalicelib.api import (
     alerts,
     auth,
     cors,
+    errors,
     health,
     me,
     openapi,
@@ -51,3 +52,4 @@ def register(app: Chalice) -> None:
         for entry in methods.values():
             entry.view_function = as_error_response(entry.view_function)
     cors.register(app)
+    errors.register(app)

@@ -12,6 +12,7 @@ The authorizer lives on this module's own blueprint so that its Lambda handler i
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,7 +121,8 @@ def _context_for(claims: Claims) -> dict[str, str]:
     # API Gateway context values must be strings, numbers or booleans.
     return {
         "user_id": claims.user_id,
-        "groups": ",".join(sorted(claims.groups)),
+        # A JSON list, not a comma-joined string: a group name may itself hold a comma.
+        "groups": json.dumps(sorted(claims.groups)),
         "token_use": claims.token_use,
         "email": claims.email or "",
         "phone_number": claims.phone_number or "",
@@ -136,15 +138,25 @@ def principal(request: Request) -> Principal:
     if not user_id:
         # The route has no authorizer; refuse rather than guess who is calling.
         raise unauthorized()
-    groups = str(context.get("groups") or "")
     return Principal(
         user_id=str(user_id),
-        groups=frozenset(group for group in groups.split(",") if group),
+        groups=_groups_from(context.get("groups")),
         email=str(context.get("email") or "") or None,
         phone_number=str(context.get("phone_number") or "") or None,
         name=str(context.get("name") or "") or None,
         locale=str(context.get("locale") or "") or None,
     )
+
+
+def _groups_from(value: Any) -> frozenset[str]:
+    """The groups the authorizer passed on (a JSON list); anything else means none."""
+    try:
+        groups = json.loads(value) if isinstance(value, str) and value else []
+    except ValueError:
+        return frozenset()
+    if not isinstance(groups, list):
+        return frozenset()
+    return frozenset(group for group in groups if isinstance(group, str) and group)
 
 
 def require_groups(request: Request, *groups: str) -> Principal:
