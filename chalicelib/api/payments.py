@@ -124,12 +124,13 @@ def _created(body: dict[str, Any], location: str, replayed: bool) -> Response:
         "usually succeeds (or fails) at once; 3-D Secure answers requires_action with a "
         "redirect; Alipay and WeChat Pay answer pending with a QR code, and the provider's "
         "notification completes the payment. Send an Idempotency-Key to retry safely. "
-        "409 invalid_transition when the order is not waiting for payment."
+        "409 invalid_transition when the order is not waiting for payment. More than 10 "
+        "payments started a minute is 429 rate_limited with Retry-After."
     ),
     tags=("payments",),
     request=PayIn,
     responses={201: PaymentBody},
-    errors=(422,),
+    errors=(422, 429),
     path_params=ORDER_ID_PARAMETER,
 )
 def pay_order(order_id: str) -> Response:

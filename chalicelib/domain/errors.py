@@ -102,3 +102,14 @@ class IdempotencyKeyReused(DomainError):
         details: Any = None,
     ) -> None:
         super().__init__(message, details)
+
+
+class TooManyRequests(DomainError):
+    """The caller asked for more than a limit allows (HTTP 429, with ``Retry-After`` when
+    ``retry_after`` says how many seconds until it would be allowed)."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, details: Any = None, *, retry_after: int | None = None):
+        super().__init__(message, details)
+        self.retry_after = retry_after

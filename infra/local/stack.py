@@ -37,7 +37,7 @@ from typing import Any
 
 from chalicelib.adapters.payments.card import WEBHOOK_EVENTS as STRIPE_WEBHOOK_EVENTS
 from infra.local.emulators.localstripe_server import read_ready_file, register_webhook
-from infra.local.identity import LocalIdentityProvider
+from infra.local.identity import LocalIdentityProvider, mint_for_stack
 from infra.local.provision import provision
 
 log = logging.getLogger("infra.local.stack")  # not __name__: these run as __main__
@@ -131,6 +131,11 @@ class LocalStack:
     def gateway_ready_file(self) -> Path:
         return self.options.state_dir / f"gateway-{self.options.port}.ready.json"
 
+    @property
+    def serving_file(self) -> Path:
+        """Exists once the stack can serve; until then the app's /health answers 503."""
+        return self.options.state_dir / f"serving-{self.options.port}"
+
     def request_stop(self) -> None:
         self._stop_requested = True
 
@@ -143,6 +148,7 @@ class LocalStack:
         self._check_port_free(options.port, "PORT")
         self._check_port_free(options.moto_port, "MOTO_PORT")
         self.gateway_ready_file.unlink(missing_ok=True)
+        self.serving_file.unlink(missing_ok=True)
         self._isolate_from_real_aws()
 
         started = time.monotonic()
@@ -184,8 +190,11 @@ class LocalStack:
         self._wait_for_gateway()
         if seeding is not None:
             self._wait_for_seed(seeding)
-        self._wait_for_health()
+        self._wait_for_health(starting_is_enough=True)
         self._write_stack_file()
+        self._check_can_serve()
+        self.serving_file.touch()
+        self._wait_for_health()
         log.info("ready in %.1f s", time.monotonic() - started)
 
     def _check_port_free(self, port: int, variable: str) -> None:
@@ -333,6 +342,7 @@ class LocalStack:
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION,
                 "CORS_ALLOW_ORIGINS": os.environ.get("CORS_ALLOW_ORIGINS", DEFAULT_CORS_ORIGINS),
+                "HEALTH_READY_FILE": str(self.serving_file.resolve()),
             }
         )
         return env
@@ -408,7 +418,9 @@ class LocalStack:
         if seeding.returncode != 0:
             raise StartupFailed(f"seeding the demo data failed (status {seeding.returncode})")
 
-    def _wait_for_health(self) -> None:
+    def _wait_for_health(self, *, starting_is_enough: bool = False) -> None:
+        """Until /health says 200 (or, with ``starting_is_enough``, until the app answers
+        it at all: 503 ``starting`` means it runs but the stack is not declared ready)."""
         started = time.monotonic()
         while True:
             self._check_alive("gateway")
@@ -416,9 +428,38 @@ class LocalStack:
                 with urllib.request.urlopen(f"{self.api_url}/health", timeout=5) as response:
                     if response.status == 200:
                         return
+            except urllib.error.HTTPError as error:
+                if starting_is_enough and error.code == 503:
+                    with contextlib.suppress(ValueError, OSError):
+                        if json.loads(error.read()).get("error") == "starting":
+                            return
             except (urllib.error.URLError, OSError):
                 pass
             self._deadline_passed(started, "waiting for /health")
+            self._pause(0.2)
+
+    def _check_can_serve(self) -> None:
+        """A token minted from the stack file as ``make token`` mints it is accepted, and the
+        demo catalogue is there: only then may /health say 200."""
+        assert self.stack_file is not None, "the stack file is written first"
+        token = mint_for_stack(self.stack_file, "stack-readiness", ["customers"], expires_in=60)
+        started = time.monotonic()
+        while True:
+            self._check_alive("gateway")
+            try:
+                signed_in = urllib.request.Request(
+                    f"{self.api_url}/me", headers={"Authorization": f"Bearer {token}"}
+                )
+                with urllib.request.urlopen(signed_in, timeout=5) as response:
+                    token_works = response.status == 200
+                catalogue = f"{self.api_url}/products?limit=1"
+                with urllib.request.urlopen(catalogue, timeout=5) as response:
+                    has_products = bool(json.loads(response.read()).get("items"))
+                if token_works and (has_products or not self.options.demo):
+                    return
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+            self._deadline_passed(started, "checking that tokens and the demo data work")
             self._pause(0.2)
 
     def _write_stack_file(self) -> None:
@@ -517,6 +558,7 @@ class LocalStack:
         self._stop_child("stripe emulator")
         self._stop_child("aws emulator")
         self.gateway_ready_file.unlink(missing_ok=True)
+        self.serving_file.unlink(missing_ok=True)
 
     def _stop_child(self, name: str) -> None:
         child = self._children.pop(name, None)

@@ -6,8 +6,7 @@ import base64
 import json
 
 import pytest
-
-from tests.integration.conftest import Api
+from conftest import Api
 
 ADDRESS = {
     "name": "Li",
