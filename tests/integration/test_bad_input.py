@@ -7,6 +7,8 @@ import json
 
 import pytest
 from conftest import Api
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ADDRESS = {
     "name": "Li",
@@ -115,3 +117,53 @@ def test_json_with_a_charset_is_still_json(api: Api) -> None:
         headers={**api.customer, "Content-Type": "application/json; charset=utf-8"},
     )
     assert response.status_code != 415
+
+
+# --- the same shapes as properties, so they stay fixed ---------------------------------------
+
+PROPERTY = settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@PROPERTY
+@given(
+    route=st.sampled_from(JSON_ROUTES),
+    depth=st.integers(min_value=1_000, max_value=20_000),
+    opener=st.sampled_from(["[", '{"a":']),
+)
+def test_any_deep_nesting_on_any_json_route_is_400_invalid_json(
+    api: Api, route: tuple[str, str], depth: int, opener: str
+) -> None:
+    closer = "]" if opener == "[" else "}"
+    body = opener * depth + ("1" if opener != "[" else "") + closer * depth
+    assert_error(api.request(*route, body, headers=anyone(api)), 400, "invalid_json")
+
+
+@PROPERTY
+@given(route=st.sampled_from(JSON_ROUTES), digits=st.integers(min_value=4_300, max_value=8_000))
+def test_any_huge_integer_on_any_json_route_is_400_invalid_json(
+    api: Api, route: tuple[str, str], digits: int
+) -> None:
+    body = '{"quantity": ' + "7" * digits + "}"
+    assert_error(api.request(*route, body, headers=anyone(api)), 400, "invalid_json")
+
+
+@PROPERTY
+@given(depth=st.integers(min_value=100, max_value=1_500))
+def test_any_deeply_nested_cursor_is_400_invalid_cursor(api: Api, depth: int) -> None:
+    cursor = cursor_of('{"s": "x", "p": ' + deeply_nested(depth) + "}")[:2048]
+    response = api.client.http.get(f"/products?cursor={cursor}")
+    assert_error(response, 400, "invalid_cursor")
+
+
+@PROPERTY
+@given(
+    route=st.sampled_from(JSON_ROUTES),
+    media_type=st.from_regex(r"(text|image|audio|application)/x-[a-z]{1,10}", fullmatch=True),
+)
+def test_any_non_json_content_type_is_415_in_our_shape(
+    api: Api, route: tuple[str, str], media_type: str
+) -> None:
+    response = api.request(*route, "{}", headers={**anyone(api), "Content-Type": media_type})
+    assert_error(response, 415, "unsupported_media_type")
