@@ -55,16 +55,20 @@ class Principal:
     phone_number: str | None = None
     name: str | None = None
     locale: str | None = None
+    email_verified: bool = False
+    phone_number_verified: bool = False
 
     def in_any(self, *groups: str) -> bool:
         return not self.groups.isdisjoint(groups)
 
     @property
-    def contact_claims(self) -> dict[str, str | None]:
+    def contact_claims(self) -> dict[str, str | bool | None]:
         """What the token says about how to reach the caller (a new profile starts here)."""
         return {
             "email": self.email,
+            "email_verified": self.email_verified,
             "phone_number": self.phone_number,
+            "phone_number_verified": self.phone_number_verified,
             "name": self.name,
             "locale": self.locale,
         }
@@ -128,6 +132,8 @@ def _context_for(claims: Claims) -> dict[str, str]:
         "phone_number": claims.phone_number or "",
         "name": claims.name or "",
         "locale": claims.locale or "",
+        "email_verified": "true" if claims.email_verified else "",
+        "phone_number_verified": "true" if claims.phone_number_verified else "",
     }
 
 
@@ -145,6 +151,8 @@ def principal(request: Request) -> Principal:
         phone_number=str(context.get("phone_number") or "") or None,
         name=str(context.get("name") or "") or None,
         locale=str(context.get("locale") or "") or None,
+        email_verified=str(context.get("email_verified") or "") == "true",
+        phone_number_verified=str(context.get("phone_number_verified") or "") == "true",
     )
 
 
@@ -192,4 +200,6 @@ def optional_principal(request: Request) -> Principal | None:
         phone_number=claims.phone_number,
         name=claims.name,
         locale=claims.locale,
+        email_verified=claims.email_verified,
+        phone_number_verified=claims.phone_number_verified,
     )

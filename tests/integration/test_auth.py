@@ -295,6 +295,8 @@ def test_authorizer_allows_every_route_so_cached_answers_stay_right(
         "phone_number": "",
         "name": "",
         "locale": "",
+        "email_verified": "",
+        "phone_number_verified": "",
     }
 
 
