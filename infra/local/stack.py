@@ -250,6 +250,11 @@ class LocalStack:
     def _start_identity(self) -> dict[str, str]:
         self._identity = LocalIdentityProvider(self.options.state_dir / "idp-key.pem")
         self._identity.start(host=HOST)
+        demo_users = () if not self.options.demo else _demo_users()
+        for user in demo_users:  # the pool knows the demo users, their emails verified
+            self._identity.set_user(
+                user.id, email=user.email, email_verified="true", name=user.name
+            )
         identity_env: dict[str, str] = self._identity.env()
         return identity_env
 
@@ -572,6 +577,14 @@ class LocalStack:
             log.warning("the %s did not stop in time; killing it", name)
             child.process.kill()
             child.process.wait()
+
+
+def _demo_users() -> tuple[Any, ...]:
+    if importlib.util.find_spec("infra.local.demo_data") is None:
+        return ()
+    from infra.local.demo_data import DEMO_USERS
+
+    return DEMO_USERS
 
 
 def chalice_environment(

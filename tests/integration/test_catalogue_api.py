@@ -466,3 +466,14 @@ def test_demo_data_seeds_a_searchable_catalogue_and_seeding_again_changes_nothin
     assert {"customers", "ops", "support", "finance"} <= {
         group for user in demo_data.DEMO_USERS for group in user.groups
     }
+
+
+def test_demo_users_start_with_their_email_verified(api: Api) -> None:
+    from infra.local import demo_data
+
+    demo_data.seed()
+
+    for user in demo_data.DEMO_USERS:
+        profile = get(api, "/me", api.token(user.id, *user.groups)).json_body
+        assert (profile["email"], profile["email_verified"]) == (user.email, True)
+        assert profile["phone_verified"] is False
