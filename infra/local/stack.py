@@ -149,6 +149,8 @@ class LocalStack:
         self._check_port_free(options.moto_port, "MOTO_PORT")
         self.gateway_ready_file.unlink(missing_ok=True)
         self.serving_file.unlink(missing_ok=True)
+        stack_file = stack_file_for(self.options.port, self.options.state_dir)
+        stack_file.with_name(f".{stack_file.name}.pending").unlink(missing_ok=True)
         self._isolate_from_real_aws()
 
         started = time.monotonic()
@@ -191,8 +193,13 @@ class LocalStack:
         if seeding is not None:
             self._wait_for_seed(seeding)
         self._wait_for_health(starting_is_enough=True)
-        self._write_stack_file()
-        self._check_can_serve()
+        # The stack file is first written aside, to check that a token minted from it as
+        # `make token` mints one is accepted; it is in place before /health says 200.
+        pending = self._write_stack_file(pending=True)
+        self._check_can_serve(pending)
+        final = stack_file_for(self.options.port, self.options.state_dir)
+        pending.replace(final)
+        self.stack_file = final
         self.serving_file.touch()
         self._wait_for_health()
         log.info("ready in %.1f s", time.monotonic() - started)
@@ -443,11 +450,10 @@ class LocalStack:
             self._deadline_passed(started, "waiting for /health")
             self._pause(0.2)
 
-    def _check_can_serve(self) -> None:
+    def _check_can_serve(self, stack_file: Path) -> None:
         """A token minted from the stack file as ``make token`` mints it is accepted, and the
         demo catalogue is there: only then may /health say 200."""
-        assert self.stack_file is not None, "the stack file is written first"
-        token = mint_for_stack(self.stack_file, "stack-readiness", ["customers"], expires_in=60)
+        token = mint_for_stack(stack_file, "stack-readiness", ["customers"], expires_in=60)
         started = time.monotonic()
         while True:
             self._check_alive("gateway")
@@ -467,7 +473,7 @@ class LocalStack:
             self._deadline_passed(started, "checking that tokens and the demo data work")
             self._pause(0.2)
 
-    def _write_stack_file(self) -> None:
+    def _write_stack_file(self, *, pending: bool = False) -> Path:
         identity = self._identity
         assert identity is not None, "the identity provider starts first"
         document = {
@@ -486,10 +492,14 @@ class LocalStack:
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         path = stack_file_for(self.options.port, self.options.state_dir)
+        if pending:
+            path = path.with_name(f".{path.name}.pending")
         temp = path.with_name(f".{path.name}.{os.getpid()}")
         temp.write_text(json.dumps(document, indent=2, sort_keys=True))
         temp.replace(path)
-        self.stack_file = path
+        if not pending:
+            self.stack_file = path
+        return path
 
     def banner(self) -> str:
         port = self.options.port
@@ -564,6 +574,8 @@ class LocalStack:
         self._stop_child("aws emulator")
         self.gateway_ready_file.unlink(missing_ok=True)
         self.serving_file.unlink(missing_ok=True)
+        stack_file = stack_file_for(self.options.port, self.options.state_dir)
+        stack_file.with_name(f".{stack_file.name}.pending").unlink(missing_ok=True)
 
     def _stop_child(self, name: str) -> None:
         child = self._children.pop(name, None)

@@ -143,6 +143,13 @@ def test_stack_file_names_the_payment_emulators_and_each_answers(
         assert requests.get(emulators[key], timeout=10).status_code < 500
 
 
+def _health_status(api: str) -> int | None:
+    try:
+        return requests.get(f"{api}/health", timeout=10).status_code
+    except requests.RequestException:
+        return None  # not listening yet
+
+
 def test_sigterm_to_the_stack_alone_stops_everything_it_started(tmp_path: Path) -> None:
     port, moto_port = free_ports(2)
     with (tmp_path / "stack.log").open("wb") as log:
@@ -168,11 +175,12 @@ def test_sigterm_to_the_stack_alone_stops_everything_it_started(tmp_path: Path) 
     stack_file = stack_file_for(port)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while not stack_file.exists():
+        # /health is the readiness signal; the stack file is in place before it says 200.
+        while _health_status(f"http://127.0.0.1:{port}") != 200:
             assert process.poll() is None, (tmp_path / "stack.log").read_text()
             assert time.monotonic() < deadline, "the stack did not start"
             time.sleep(0.25)
-        assert requests.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
+        assert stack_file.exists()
 
         process.send_signal(signal.SIGTERM)  # the stack only, not its process group
         assert process.wait(timeout=60) == 0
