@@ -125,6 +125,14 @@ class Settings:
     business_time_zone: str = "Asia/Shanghai"
     # Customers' uploads (review photos): the bucket presigned POSTs write into.
     uploads_bucket: str = ""
+    # Abuse limits per customer: unpaid orders and the units of one SKU they may hold,
+    # orders created and payments started per minute.
+    max_open_unpaid_orders: int = 5
+    max_held_units_per_sku: int = 20
+    orders_per_minute: int = 10
+    payments_per_minute: int = 10
+    # Set by the local stack: /health answers 503 until this file exists (see api/health.py).
+    health_ready_file: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -158,6 +166,11 @@ class Settings:
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET", ""),
             payment_hold_seconds=int(env.get("PAYMENT_HOLD_SECONDS", "1800")),
             max_order_hold_seconds=int(env.get("MAX_ORDER_HOLD_SECONDS", "3600")),
+            max_open_unpaid_orders=int(env.get("MAX_OPEN_UNPAID_ORDERS", "5")),
+            max_held_units_per_sku=int(env.get("MAX_HELD_UNITS_PER_SKU", "20")),
+            orders_per_minute=int(env.get("ORDERS_PER_MINUTE", "10")),
+            payments_per_minute=int(env.get("PAYMENTS_PER_MINUTE", "10")),
+            health_ready_file=env.get("HEALTH_READY_FILE", ""),
             wechatpay_mchid=env.get("WECHATPAY_MCHID", ""),
             wechatpay_appid=env.get("WECHATPAY_APPID", ""),
             wechatpay_base_url=env.get("WECHATPAY_BASE_URL", ""),

@@ -55,6 +55,9 @@ class Claims:
     phone_number: str | None = None
     name: str | None = None
     locale: str | None = None
+    # Whether the identity provider confirmed the email / phone (id token claims).
+    email_verified: bool = False
+    phone_number_verified: bool = False
 
 
 class TokenVerifier:
@@ -240,7 +243,14 @@ def _claims_from(payload: Mapping[str, Any], client_ids: frozenset[str]) -> Clai
         phone_number=_optional_text(payload, "phone_number"),
         name=_optional_text(payload, "name"),
         locale=_optional_text(payload, "locale"),
+        email_verified=_is_true(payload.get("email_verified")),
+        phone_number_verified=_is_true(payload.get("phone_number_verified")),
     )
+
+
+def _is_true(value: Any) -> bool:
+    """Cognito's id tokens carry booleans; its userInfo answers carry "true"/"false"."""
+    return value is True or value == "true"
 
 
 def _optional_text(payload: dict[str, Any], claim: str) -> str | None:

@@ -12,6 +12,7 @@ from chalicelib.api import (
     alerts,
     auth,
     cors,
+    errors,
     health,
     me,
     openapi,
@@ -65,3 +66,4 @@ def register(app: Chalice) -> None:
         for entry in methods.values():
             entry.view_function = as_error_response(entry.view_function)
     cors.register(app)
+    errors.register(app)

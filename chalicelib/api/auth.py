@@ -12,6 +12,7 @@ The authorizer lives on this module's own blueprint so that its Lambda handler i
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,16 +55,20 @@ class Principal:
     phone_number: str | None = None
     name: str | None = None
     locale: str | None = None
+    email_verified: bool = False
+    phone_number_verified: bool = False
 
     def in_any(self, *groups: str) -> bool:
         return not self.groups.isdisjoint(groups)
 
     @property
-    def contact_claims(self) -> dict[str, str | None]:
+    def contact_claims(self) -> dict[str, str | bool | None]:
         """What the token says about how to reach the caller (a new profile starts here)."""
         return {
             "email": self.email,
+            "email_verified": self.email_verified,
             "phone_number": self.phone_number,
+            "phone_number_verified": self.phone_number_verified,
             "name": self.name,
             "locale": self.locale,
         }
@@ -120,12 +125,15 @@ def _context_for(claims: Claims) -> dict[str, str]:
     # API Gateway context values must be strings, numbers or booleans.
     return {
         "user_id": claims.user_id,
-        "groups": ",".join(sorted(claims.groups)),
+        # A JSON list, not a comma-joined string: a group name may itself hold a comma.
+        "groups": json.dumps(sorted(claims.groups)),
         "token_use": claims.token_use,
         "email": claims.email or "",
         "phone_number": claims.phone_number or "",
         "name": claims.name or "",
         "locale": claims.locale or "",
+        "email_verified": "true" if claims.email_verified else "",
+        "phone_number_verified": "true" if claims.phone_number_verified else "",
     }
 
 
@@ -136,15 +144,27 @@ def principal(request: Request) -> Principal:
     if not user_id:
         # The route has no authorizer; refuse rather than guess who is calling.
         raise unauthorized()
-    groups = str(context.get("groups") or "")
     return Principal(
         user_id=str(user_id),
-        groups=frozenset(group for group in groups.split(",") if group),
+        groups=_groups_from(context.get("groups")),
         email=str(context.get("email") or "") or None,
         phone_number=str(context.get("phone_number") or "") or None,
         name=str(context.get("name") or "") or None,
         locale=str(context.get("locale") or "") or None,
+        email_verified=str(context.get("email_verified") or "") == "true",
+        phone_number_verified=str(context.get("phone_number_verified") or "") == "true",
     )
+
+
+def _groups_from(value: Any) -> frozenset[str]:
+    """The groups the authorizer passed on (a JSON list); anything else means none."""
+    try:
+        groups = json.loads(value) if isinstance(value, str) and value else []
+    except ValueError:
+        return frozenset()
+    if not isinstance(groups, list):
+        return frozenset()
+    return frozenset(group for group in groups if isinstance(group, str) and group)
 
 
 def require_groups(request: Request, *groups: str) -> Principal:
@@ -180,4 +200,6 @@ def optional_principal(request: Request) -> Principal | None:
         phone_number=claims.phone_number,
         name=claims.name,
         locale=claims.locale,
+        email_verified=claims.email_verified,
+        phone_number_verified=claims.phone_number_verified,
     )

@@ -10,7 +10,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from chalice import Response
+from chalice import Chalice, Response
+from chalice.app import Request
 from pydantic import ValidationError
 
 from chalicelib.domain import errors as domain
@@ -104,6 +105,45 @@ def response_for(exc: Exception) -> Response:
         return response
     logger.exception("unhandled error")
     return error_response(500, "internal_error", "An internal error occurred.")
+
+
+# Chalice answers some requests itself, before any view runs, as {"Code", "Message"}.
+CHALICE_CODES = {
+    "UnsupportedMediaType": "unsupported_media_type",
+    "MethodNotAllowedError": "method_not_allowed",
+    "BadRequest": "bad_request",
+    "InternalServerError": "internal_error",
+}
+
+
+def in_our_shape(response: Response) -> Response:
+    """A response Chalice built itself, rewritten as ``{"error", "message", "details"}``."""
+    body = response.body
+    if not (isinstance(body, dict) and set(body) == {"Code", "Message"}):
+        return response
+    code = CHALICE_CODES.get(str(body["Code"]))
+    if code is None:
+        return response
+    details = None
+    if code == "unsupported_media_type":
+        message = "This route takes a JSON body: send Content-Type: application/json."
+        sent = str(body["Message"]).partition(": ")[2]
+        details = {"content_type": sent, "accepted": ["application/json"]}
+    else:
+        message = str(body["Message"])
+    headers = {**response.headers, **JSON_HEADERS}
+    return Response(
+        body=error_body(code, message, details), status_code=response.status_code, headers=headers
+    )
+
+
+def _chalice_errors_in_our_shape(request: Request, get_response: Callable[..., Any]) -> Response:
+    return in_our_shape(get_response(request))
+
+
+def register(app: Chalice) -> None:
+    """Every answer Chalice gives without a view (415, 405) in our error shape too."""
+    app.register_middleware(_chalice_errors_in_our_shape, "http")
 
 
 def as_error_response(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -71,7 +71,13 @@ class ProfileIn(models.RequestModel):
 class ProfileBody(models.ResponseModel):
     customer_id: str
     email: str | None
+    email_verified: bool = Field(
+        description="Confirmed by the identity provider; an address typed in is not."
+    )
     phone: str | None
+    phone_verified: bool = Field(
+        description="Confirmed by the identity provider; a number typed in is not."
+    )
     locale: Locale
     name: str | None
 

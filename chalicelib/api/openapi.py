@@ -12,7 +12,7 @@ placed under its ``@blueprint.route(...)``:
 Request and response schemas come from the same pydantic models the views validate with.
 Error responses (always the ``ErrorBody`` shape) are derived from the route: 400 for every
 route, 401/403 where a token is required or accepted, 404 where the path names something,
-409 for writes, 413 where there is a body; ``errors=`` adds more (e.g. 422). A route with
+409 for writes, 413 and 415 where there is a body; ``errors=`` adds more (e.g. 422). A route with
 no ``@operation`` is still listed, with a generic JSON response. CORS preflight
 (``OPTIONS``) views are left out: they are transport, not API.
 """
@@ -171,7 +171,7 @@ def _error_statuses(method: str, entry: RouteEntry, described: Operation | None)
     if method in _WRITE_METHODS:
         statuses.add(409)
     if method in _BODY_METHODS:
-        statuses.add(413)
+        statuses |= {413, 415}
     if described is not None:
         statuses |= set(described.errors)
         if described.idempotent:

@@ -127,12 +127,13 @@ def _created(body: dict[str, Any], location: str, replayed: bool) -> Response:
         "409 invalid_transition when the order is not waiting for payment; 503 "
         "payments_unavailable for Alipay and WeChat Pay while the API's public URL is "
         "not configured. A card payment whose outcome Stripe did not tell stays pending "
-        "until its webhook or the resolving sweep says."
+        "until its webhook or the resolving sweep says. More than 10 payments started a "
+        "minute is 429 rate_limited with Retry-After."
     ),
     tags=("payments",),
     request=PayIn,
     responses={201: PaymentBody},
-    errors=(422, 503),
+    errors=(422, 429, 503),
     idempotent=True,
     headers={201: ("Location",)},
     path_params=ORDER_ID_PARAMETER,

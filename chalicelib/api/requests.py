@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, TypeVar
 
@@ -10,6 +9,7 @@ from chalice.app import Request
 from pydantic import BaseModel
 
 from chalicelib.api.errors import ApiError, validation_error
+from chalicelib.domain import json_limits
 from chalicelib.settings import get_settings
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -29,11 +29,14 @@ def json_body(request: Request) -> Any:
             "A JSON body is required.", [{"field": "body", "message": "missing"}]
         )
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise validation_error(
-            "The body is not valid JSON.", [{"field": "body", "message": str(exc)}]
-        ) from exc
+        return json_limits.loads(raw)
+    except json_limits.UnreadableJson as exc:
+        raise ApiError(
+            400,
+            "invalid_json",
+            "The body is not JSON we can read.",
+            [{"field": "body", "message": str(exc)}],
+        ) from None
 
 
 def parse_body(request: Request, model: type[Model]) -> Model:

@@ -45,13 +45,18 @@ class Forbidden(DomainError):
 
 
 class TooManyRequests(DomainError):
-    """A per-customer limit was reached (HTTP 429 with ``Retry-After``)."""
+    """The caller asked for more than a limit allows (HTTP 429, with ``Retry-After`` when
+    ``retry_after_seconds`` says how long until it would be allowed)."""
 
     code = "rate_limited"
 
-    def __init__(self, message: str, retry_after_seconds: int, details: Any = None) -> None:
+    def __init__(
+        self, message: str, details: Any = None, *, retry_after_seconds: int | None = None
+    ) -> None:
         super().__init__(message, details)
-        self.retry_after_seconds = max(1, int(retry_after_seconds))
+        self.retry_after_seconds = (
+            None if retry_after_seconds is None else max(1, int(retry_after_seconds))
+        )
 
 
 class Busy(DomainError):

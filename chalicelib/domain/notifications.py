@@ -114,6 +114,9 @@ class ContactDetails:
     phone: str | None
     locale: str
     name: str | None
+    # Confirmed by the identity provider (or, later, by a code); typed-in contacts are not.
+    email_verified: bool = False
+    phone_verified: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -135,11 +138,16 @@ class ContactDetails:
         the customer can still put it right with ``PUT /me``."""
         email, phone, name = claims.get("email"), claims.get("phone_number"), claims.get("name")
         name = name.strip() if isinstance(name, str) else None
+        email = email if is_email(email) else None
+        phone = phone if is_phone(phone) else None
         return cls(
-            email=email if is_email(email) else None,
-            phone=phone if is_phone(phone) else None,
+            email=email,
+            phone=phone,
             locale=locale_from_claim(claims.get("locale")),
             name=name[:MAX_NAME_CHARS] if name else None,
+            email_verified=email is not None and claims.get("email_verified") in (True, "true"),
+            phone_verified=phone is not None
+            and claims.get("phone_number_verified") in (True, "true"),
         )
 
 
@@ -166,14 +174,34 @@ class CustomerProfile:
     def name(self) -> str | None:
         return self.contact.name
 
+    @property
+    def email_verified(self) -> bool:
+        return self.contact.email_verified
+
+    @property
+    def phone_verified(self) -> bool:
+        return self.contact.phone_verified
+
     def with_contact(self, contact: ContactDetails, at: datetime) -> CustomerProfile:
-        return replace(self, contact=contact, updated_at=at)
+        """New details; a contact stays verified only while it is the same address."""
+        kept = replace(
+            contact,
+            email_verified=contact.email is not None
+            and contact.email == self.email
+            and self.email_verified,
+            phone_verified=contact.phone is not None
+            and contact.phone == self.phone
+            and self.phone_verified,
+        )
+        return replace(self, contact=kept, updated_at=at)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "customer_id": self.customer_id,
             "email": self.email,
+            "email_verified": self.email_verified,
             "phone": self.phone,
+            "phone_verified": self.phone_verified,
             "locale": self.locale,
             "name": self.name,
         }

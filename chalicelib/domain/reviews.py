@@ -105,8 +105,8 @@ class DailyReviewLimit(TooManyRequests):
     def __init__(self, retry_after_seconds: int) -> None:
         super().__init__(
             f"At most {DAILY_REVIEW_LIMIT} reviews a day; try again tomorrow.",
-            retry_after_seconds,
             {"limit": DAILY_REVIEW_LIMIT},
+            retry_after_seconds=retry_after_seconds,
         )
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from chalicelib.domain import allocation
+from chalicelib.domain import allocation, limits
 from chalicelib.domain import inventory as stock_rules
 from chalicelib.domain.allocation import Line, RequestedLine
 from chalicelib.domain.catalogue import ID_PATTERN
@@ -53,6 +53,7 @@ from chalicelib.observability import logger
 from chalicelib.services import refunds, stock
 from chalicelib.settings import get_settings
 from chalicelib.store import inventory as inventory_store
+from chalicelib.store import limits as limits_store
 from chalicelib.store import orders as store
 from chalicelib.store import outbox
 from chalicelib.store.pagination import Page
@@ -171,6 +172,11 @@ def place_order(
         record = snapshot.idempotency
         if record is not None and record.is_live(at):
             return _replay(record, fingerprint)
+        # A replay is exempt from every limit; anything that would create an order is not.
+        holds, recent = limits_store.read_limits(customer_id, ORDER_RATE)
+        uses = recent[ORDER_RATE]
+        uses.next_slot(order_rate(), at)  # 429 rate_limited
+        holds.check(_held(requested), hold_limits())  # 429 / 409, nothing reserved
 
         prices = require_prices(
             requested, {p.sku: p.price for p in snapshot.products.values() if p.active}
@@ -201,7 +207,9 @@ def place_order(
             note=note,
         )
         body = order.as_dict()
-        uow, overflow = _placement_work(order, body, snapshot.levels, idempotency_key, fingerprint)
+        uow, overflow = _placement_work(
+            order, body, snapshot.levels, idempotency_key, fingerprint, uses
+        )
         try:
             uow.commit()
         except TransactionCancelled as cancelled:
@@ -225,15 +233,42 @@ def place_order(
     raise _still_short(requested, short_skus, snapshot)
 
 
+ORDER_RATE = "orders"
+
+
+def hold_limits() -> limits.HoldLimits:
+    """``MAX_OPEN_UNPAID_ORDERS`` and ``MAX_HELD_UNITS_PER_SKU``."""
+    settings = get_settings()
+    return limits.HoldLimits(settings.max_open_unpaid_orders, settings.max_held_units_per_sku)
+
+
+def order_rate() -> limits.RateLimit:
+    return limits.RateLimit(ORDER_RATE, get_settings().orders_per_minute, timedelta(minutes=1))
+
+
+def _held(lines: Sequence[RequestedLine]) -> list[tuple[str, int]]:
+    return [(line.sku, line.quantity) for line in lines]
+
+
+def _add_limits(uow: UnitOfWork, order: Order, uses: limits.RecentUses, *, at: datetime) -> None:
+    """The order counts against its customer's holds and order rate in its own transaction:
+    a lost race for either cancels it like a lost race for stock, and the next attempt
+    reads the counts again."""
+    limits_store.add_hold(uow, order.customer_id, store.held_lines(order), hold_limits())
+    limits_store.add_use(uow, order.customer_id, order_rate(), uses, at=at)
+
+
 def _placement_work(
     order: Order,
     body: dict[str, Any],
     levels: dict[tuple[str, str], StockLevel],
     idempotency_key: str | None,
     fingerprint: str,
+    uses: limits.RecentUses,
 ) -> tuple[UnitOfWork, list[tuple[StockLevel, stock_rules.Movement]]]:
-    """The order's one transaction: the order, its idempotency record, its event, and every
-    reservation with its ledger entry (plus the low-stock crossings that fit)."""
+    """The order's one transaction: the order, its idempotency record, its event, its
+    customer's limit counters, and every reservation with its ledger entry (plus the
+    low-stock crossings that fit)."""
     at = order.created_at
     uow = UnitOfWork()
     store.add_new_order(uow, order)
@@ -252,6 +287,7 @@ def _placement_work(
             ),
         )
     outbox.add_event(uow, ORDER_PLACED, order_event_payload(order), occurred_at=at)
+    _add_limits(uow, order, uses, at=at)
     overflow = _reserve(uow, order, levels, at=at, actor=order.customer_id)
     return uow, overflow
 

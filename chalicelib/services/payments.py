@@ -52,6 +52,7 @@ from chalicelib.domain.errors import (
     NotFound,
 )
 from chalicelib.domain.identifiers import sortable_id
+from chalicelib.domain.limits import RateLimit
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import Order, OrderStatus
 from chalicelib.domain.payments import Failure, Payment, PaymentStatus
@@ -59,6 +60,7 @@ from chalicelib.observability import count, logger
 from chalicelib.services import orders, refunds, stock
 from chalicelib.settings import get_settings
 from chalicelib.store import inventory as inventory_store
+from chalicelib.store import limits as limits_store
 from chalicelib.store import orders as orders_store
 from chalicelib.store import outbox
 from chalicelib.store import payments as store
@@ -126,6 +128,13 @@ def hold_until(order: Order, now: datetime) -> datetime:
     return max(order.expires_at, min(wanted, ceiling))
 
 
+PAYMENT_RATE = "payments"
+
+
+def payment_rate() -> RateLimit:
+    return RateLimit(PAYMENT_RATE, get_settings().payments_per_minute, timedelta(minutes=1))
+
+
 def start_payment(
     order_id: str,
     *,
@@ -173,6 +182,7 @@ def start_payment(
     payment_id = sortable_id("pay_", now)
     for attempt in range(ATTEMPTS):
         at = now or _now()
+        uses = limits_store.read_uses(customer_id, PAYMENT_RATE)  # a replay never gets here
         if order.status is not OrderStatus.PENDING_PAYMENT:
             raise InvalidTransition.between(order.status, OrderStatus.PAID, "nothing to pay")
         if at >= order.expires_at:
@@ -190,6 +200,7 @@ def start_payment(
         )
         uow = UnitOfWork()
         store.add_new_payment(uow, payment)
+        limits_store.add_use(uow, customer_id, payment_rate(), uses, at=at)  # 429 when full
         held = order.extend_expiry(hold_until(order, at), at=at)
         if held is not order:
             orders_store.add_order_change(uow, held, previous=order)

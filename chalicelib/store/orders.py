@@ -55,7 +55,7 @@ from chalicelib.domain.orders import (
     ShippingAddress,
     StatusChange,
 )
-from chalicelib.store import catalogue, inventory, tables
+from chalicelib.store import catalogue, inventory, limits, tables
 from chalicelib.store.pagination import InvalidCursor, Page, decode_cursor, encode_cursor, scope_of
 from chalicelib.store.unit_of_work import UnitOfWork
 
@@ -257,12 +257,23 @@ def order_from_item(raw: Mapping[str, Any]) -> Order:
     )
 
 
+def held_lines(order: Order) -> list[tuple[str, int]]:
+    """What an unpaid order holds, as ``(sku, quantity)``."""
+    return [(line.sku, line.quantity) for line in order.lines]
+
+
 def add_new_order(uow: UnitOfWork, order: Order) -> None:
     uow.put(order_item(order), tag=("order", order.order_id), condition="attribute_not_exists(pk)")
 
 
 def add_order_change(uow: UnitOfWork, order: Order, *, previous: Order) -> None:
-    """Write ``order`` if the stored one is still ``previous`` (same status and version)."""
+    """Write ``order`` if the stored one is still ``previous`` (same status and version).
+
+    An order leaving ``pending_payment`` (paid, cancelled, expired) stops holding stock
+    against its customer's limits in the same transaction.
+    """
+    if previous.status is OrderStatus.PENDING_PAYMENT and order.status is not previous.status:
+        limits.add_release(uow, order.customer_id, held_lines(order))
     uow.put(
         order_item(order),
         tag=("order", order.order_id),

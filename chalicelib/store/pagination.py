@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from chalicelib.domain import json_limits
 from chalicelib.domain.errors import InvalidInput
 
 MAX_CURSOR_CHARS = 2048
@@ -31,6 +32,8 @@ class Page(Generic[T]):
 
 
 class InvalidCursor(InvalidInput):
+    code = "invalid_cursor"
+
     def __init__(self) -> None:
         super().__init__(
             "The cursor is not valid for this listing; start again without it.",
@@ -55,7 +58,7 @@ def decode_cursor(cursor: str, scope: str) -> dict[str, Any]:
         raise InvalidCursor()
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        payload = json.loads(raw)
+        payload = json_limits.loads(raw)
     except (binascii.Error, ValueError):
         raise InvalidCursor() from None
     if not isinstance(payload, dict) or payload.get("s") != scope:

@@ -13,6 +13,7 @@ service to receive; ``demo_stock()`` gives it as (sku, warehouse, quantity) rows
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from chalicelib.domain.catalogue import (
     LocalizedText,
@@ -24,7 +25,7 @@ from chalicelib.domain.catalogue import (
 from chalicelib.domain.money import Money
 from chalicelib.domain.replenishment import ReorderPolicy
 from chalicelib.observability import logger
-from chalicelib.services import catalogue, stock
+from chalicelib.services import catalogue, customers, stock
 
 CURRENCY = "CNY"
 # Ops hear about a (SKU, warehouse) left with this many units or fewer.
@@ -546,6 +547,11 @@ def demo_stock() -> list[tuple[str, str, int]]:
     ]
 
 
+def user_claims(user: DemoUser) -> dict[str, Any]:
+    """What the identity provider knows about a demo user (their email is verified)."""
+    return {"email": user.email, "email_verified": True, "name": user.name}
+
+
 def seed() -> None:
     """Write the demo warehouses and products; running it again writes nothing new."""
     created = 0
@@ -555,6 +561,9 @@ def seed() -> None:
         created += catalogue.put_product(product.sku, product_details(product)).created
     # Only levels that do not exist yet: a second run leaves stock that has moved alone.
     stocked = stock.stock_if_new(demo_stock(), actor="demo-data", note="demo data")
+    for user in DEMO_USERS:
+        # Demo users start verified, as if the identity provider had confirmed their email.
+        customers.get_profile(user.id, user_claims(user))
     logger.info(
         "demo data seeded",
         extra={

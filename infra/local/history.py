@@ -69,6 +69,7 @@ class DayTally:
     unpaid: int = 0
     refunded: int = 0
     out_of_stock: int = 0
+    limited: int = 0  # refused by a per-customer limit (unpaid orders held, orders a minute)
     notes: list[str] = field(default_factory=list)
 
 
@@ -178,6 +179,9 @@ def today_over_http(
             "shipping_address": address(rng),
         }
         status, order = http.call("POST", "/orders", body, user=user)
+        if status == 429 or (status == 409 and order.get("error") == "hold_limit_reached"):
+            tally.limited += 1
+            continue
         if status == 409:
             tally.out_of_stock += 1
             continue
@@ -224,7 +228,8 @@ def past_day(
     day: date, rng: random.Random, catalogue: list[CatalogueItem], count: int, zone: Any
 ) -> DayTally:
     from chalicelib.domain.allocation import RequestedLine
-    from chalicelib.domain.errors import OutOfStock
+    from chalicelib.domain.errors import OutOfStock, TooManyRequests
+    from chalicelib.domain.limits import HoldLimitReached
     from chalicelib.domain.orders import ShippingAddress
     from chalicelib.services import orders
 
@@ -241,6 +246,9 @@ def past_day(
             placement = orders.place_order(customer, lines, ShippingAddress(**where), now=placed_at)
         except OutOfStock:
             tally.out_of_stock += 1
+            continue
+        except (TooManyRequests, HoldLimitReached):
+            tally.limited += 1
             continue
         tally.placed += 1
         what = fate(rng)
@@ -342,7 +350,7 @@ def _print_tally(label: str, tally: DayTally) -> None:
     print(
         f"{label}: placed {tally.placed}, paid {tally.paid}, cancelled {tally.cancelled}, "
         f"left unpaid {tally.unpaid}, partly refunded {tally.refunded}, "
-        f"refused for stock {tally.out_of_stock}",
+        f"refused for stock {tally.out_of_stock}, refused by per-customer limits {tally.limited}",
         flush=True,
     )
     for note in tally.notes[:1]:

@@ -28,6 +28,15 @@ from chalicelib.adapters.identity import USER_ID_PATTERN
 from infra.local.hosted_ui import HostedUi, User, WebClient
 
 CLIENT_ID = "orderdesk-local-client"
+USER_INFO_PATH = "/oauth2/userInfo"
+USER_INFO_ATTRIBUTES = (
+    "email",
+    "email_verified",
+    "phone_number",
+    "phone_number_verified",
+    "name",
+    "locale",
+)
 POOL_PATH = "/local-pool"
 KEY_BITS = 2048
 MAX_REQUEST_BYTES = 64 * 1024
@@ -46,6 +55,10 @@ class LocalIdentityProvider:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.jwks_requests = 0  # how often the JWKS was served; lets tests see caching
+        # The pool's users' attributes, as Cognito keeps them (served by /oauth2/userInfo),
+        # kept beside the key so that tokens minted by ``make token`` in another process
+        # and the running stack see the same users.
+        self.users_path = self.key_path.with_name(f"{self.key_path.stem}-users.json")
         # The hosted UI's sign-in flow (authorize, login, token, logout) for web clients.
         self.hosted_ui = HostedUi(issuer=lambda: self.issuer, sign=self.sign)
 
@@ -84,6 +97,7 @@ class LocalIdentityProvider:
             "issuer": self.issuer,
             "jwks_uri": self.jwks_url,
             "id_token_signing_alg_values_supported": ["RS256"],
+            "userinfo_endpoint": f"{self.base_url}{USER_INFO_PATH}",
             **self.hosted_ui.endpoints(self.base_url),
         }
 
@@ -174,7 +188,51 @@ class LocalIdentityProvider:
             claims["cognito:groups"] = list(groups)
         if email is not None:
             claims["email"] = email
+            # A user the local pool knows by email is one whose address it confirmed.
+            self.set_user(user_id, email=email, email_verified="true")
         return self.sign(claims)
+
+    def set_user(self, user_id: str, **attributes: str) -> None:
+        """Add or change a user's attributes (``email``, ``email_verified``, ``phone_number``,
+        ``phone_number_verified``, ``name``, ``locale``), as AdminUpdateUserAttributes does."""
+        users = self.users()
+        users.setdefault(user_id, {}).update(attributes)
+        temp = self.users_path.with_name(f".{self.users_path.name}.{uuid.uuid4().hex}")
+        temp.write_text(json.dumps(users, sort_keys=True))
+        temp.replace(self.users_path)
+
+    def users(self) -> dict[str, dict[str, str]]:
+        try:
+            users = json.loads(self.users_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return users if isinstance(users, dict) else {}
+
+    def user_info(self, authorization: str | None) -> tuple[int, dict[str, Any]]:
+        """``GET /oauth2/userInfo``: the user of a valid access token, shaped as Cognito
+        answers (attribute values are strings, ``"true"``/``"false"`` included)."""
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return 401, {"error": "invalid_request", "error_description": "Bearer token missing"}
+        try:
+            claims = jwt.decode(
+                token.strip(),
+                self._private_key.public_key(),
+                algorithms=["RS256"],
+                issuer=self.issuer,
+                options={"require": ["exp", "sub", "token_use"]},
+            )
+        except jwt.PyJWTError:
+            return 401, {"error": "invalid_token", "error_description": "Invalid access token"}
+        if claims.get("token_use") != "access" or claims.get("client_id") != self.client_id:
+            return 401, {"error": "invalid_token", "error_description": "Not an access token"}
+        user_id = str(claims["sub"])
+        attributes = self.users().get(user_id, {})
+        info: dict[str, Any] = {"sub": user_id, "username": claims.get("username", user_id)}
+        for name in USER_INFO_ATTRIBUTES:
+            if name in attributes:
+                info[name] = attributes[name]
+        return 200, info
 
     def sign(self, claims: dict[str, Any], headers: dict[str, Any] | None = None) -> str:
         """Sign arbitrary claims with this provider's key (RS256, its ``kid``)."""
@@ -275,10 +333,25 @@ def _handler_for(provider: LocalIdentityProvider) -> type[BaseHTTPRequestHandler
                 self._send_json(200, provider.jwks())
             elif path == f"{POOL_PATH}/.well-known/openid-configuration":
                 self._send_json(200, provider.oidc_configuration())
+            elif path == USER_INFO_PATH:
+                self._user_info()
             elif provider.hosted_ui.handles(path):
                 self._hosted_ui("GET")
             else:
                 self._send_json(404, {"message": "not found"})
+
+        def _user_info(self) -> None:
+            status, document = provider.user_info(self.headers.get("Authorization"))
+            if status == 401:
+                self.send_response(status)
+                body = json.dumps(document).encode()
+                self.send_header("Content-Type", "application/json")
+                self.send_header("WWW-Authenticate", f'Bearer error="{document["error"]}"')
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self._send_json(status, document)
 
         def do_POST(self) -> None:
             self._hosted_ui("POST")

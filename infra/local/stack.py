@@ -38,7 +38,7 @@ from typing import Any
 from chalicelib.adapters.payments.card import WEBHOOK_EVENTS as STRIPE_WEBHOOK_EVENTS
 from infra.local.emulators.localstripe_server import read_ready_file, register_webhook
 from infra.local.hosted_ui import User
-from infra.local.identity import LocalIdentityProvider
+from infra.local.identity import LocalIdentityProvider, mint_for_stack
 from infra.local.provision import provision
 
 log = logging.getLogger("infra.local.stack")  # not __name__: these run as __main__
@@ -137,6 +137,11 @@ class LocalStack:
     def gateway_ready_file(self) -> Path:
         return self.options.state_dir / f"gateway-{self.options.port}.ready.json"
 
+    @property
+    def serving_file(self) -> Path:
+        """Exists once the stack can serve; until then the app's /health answers 503."""
+        return self.options.state_dir / f"serving-{self.options.port}"
+
     def request_stop(self) -> None:
         self._stop_requested = True
 
@@ -149,6 +154,9 @@ class LocalStack:
         self._check_port_free(options.port, "PORT")
         self._check_port_free(options.moto_port, "MOTO_PORT")
         self.gateway_ready_file.unlink(missing_ok=True)
+        self.serving_file.unlink(missing_ok=True)
+        stack_file = stack_file_for(self.options.port, self.options.state_dir)
+        stack_file.with_name(f".{stack_file.name}.pending").unlink(missing_ok=True)
         self._isolate_from_real_aws()
 
         started = time.monotonic()
@@ -190,8 +198,16 @@ class LocalStack:
         self._wait_for_gateway()
         if seeding is not None:
             self._wait_for_seed(seeding)
+        self._wait_for_health(starting_is_enough=True)
+        # The stack file is first written aside, to check that a token minted from it as
+        # `make token` mints one is accepted; it is in place before /health says 200.
+        pending = self._write_stack_file(pending=True)
+        self._check_can_serve(pending)
+        final = stack_file_for(self.options.port, self.options.state_dir)
+        pending.replace(final)
+        self.stack_file = final
+        self.serving_file.touch()
         self._wait_for_health()
-        self._write_stack_file()
         log.info("ready in %.1f s", time.monotonic() - started)
 
     def _check_port_free(self, port: int, variable: str) -> None:
@@ -251,7 +267,14 @@ class LocalStack:
             self._identity.add_web_client(
                 client_id, [f"{self.api_url}/{app}/callback"], [f"{self.api_url}/{app}/"]
             )
-        self._identity.set_users(demo_users())
+        users = _demo_users() if self.options.demo else ()
+        self._identity.set_users(
+            [User(u.id, u.groups, u.email, u.name, u.phone, u.locale) for u in users]
+        )
+        for user in users:  # the pool knows the demo users, their emails verified
+            self._identity.set_user(
+                user.id, email=user.email, email_verified="true", name=user.name
+            )
         identity_env: dict[str, str] = self._identity.env()
         return identity_env
 
@@ -347,6 +370,7 @@ class LocalStack:
                 "AWS_REGION": REGION,
                 # The shop's origin (a CORS origin has no path).
                 "CORS_ALLOW_ORIGINS": os.environ.get("CORS_ALLOW_ORIGINS", self.api_url),
+                "HEALTH_READY_FILE": str(self.serving_file.resolve()),
             }
         )
         return env
@@ -422,7 +446,9 @@ class LocalStack:
         if seeding.returncode != 0:
             raise StartupFailed(f"seeding the demo data failed (status {seeding.returncode})")
 
-    def _wait_for_health(self) -> None:
+    def _wait_for_health(self, *, starting_is_enough: bool = False) -> None:
+        """Until /health says 200 (or, with ``starting_is_enough``, until the app answers
+        it at all: 503 ``starting`` means it runs but the stack is not declared ready)."""
         started = time.monotonic()
         while True:
             self._check_alive("gateway")
@@ -430,12 +456,40 @@ class LocalStack:
                 with urllib.request.urlopen(f"{self.api_url}/health", timeout=5) as response:
                     if response.status == 200:
                         return
+            except urllib.error.HTTPError as error:
+                if starting_is_enough and error.code == 503:
+                    with contextlib.suppress(ValueError, OSError):
+                        if json.loads(error.read()).get("error") == "starting":
+                            return
             except (urllib.error.URLError, OSError):
                 pass
             self._deadline_passed(started, "waiting for /health")
             self._pause(0.2)
 
-    def _write_stack_file(self) -> None:
+    def _check_can_serve(self, stack_file: Path) -> None:
+        """A token minted from the stack file as ``make token`` mints it is accepted, and the
+        demo catalogue is there: only then may /health say 200."""
+        token = mint_for_stack(stack_file, "stack-readiness", ["customers"], expires_in=60)
+        started = time.monotonic()
+        while True:
+            self._check_alive("gateway")
+            try:
+                signed_in = urllib.request.Request(
+                    f"{self.api_url}/me", headers={"Authorization": f"Bearer {token}"}
+                )
+                with urllib.request.urlopen(signed_in, timeout=5) as response:
+                    token_works = response.status == 200
+                catalogue = f"{self.api_url}/products?limit=1"
+                with urllib.request.urlopen(catalogue, timeout=5) as response:
+                    has_products = bool(json.loads(response.read()).get("items"))
+                if token_works and (has_products or not self.options.demo):
+                    return
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+            self._deadline_passed(started, "checking that tokens and the demo data work")
+            self._pause(0.2)
+
+    def _write_stack_file(self, *, pending: bool = False) -> Path:
         identity = self._identity
         assert identity is not None, "the identity provider starts first"
         document = {
@@ -459,10 +513,14 @@ class LocalStack:
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         path = stack_file_for(self.options.port, self.options.state_dir)
+        if pending:
+            path = path.with_name(f".{path.name}.pending")
         temp = path.with_name(f".{path.name}.{os.getpid()}")
         temp.write_text(json.dumps(document, indent=2, sort_keys=True))
         temp.replace(path)
-        self.stack_file = path
+        if not pending:
+            self.stack_file = path
+        return path
 
     def banner(self) -> str:
         port = self.options.port
@@ -536,6 +594,9 @@ class LocalStack:
         self._stop_child("stripe emulator")
         self._stop_child("aws emulator")
         self.gateway_ready_file.unlink(missing_ok=True)
+        self.serving_file.unlink(missing_ok=True)
+        stack_file = stack_file_for(self.options.port, self.options.state_dir)
+        stack_file.with_name(f".{stack_file.name}.pending").unlink(missing_ok=True)
 
     def _stop_child(self, name: str) -> None:
         child = self._children.pop(name, None)
@@ -551,14 +612,12 @@ class LocalStack:
             child.process.wait()
 
 
-def demo_users() -> list[User]:
-    """The demo users, as the identity provider's sign-in page lists them."""
+def _demo_users() -> tuple[Any, ...]:
+    if importlib.util.find_spec("infra.local.demo_data") is None:
+        return ()
     from infra.local.demo_data import DEMO_USERS
 
-    return [
-        User(user.id, user.groups, user.email, user.name, user.phone, user.locale)
-        for user in DEMO_USERS
-    ]
+    return DEMO_USERS
 
 
 def chalice_environment(

@@ -182,6 +182,38 @@ def test_twenty_concurrent_copies_of_one_request_make_exactly_one_order(
         w for w in stock_levels(stack, ops, sku)["warehouses"] if w["warehouse"] == "wh-sha"
     ]
     assert (level["on_hand"], level["reserved"], level["available"]) == (10, 2, 8)
+    # The twenty copies held one order's worth against the buyer's limits: four more fit.
+    more = [
+        call(stack, "POST", "/orders", stack.auth(buyer, "customers"), order(sku)) for _ in range(5)
+    ]
+    assert [r.status_code for r in more] == [201, 201, 201, 201, 429], [r.text for r in more]
+
+
+def test_one_buyer_racing_many_orders_holds_at_most_the_open_order_limit(
+    stack: LocalStackUnderTest, ops: dict[str, str]
+) -> None:
+    sku = new_product(stack, ops, {"wh-sha": 30})
+    headers = stack.auth(f"hoarder-{uuid.uuid4().hex[:6]}", "customers")
+    copies = 9
+    start = threading.Barrier(copies)
+
+    def send(n: int) -> requests.Response:
+        with requests.Session() as session:
+            start.wait()
+            keyed = {**headers, "Idempotency-Key": f"hoard-{n}-{uuid.uuid4().hex}"}
+            return call(stack, "POST", "/orders", keyed, order(sku, 2), session)
+
+    with ThreadPoolExecutor(max_workers=copies) as pool:
+        responses = list(pool.map(send, range(copies)))
+
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {201: 5, 429: copies - 5}, [r.text for r in responses]
+    refused = [r.json() for r in responses if r.status_code == 429]
+    assert {body["error"] for body in refused} == {"too_many_open_orders"}
+    (level,) = [
+        w for w in stock_levels(stack, ops, sku)["warehouses"] if w["warehouse"] == "wh-sha"
+    ]
+    assert level["reserved"] == 10  # five orders of two: nothing reserved for the refused
 
 
 def test_an_order_cancelled_over_http_gives_its_stock_back(

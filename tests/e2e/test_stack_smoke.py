@@ -143,6 +143,13 @@ def test_stack_file_names_the_payment_emulators_and_each_answers(
         assert requests.get(emulators[key], timeout=10).status_code < 500
 
 
+def _health_status(api: str) -> int | None:
+    try:
+        return requests.get(f"{api}/health", timeout=10).status_code
+    except requests.RequestException:
+        return None  # not listening yet
+
+
 def test_sigterm_to_the_stack_alone_stops_everything_it_started(tmp_path: Path) -> None:
     port, moto_port = free_ports(2)
     with (tmp_path / "stack.log").open("wb") as log:
@@ -168,11 +175,12 @@ def test_sigterm_to_the_stack_alone_stops_everything_it_started(tmp_path: Path) 
     stack_file = stack_file_for(port)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while not stack_file.exists():
+        # /health is the readiness signal; the stack file is in place before it says 200.
+        while _health_status(f"http://127.0.0.1:{port}") != 200:
             assert process.poll() is None, (tmp_path / "stack.log").read_text()
             assert time.monotonic() < deadline, "the stack did not start"
             time.sleep(0.25)
-        assert requests.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
+        assert stack_file.exists()
 
         process.send_signal(signal.SIGTERM)  # the stack only, not its process group
         assert process.wait(timeout=60) == 0
@@ -181,5 +189,52 @@ def test_sigterm_to_the_stack_alone_stops_everything_it_started(tmp_path: Path) 
             os.killpg(process.pid, 0)  # nothing it started is left running
         assert not stack_file.exists()
     finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+STACK = [sys.executable, "-m", "infra.local.stack"]
+
+
+def test_health_says_200_only_once_demo_data_and_tokens_work(tmp_path: Path) -> None:
+    from infra.local.identity import mint_for_stack
+
+    port, moto_port = free_ports(2)
+    with (tmp_path / "stack.log").open("wb") as log:
+        process = subprocess.Popen(
+            [*STACK, "--port", str(port), "--moto-port", str(moto_port), "--workers", "2"],
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    api = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        answers: set[int] = set()
+        while True:
+            assert process.poll() is None, (tmp_path / "stack.log").read_text()
+            assert time.monotonic() < deadline, "the stack did not start"
+            with contextlib.suppress(requests.RequestException):
+                health = requests.get(f"{api}/health", timeout=5)
+                answers.add(health.status_code)
+                if health.status_code == 200:
+                    break
+                assert health.status_code == 503
+                assert health.json()["error"] == "starting"
+            time.sleep(0.05)
+
+        # The moment it says 200, a script can mint a token and find the demo catalogue.
+        token = mint_for_stack(stack_file_for(port), "first-script", ["customers"])
+        me = requests.get(f"{api}/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert me.status_code == 200
+        assert requests.get(f"{api}/products?limit=1", timeout=10).json()["items"]
+        assert 503 in answers  # it was polled while starting, and said so
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=60)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)

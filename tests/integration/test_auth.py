@@ -202,6 +202,18 @@ def test_authorizer_context_reaches_the_view(client: Client, idp: LocalIdentityP
     }
 
 
+def test_a_group_name_with_a_comma_stays_one_group(
+    client: Client, idp: LocalIdentityProvider
+) -> None:
+    token = idp.mint("mallory", ["customers,ops", "support,finance"])
+
+    listed = client.http.get("/me", headers=bearer(token))
+    ops_route = client.http.get("/warehouses", headers=bearer(token))
+
+    assert listed.json_body["groups"] == ["customers,ops", "support,finance"]
+    assert ops_route.status_code == 403
+
+
 def test_token_without_bearer_prefix_is_accepted(
     client: Client, idp: LocalIdentityProvider
 ) -> None:
@@ -277,12 +289,14 @@ def test_authorizer_allows_every_route_so_cached_answers_stay_right(
     assert statement["Resource"] == ["arn:aws:execute-api:us-east-1:123456789012:abcdef123/api/*/*"]
     assert result["context"] == {
         "user_id": "alice",
-        "groups": "finance,ops",
+        "groups": '["finance", "ops"]',
         "token_use": "access",
         "email": "",
         "phone_number": "",
         "name": "",
         "locale": "",
+        "email_verified": "",
+        "phone_number_verified": "",
     }
 
 

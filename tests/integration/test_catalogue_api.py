@@ -206,7 +206,7 @@ def test_tampered_cursor_is_400_naming_the_cursor(api: Api, cursor: str) -> None
     for params in ({}, {"q": "耳机"}, {"category": "electronics"}):
         response = get(api, "/products", cursor=cursor, **params)
         assert response.status_code == 400
-        assert response.json_body["error"] == "validation_error"
+        assert response.json_body["error"] == "invalid_cursor"
         assert response.json_body["details"][0]["field"] == "cursor"
 
 
@@ -284,11 +284,14 @@ def test_invalid_product_is_400_naming_the_field_and_writes_nothing(
     assert stored_keys("") == []
 
 
-@pytest.mark.parametrize("raw", ["{not json", "", "null"])
-def test_malformed_json_is_400_and_writes_nothing(api: Api, raw: str) -> None:
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [("{not json", "invalid_json"), ("", "validation_error"), ("null", "validation_error")],
+)
+def test_malformed_json_is_400_and_writes_nothing(api: Api, raw: str, code: str) -> None:
     response = api.request("PUT", "/products/EAR-1", raw, api.ops)
     assert response.status_code == 400
-    assert response.json_body["error"] == "validation_error"
+    assert response.json_body["error"] == code
     assert stored_keys("") == []
 
 
@@ -463,3 +466,14 @@ def test_demo_data_seeds_a_searchable_catalogue_and_seeding_again_changes_nothin
     assert {"customers", "ops", "support", "finance"} <= {
         group for user in demo_data.DEMO_USERS for group in user.groups
     }
+
+
+def test_demo_users_start_with_their_email_verified(api: Api) -> None:
+    from infra.local import demo_data
+
+    demo_data.seed()
+
+    for user in demo_data.DEMO_USERS:
+        profile = get(api, "/me", api.token(user.id, *user.groups)).json_body
+        assert (profile["email"], profile["email_verified"]) == (user.email, True)
+        assert profile["phone_verified"] is False

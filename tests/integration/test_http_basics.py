@@ -71,3 +71,22 @@ def test_unhandled_error_answers_500_in_the_error_shape(client: Client) -> None:
         "message": "An internal error occurred.",
         "details": None,
     }
+
+
+def test_health_is_503_starting_until_the_ready_file_exists(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    ready = tmp_path / "serving-8000"
+    monkeypatch.setenv("HEALTH_READY_FILE", str(ready))
+    get_settings.cache_clear()
+    with Client(app) as test_client:
+        starting = test_client.http.get("/health")
+        ready.touch()
+        serving = test_client.http.get("/health")
+    get_settings.cache_clear()
+
+    assert starting.status_code == 503
+    assert json.loads(starting.body)["error"] == "starting"
+    assert starting.headers["Retry-After"] == "1"
+    assert serving.status_code == 200
+    assert json.loads(serving.body) == {"status": "ok"}

@@ -100,7 +100,10 @@ def test_an_unpaid_order_expires_after_its_window_and_its_stock_is_released(worl
 
 def test_orders_in_every_shard_of_the_due_index_are_expired(world: Api) -> None:
     receive("MUG", "SH", 50)
-    placed = [place(world, order_body({"MUG": 1})).json_body for _ in range(12)]
+    # Twelve shoppers: one may hold only MAX_OPEN_UNPAID_ORDERS unpaid orders.
+    placed = [
+        place(world, order_body({"MUG": 1}), user=f"shopper-{n}").json_body for n in range(12)
+    ]
     shards = {order_store.expiry_shard(order["order_id"]) for order in placed}
     assert len(shards) > 1  # otherwise this would not show that every shard is read
     latest = max(datetime.fromisoformat(order["expires_at"]) for order in placed)

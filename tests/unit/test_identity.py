@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -507,3 +508,66 @@ def test_importing_the_auth_layer_does_not_import_jwt_or_cryptography() -> None:
         check=True,
     )
     assert result.stdout.strip() == "[]"
+
+
+# --- /oauth2/userInfo, as Cognito serves it ---------------------------------------------
+
+
+def user_info(provider: LocalIdentityProvider, token: str | None) -> tuple[int, Any, Any]:
+    origin = provider.issuer.rsplit("/", 1)[0]
+    request = urllib.request.Request(f"{origin}/oauth2/userInfo")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read()), response.headers
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read()), error.headers
+
+
+def test_user_info_answers_an_access_token_with_the_users_attributes_as_strings(
+    provider: LocalIdentityProvider,
+) -> None:
+    token = provider.mint("ui-alice", ["customers"], email="alice@example.com")
+    provider.set_user("ui-alice", phone_number="+8613800000001", phone_number_verified="false")
+
+    status, body, _ = user_info(provider, token)
+
+    assert status == 200
+    assert body == {
+        "sub": "ui-alice",
+        "username": "ui-alice",
+        "email": "alice@example.com",
+        "email_verified": "true",
+        "phone_number": "+8613800000001",
+        "phone_number_verified": "false",
+    }
+
+
+def test_access_tokens_carry_no_email_verified_claim_but_user_info_does(
+    provider: LocalIdentityProvider,
+) -> None:
+    token = provider.mint("ui-bob", ["customers"], email="bob@example.com")
+    claims = jwt.decode(token, options={"verify_signature": False})
+
+    assert "email_verified" not in claims
+    assert user_info(provider, token)[1]["email_verified"] == "true"
+
+
+@pytest.mark.parametrize("kind", ["missing", "garbage", "id_token", "expired", "impostor"])
+def test_user_info_refuses_anything_but_a_valid_access_token(
+    provider: LocalIdentityProvider, impostor: LocalIdentityProvider, kind: str
+) -> None:
+    token = {
+        "missing": None,
+        "garbage": "not-a-token",
+        "id_token": provider.mint("ui-carol", [], token_use="id"),
+        "expired": provider.mint("ui-carol", [], expires_in=-60),
+        "impostor": impostor.mint("ui-carol", []),
+    }[kind]
+
+    status, body, headers = user_info(provider, token)
+
+    assert status == 401
+    assert body["error"] in {"invalid_token", "invalid_request"}
+    assert headers["WWW-Authenticate"].startswith("Bearer ")

@@ -74,7 +74,7 @@ def test_every_route_is_listed_even_without_a_description_but_preflights_are_not
 def test_errors_follow_from_the_route_and_extra_ones_are_added() -> None:
     paths = build_spec(build_app())["paths"]
     mix = paths["/paints/{paint_id}"]["put"]
-    assert set(mix["responses"]) == {"201", "400", "401", "403", "404", "409", "413", "422"}
+    assert set(mix["responses"]) == {"201", "400", "401", "403", "404", "409", "413", "415", "422"}
     assert mix["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/PaintIn"
     }
