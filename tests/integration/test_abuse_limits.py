@@ -226,7 +226,10 @@ def test_an_eleventh_payment_in_a_minute_is_429_and_key_retries_count_once(
     with pytest.raises(RateLimited) as refused:
         payments.start_payment(order_ids[2], customer_id="customer-1", method="alipay")
 
-    assert refused.value.retry_after_seconds is not None and 1 <= refused.value.retry_after_seconds <= 60
+    assert (
+        refused.value.retry_after_seconds is not None
+        and 1 <= refused.value.retry_after_seconds <= 60
+    )
     assert payment_store.payments_of_order(order_ids[2]) == []
     replay = payments.start_payment(
         order_ids[0], customer_id="customer-1", method="alipay", idempotency_key="pay-1"
