@@ -118,6 +118,8 @@ def api(
 
     for name, value in identity.env().items():
         monkeypatch.setenv(name, value)
+    # The API's public URL, as a deployed stage configures it (Alipay and WeChat Pay need it).
+    monkeypatch.setenv("PUBLIC_API_URL", "https://api.shop.example.com/")
     get_settings.cache_clear()
     # A project without stage variables: the test's environment is the app's.
     (tmp_path / ".chalice").mkdir()

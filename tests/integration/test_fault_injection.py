@@ -37,7 +37,6 @@ from chalicelib.services import (
     stock,
     stock_audit,
 )
-from chalicelib.settings import get_settings
 from chalicelib.store import customers as customer_store
 from chalicelib.store import orders as order_store
 from chalicelib.store import outbox
@@ -152,9 +151,6 @@ def assert_stock_balanced() -> None:
 
 @pytest.fixture
 def shop(api: Api, monkeypatch: pytest.MonkeyPatch) -> Iterator[Shop]:
-    # Where a deployed stage's Alipay and WeChat Pay notifications would be sent.
-    monkeypatch.setenv("PUBLIC_API_URL", "https://api.shop.example.com/")
-    get_settings.cache_clear()
     build_world()
     receive("MUG", "SH", 10)
     faults = install(monkeypatch)

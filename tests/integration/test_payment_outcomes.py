@@ -258,8 +258,10 @@ def _success(payment: dict[str, Any], amount: Money | None) -> Notification:
 
 
 def test_without_public_api_url_an_alipay_payment_is_503_and_nothing_is_written(
-    api: Api, stripe_stub: ScriptedStripe
+    api: Api, stripe_stub: ScriptedStripe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("PUBLIC_API_URL")
+    get_settings.cache_clear()
     placed = place(api, order_body({"MUG": 1}))
     order_id = placed.json_body["order_id"]
 
