@@ -15,6 +15,13 @@ Two things make stock moto unfit to stand in for DynamoDB under concurrent load:
   later one. While an emulator runs, ``DynamoDBBackend.transact_write_items`` is replaced by
   ``_transact_write_items`` below, which checks everything first and writes only after.
 
+* moto's ``Query`` walks and sorts the whole table and then keeps the queried partition, so a
+  query got slower as history grew (an empty partition: 35.8 ms with 1x history, 160.7 ms with
+  10x). ``Table.query`` is replaced by ``_partition_query`` below, which runs moto's own query
+  on just the queried partition: the table's items under that hash key, or, for a secondary
+  index, a per-index map from index partition key to items, built on first use and moved along
+  by every write path (put, update, delete, transactions, batches go through those).
+
 All emulators started in one process share moto's in-memory state (moto keeps it in module
 globals), hence one lock per process rather than per server.
 
@@ -28,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import inspect
 import os
 import signal
 import sys
@@ -93,6 +101,7 @@ class _PlannedWrite:
             self.table.items[self.hash_key] = self.new
         else:
             self.table.items[self.hash_key][self.range_key] = self.new
+        _reindex(self.table, self.hash_key, self.range_key)
         if self.table.stream_shard is not None:
             # One record per written item, as DynamoDB emits (moto's update path emits two
             # INSERTs when an update creates an item).
@@ -131,6 +140,7 @@ def _scratch_table(
     scratch.__dict__.update(table.__dict__)
     scratch.items = defaultdict(dict)
     scratch.stream_shard = None
+    scratch.__dict__.pop(_INDEXES_ATTR, None)  # writes to the scratch copy index nothing
     if current is not None:
         if range_key is None:
             scratch.items[hash_key] = copy.deepcopy(current)
@@ -179,7 +189,7 @@ def _plan_operation(
         new = _scratch_table(table, hash_key, range_key, None).put_item(op["Item"])
     else:
         scratch = _scratch_table(table, hash_key, range_key, current)
-        new = DynamoDBBackend.update_item(
+        new = _original_update_item(
             _OneTableBackend(scratch),  # type: ignore[arg-type]
             table_name,
             key,
@@ -228,17 +238,183 @@ def _transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[st
         write.apply()
 
 
+# --- Query that reads only the queried partition -------------------------------------------
+
+
+_INDEXES_ATTR = "_emulator_index_partitions"
+_PrimaryKey = tuple[DynamoType, DynamoType | None]
+_original_table_query = Table.query
+_original_table_put_item = Table.put_item
+_original_table_delete_item = Table.delete_item
+_original_update_item = DynamoDBBackend.update_item
+_query_signature = inspect.signature(_original_table_query)
+# Bumped each time the patches go in: writes made while they were out were not indexed, so an
+# index built before then is rebuilt on its next use.
+_index_generation = 0
+
+
+@dataclass
+class _IndexPartitions:
+    """One secondary index's items grouped by the index's partition key value(s)."""
+
+    generation: int
+    hash_attrs: tuple[str, ...]
+    partitions: dict[tuple[DynamoType, ...], dict[_PrimaryKey, Item]]
+    placed: dict[_PrimaryKey, tuple[DynamoType, ...]]
+
+    def partition_of(self, item: Item) -> tuple[DynamoType, ...] | None:
+        values = []
+        for name in self.hash_attrs:
+            value = item.attrs.get(name)
+            if value is None:
+                return None  # an item without the index's key is not in the index
+            values.append(value)
+        return tuple(values)
+
+    def place(self, primary: _PrimaryKey, item: Item | None) -> None:
+        """Put ``item`` (None: deleted) where its current index key says it belongs."""
+        previous = self.placed.pop(primary, None)
+        if previous is not None:
+            bucket = self.partitions[previous]
+            bucket.pop(primary, None)
+            if not bucket:
+                del self.partitions[previous]
+        partition = self.partition_of(item) if item is not None else None
+        if partition is not None:
+            self.partitions.setdefault(partition, {})[primary] = item  # type: ignore[assignment]
+            self.placed[primary] = partition
+
+
+def _stored_items(table: Table) -> Iterator[Item]:
+    for stored in table.items.values():
+        if table.range_key_attr is None:
+            yield stored  # type: ignore[misc]
+        else:
+            yield from stored.values()
+
+
+def _index_partitions(table: Table, index_name: str) -> _IndexPartitions | None:
+    """The index's partitions, built from the table on first use and kept in step after."""
+    index = next((i for i in table.all_indexes() if i.name == index_name), None)
+    if index is None:
+        return None
+    hash_attrs = tuple(k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH")
+    if not hash_attrs:
+        return None
+    indexes: dict[str, _IndexPartitions] = table.__dict__.setdefault(_INDEXES_ATTR, {})
+    built = indexes.get(index_name)
+    if built is not None and (built.generation, built.hash_attrs) == (
+        _index_generation,
+        hash_attrs,
+    ):
+        return built
+    built = _IndexPartitions(_index_generation, hash_attrs, {}, {})
+    for item in _stored_items(table):
+        built.place((item.hash_key, item.range_key), item)
+    indexes[index_name] = built
+    return built
+
+
+def _reindex(table: Table, hash_key: DynamoType, range_key: DynamoType | None) -> None:
+    """Called after every write of one item: move it in each index built for the table."""
+    indexes: dict[str, _IndexPartitions] | None = table.__dict__.get(_INDEXES_ATTR)
+    if not indexes:
+        return
+    item = _peek(table, hash_key, range_key)
+    for built in indexes.values():
+        built.place((hash_key, range_key), item)
+
+
+def _all_items_order(item: Item) -> Any:
+    # The order moto's Table.all_items() returns, which its stable sorts then build on.
+    return (item.hash_key, item.range_key) if item.range_key else item.hash_key
+
+
+def _partition_candidates(
+    table: Table,
+    hash_key: DynamoType | None,
+    index_name: str | None,
+    hash_key_conditions: list[tuple[str, DynamoType]] | None,
+) -> list[Item] | None:
+    """Every item that can match the query's partition key; None: no shortcut, walk the table."""
+    if not index_name:
+        if hash_key is None:
+            return None
+        stored = table.items.get(hash_key)
+        if stored is None:
+            return []
+        if table.range_key_attr is None:
+            return [stored]  # type: ignore[list-item]
+        return sorted(stored.values(), key=_all_items_order)
+    built = _index_partitions(table, index_name)
+    conditions = dict(hash_key_conditions or [])
+    if built is None or set(conditions) != set(built.hash_attrs):
+        return None
+    partition = tuple(conditions[name] for name in built.hash_attrs)
+    return sorted(built.partitions.get(partition, {}).values(), key=_all_items_order)
+
+
+def _partition_query(self: Table, *args: Any, **kwargs: Any) -> Any:
+    """``Table.query`` that hands moto's own query only the queried partition's items.
+
+    moto's query walks ``all_items()`` (the whole table, sorted) and then filters, sorts,
+    pages and projects. Here it runs unchanged, but ``all_items`` answers with the items of the
+    one partition, in the same order; everything else in moto's result follows from those.
+    """
+    bound = _query_signature.bind(self, *args, **kwargs)
+    bound.apply_defaults()
+    candidates = _partition_candidates(
+        self,
+        bound.arguments["hash_key"],
+        bound.arguments["index_name"],
+        bound.arguments["hash_key_conditions"],
+    )
+    if candidates is None:
+        return _original_table_query(self, *args, **kwargs)
+    self.all_items = lambda: candidates  # type: ignore[method-assign]
+    try:
+        return _original_table_query(self, *args, **kwargs)
+    finally:
+        del self.all_items
+
+
+def _indexed_put_item(self: Table, *args: Any, **kwargs: Any) -> Item:
+    item = _original_table_put_item(self, *args, **kwargs)
+    _reindex(self, item.hash_key, item.range_key)
+    return item
+
+
+def _indexed_delete_item(
+    self: Table, hash_key: DynamoType, range_key: DynamoType | None
+) -> Item | None:
+    item = _original_table_delete_item(self, hash_key, range_key)
+    _reindex(self, hash_key, range_key)
+    return item
+
+
+def _indexed_update_item(self: DynamoDBBackend, table_name: str, *args: Any, **kwargs: Any) -> Item:
+    item = _original_update_item(self, table_name, *args, **kwargs)
+    _reindex(self.get_table(table_name), item.hash_key, item.range_key)
+    return item
+
+
 _original_transact_write_items = DynamoDBBackend.transact_write_items
 _patch_users = 0
 _patch_lock = threading.Lock()
 
 
 def _install_transaction_patch() -> None:
-    """Replace moto's transaction code while at least one emulator runs in this process."""
-    global _patch_users
+    """Replace moto's transaction and query code while at least one emulator runs here."""
+    global _patch_users, _index_generation
     with _patch_lock:
         _patch_users += 1
+        if _patch_users == 1:
+            _index_generation += 1
         DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+        DynamoDBBackend.update_item = _indexed_update_item  # type: ignore[method-assign]
+        Table.put_item = _indexed_put_item  # type: ignore[method-assign]
+        Table.delete_item = _indexed_delete_item  # type: ignore[method-assign]
+        Table.query = _partition_query  # type: ignore[method-assign]
 
 
 def _remove_transaction_patch() -> None:
@@ -247,6 +423,10 @@ def _remove_transaction_patch() -> None:
         _patch_users -= 1
         if _patch_users == 0:
             DynamoDBBackend.transact_write_items = _original_transact_write_items  # type: ignore[method-assign]
+            DynamoDBBackend.update_item = _original_update_item  # type: ignore[method-assign]
+            Table.put_item = _original_table_put_item  # type: ignore[method-assign]
+            Table.delete_item = _original_table_delete_item  # type: ignore[method-assign]
+            Table.query = _original_table_query  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
