@@ -22,6 +22,14 @@ Two things make stock moto unfit to stand in for DynamoDB under concurrent load:
   index, a per-index map from index partition key to items, built on first use and moved along
   by every write path (put, update, delete, transactions, batches go through those).
 
+Contention mode (off by default; ``--contention``, ``set_contention()``, or ``PUT`` on
+``/_emulator/contention`` of a running emulator) brings back what the lock takes away: a
+transaction touching an item that another transaction held within the last
+``conflict_window_s`` is cancelled with ``TransactionConflict``, and write units are counted per
+partition key over the last second (2 per transactional write, 1 per PutItem/UpdateItem/
+DeleteItem); beyond ``partition_wcu`` a transaction is cancelled with ``ThrottlingError`` and a
+plain write answers ``ThrottlingException``. BatchWriteItem is not throttled.
+
 All emulators started in one process share moto's in-memory state (moto keeps it in module
 globals), hence one lock per process rather than per server.
 
@@ -35,12 +43,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import inspect
+import json
 import os
 import signal
 import sys
 import threading
-from collections import defaultdict
+import time
+from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from types import FrameType
@@ -49,6 +60,7 @@ from typing import Any
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
+    DynamodbException,
     MockValidationException,
     MultipleTransactionsException,
     TooManyTransactionsException,
@@ -58,6 +70,7 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -232,6 +245,9 @@ def _transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[st
             reasons.append((None, None, None))
             if write is not None:
                 planned.append(write)
+    refused = _contention_for_transaction(backend, transact_items)
+    if refused is not None:
+        raise TransactionCanceledException(refused)
     if any(code is not None for code, _, _ in reasons):
         raise TransactionCanceledException(reasons)
     for write in planned:
@@ -398,6 +414,194 @@ def _indexed_update_item(self: DynamoDBBackend, table_name: str, *args: Any, **k
     return item
 
 
+# --- contention mode: conflicts and throttling as DynamoDB has them -----------------------
+
+THROTTLE_MESSAGE = (
+    "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically "
+    "scaling your table or index so please be patient."
+)
+CONFLICT_MESSAGE = "Transaction is ongoing for the item"
+TRANSACTION_UNITS_PER_WRITE = 2  # a transactional write costs twice a plain one (items <= 1 KB)
+_THROTTLE_WINDOW_S = 1.0
+
+
+@dataclass(frozen=True)
+class Contention:
+    """What contention mode enforces: how long a transaction keeps its items in flight, and
+    how many write units one partition key takes per second."""
+
+    conflict_window_s: float = 0.02
+    partition_wcu: int = 1000
+
+
+class ThrottlingException(DynamodbException):
+    error_type = "com.amazonaws.dynamodb.v20120810#ThrottlingException"
+
+    def __init__(self) -> None:
+        super().__init__(ThrottlingException.error_type, message=THROTTLE_MESSAGE)
+
+
+_PartitionKey = tuple[str, str, Any]
+_ItemKey = tuple[str, str, Any, str, Any]
+
+
+class _ContentionState:
+    """In-flight items and recent write units; only touched under the request lock."""
+
+    def __init__(self) -> None:
+        self.settings: Contention | None = None
+        self.in_flight: dict[_ItemKey, float] = {}
+        self.units: dict[_PartitionKey, deque[tuple[float, int]]] = {}
+        self.conflicts = 0
+        self.throttles = 0
+
+    def configure(self, settings: Contention | None) -> None:
+        self.settings = settings
+        self.in_flight.clear()
+        self.units.clear()
+        self.conflicts = 0
+        self.throttles = 0
+
+    def as_json(self) -> dict[str, Any]:
+        settings = self.settings
+        return {
+            "enabled": settings is not None,
+            "conflict_window_ms": round(settings.conflict_window_s * 1000) if settings else None,
+            "partition_wcu": settings.partition_wcu if settings else None,
+            "conflicts": self.conflicts,
+            "throttles": self.throttles,
+        }
+
+    def busy_items(self, keys: list[_ItemKey], now: float) -> set[_ItemKey]:
+        if len(self.in_flight) > 10_000:  # forget what has long landed
+            self.in_flight = {k: t for k, t in self.in_flight.items() if t > now}
+        return {key for key in keys if self.in_flight.get(key, 0.0) > now}
+
+    def units_used(self, partition: _PartitionKey, now: float) -> int:
+        recent = self.units.get(partition)
+        if recent is None:
+            return 0
+        while recent and recent[0][0] <= now - _THROTTLE_WINDOW_S:
+            recent.popleft()
+        if not recent:
+            del self.units[partition]
+            return 0
+        return sum(units for _, units in recent)
+
+    def over_rate(self, wanted: dict[_PartitionKey, int], now: float) -> set[_PartitionKey]:
+        assert self.settings is not None
+        limit = self.settings.partition_wcu
+        return {p for p, units in wanted.items() if self.units_used(p, now) + units > limit}
+
+    def spend(self, wanted: dict[_PartitionKey, int], now: float) -> None:
+        for partition, units in wanted.items():
+            self.units.setdefault(partition, deque()).append((now, units))
+
+    def hold(self, keys: list[_ItemKey], now: float) -> None:
+        assert self.settings is not None
+        until = now + self.settings.conflict_window_s
+        for key in keys:
+            self.in_flight[key] = until
+
+
+_contention = _ContentionState()
+
+
+def set_contention(settings: Contention | None) -> None:
+    """Switch contention mode on (``Contention(...)``) or off (None) for this process."""
+    with _MOTO_LOCK:
+        _contention.configure(settings)
+
+
+def contention_status() -> dict[str, Any]:
+    return _contention.as_json()
+
+
+def _typed(value: Any) -> tuple[str, Any]:
+    if isinstance(value, DynamoType):
+        return value.type, str(value.value)
+    ((kind, raw),) = value.items()
+    return kind, str(raw)
+
+
+def _partition_of(table_name: str, key: dict[str, Any], hash_attr: str) -> _PartitionKey:
+    return (table_name, *_typed(key[hash_attr]))
+
+
+def _contention_for_transaction(
+    backend: DynamoDBBackend, transact_items: list[dict[str, Any]]
+) -> list[tuple[str | None, str | None, dict[str, Any] | None]] | None:
+    """Cancellation reasons if contention mode refuses the transaction, else None (and the
+    transaction's items are then held in flight and its write units spent)."""
+    if _contention.settings is None:
+        return None
+    now = time.monotonic()
+    item_keys: list[_ItemKey] = []
+    partitions: list[_PartitionKey] = []
+    wanted: dict[_PartitionKey, int] = {}
+    for transact_item in transact_items:
+        op_type, op = next(iter(transact_item.items()))
+        table = backend.get_table(op["TableName"])
+        key = op["Key"] if op_type != "Put" else op["Item"]
+        partition = _partition_of(op["TableName"], key, table.hash_key_attr)
+        sort = _typed(key[table.range_key_attr]) if table.range_key_attr else ("", "")
+        item_keys.append((*partition, *sort))  # type: ignore[arg-type]
+        partitions.append(partition)
+        if op_type != "ConditionCheck":
+            wanted[partition] = wanted.get(partition, 0) + TRANSACTION_UNITS_PER_WRITE
+    busy = _contention.busy_items(item_keys, now)
+    if busy:
+        _contention.conflicts += 1
+        return [
+            ("TransactionConflict", CONFLICT_MESSAGE, None) if key in busy else (None, None, None)
+            for key in item_keys
+        ]
+    hot = _contention.over_rate(wanted, now)
+    if hot:
+        _contention.throttles += 1
+        return [
+            ("ThrottlingError", THROTTLE_MESSAGE, None) if p in hot else (None, None, None)
+            for p in partitions
+        ]
+    _contention.spend(wanted, now)
+    _contention.hold(item_keys, now)
+    return None
+
+
+def _check_single_write(backend: DynamoDBBackend, body: dict[str, Any]) -> None:
+    """Contention mode's throttle for PutItem, UpdateItem and DeleteItem (1 unit each)."""
+    if _contention.settings is None:
+        return
+    table_name = body.get("TableName")
+    key = body.get("Key") or body.get("Item")
+    if not table_name or not isinstance(key, dict):
+        return
+    try:
+        table = backend.get_table(table_name)
+        partition = _partition_of(table_name, key, table.hash_key_attr)
+    except Exception:  # noqa: BLE001 - moto's own handler reports a malformed request
+        return
+    now = time.monotonic()
+    if _contention.over_rate({partition: 1}, now):
+        _contention.throttles += 1
+        raise ThrottlingException()
+    _contention.spend({partition: 1}, now)
+
+
+def _throttled(handler: Any) -> Any:
+    @functools.wraps(handler)
+    def checked(self: DynamoHandler) -> Any:
+        _check_single_write(self.dynamodb_backend, self.body)
+        return handler(self)
+
+    return checked
+
+
+_original_single_writes = {
+    name: getattr(DynamoHandler, name) for name in ("put_item", "update_item", "delete_item")
+}
+
+
 _original_transact_write_items = DynamoDBBackend.transact_write_items
 _patch_users = 0
 _patch_lock = threading.Lock()
@@ -415,6 +619,8 @@ def _install_transaction_patch() -> None:
         Table.put_item = _indexed_put_item  # type: ignore[method-assign]
         Table.delete_item = _indexed_delete_item  # type: ignore[method-assign]
         Table.query = _partition_query  # type: ignore[method-assign]
+        for name, handler in _original_single_writes.items():
+            setattr(DynamoHandler, name, _throttled(handler))
 
 
 def _remove_transaction_patch() -> None:
@@ -427,6 +633,8 @@ def _remove_transaction_patch() -> None:
             Table.put_item = _original_table_put_item  # type: ignore[method-assign]
             Table.delete_item = _original_table_delete_item  # type: ignore[method-assign]
             Table.query = _original_table_query  # type: ignore[method-assign]
+            for name, handler in _original_single_writes.items():
+                setattr(DynamoHandler, name, handler)
 
 
 @contextlib.contextmanager
@@ -449,6 +657,8 @@ class _SerializedApp:
         self._app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == CONTROL_PATH:
+            return _control(environ, start_response)
         with _MOTO_LOCK:
             response = self._app(environ, start_response)
             try:
@@ -458,6 +668,32 @@ class _SerializedApp:
                 if close is not None:
                     close()
         return [body]
+
+
+CONTROL_PATH = "/_emulator/contention"
+
+
+def _control(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    """``GET`` contention mode and its counters; ``PUT`` ``{"enabled", "conflict_window_ms",
+    "partition_wcu"}`` to switch it (tests and benchmarks do, against a running stack)."""
+    if environ.get("REQUEST_METHOD") == "PUT":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        wanted = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        defaults = Contention()
+        set_contention(
+            Contention(
+                conflict_window_s=float(
+                    wanted.get("conflict_window_ms", defaults.conflict_window_s * 1000)
+                )
+                / 1000,
+                partition_wcu=int(wanted.get("partition_wcu", defaults.partition_wcu)),
+            )
+            if wanted.get("enabled", True)
+            else None
+        )
+    body = json.dumps(contention_status()).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
 
 
 class _QuietRequestHandler(MotoRequestHandler):
@@ -534,7 +770,16 @@ def main(argv: list[str] | None = None) -> None:
         description="moto in server mode on 127.0.0.1, requests serialized behind one lock.",
     )
     parser.add_argument("--port", type=int, default=5000, help="0 picks a free port")
+    parser.add_argument(
+        "--contention",
+        action="store_true",
+        help="cancel overlapping transactions and throttle hot partitions, as DynamoDB does",
+    )
+    parser.add_argument("--conflict-window-ms", type=float, default=20.0)
+    parser.add_argument("--partition-wcu", type=int, default=1000)
     args = parser.parse_args(argv)
+    if args.contention:
+        set_contention(Contention(args.conflict_window_ms / 1000, args.partition_wcu))
 
     _install_transaction_patch()
     server = _make_server(args.port)  # a port in use: werkzeug says so and exits with 1
