@@ -22,6 +22,12 @@ Two things make stock moto unfit to stand in for DynamoDB under concurrent load:
   index, a per-index map from index partition key to items, built on first use and moved along
   by every write path (put, update, delete, transactions, batches go through those).
 
+moto also keeps what nobody needs any more: every model instance ever made (items, stream
+records, queue messages) in a class-level list for its dashboard, every stream record, and
+every shard iterator. While an emulator runs, instances are not tracked, stream records that
+have been read are dropped once ``STREAM_RECORDS_KEPT`` newer ones exist, and only the newest
+``SHARD_ITERATORS_KEPT`` iterators stay valid, so memory grows with the data stored.
+
 Contention mode (off by default; ``--contention``, ``set_contention()``, or ``PUT`` on
 ``/_emulator/contention`` of a running emulator) brings back what the lock takes away: a
 transaction touching an item that another transaction held within the last
@@ -45,6 +51,7 @@ import contextlib
 import copy
 import functools
 import inspect
+import itertools
 import json
 import os
 import signal
@@ -57,6 +64,8 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from moto.core.common_models import BaseModel
+from moto.core.exceptions import JsonRESTError
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
@@ -71,6 +80,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
+from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -602,6 +612,50 @@ _original_single_writes = {
 }
 
 
+# --- memory that grows only with the data stored --------------------------------------------
+
+# Stream records every reader has been served are dropped once this many newer ones exist
+# (a reader that comes back for older ones gets TrimmedDataAccessException, as from DynamoDB
+# after 24 hours). Shard iterators beyond the newest this many expire.
+STREAM_RECORDS_KEPT = 1000
+SHARD_ITERATORS_KEPT = 1000
+_original_get_records = DynamoDBStreamsBackend.get_records
+_original_base_model_new = BaseModel.__new__
+
+
+class _StreamsError(JsonRESTError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"com.amazonaws.dynamodb.v20120810#{code}", message)
+
+
+def _untracked_new(cls: type, *args: Any, **kwargs: Any) -> Any:
+    """moto's ``BaseModel.__new__`` without the class-level list that keeps every instance
+    (every item, stream record and queue message ever made) alive for its dashboard."""
+    return object.__new__(cls)
+
+
+def _get_records(self: DynamoDBStreamsBackend, iterator_arn: str, limit: int) -> Any:
+    """GetRecords that lets go of what has been read: served records beyond the newest
+    ``STREAM_RECORDS_KEPT`` and iterators beyond the newest ``SHARD_ITERATORS_KEPT``."""
+    iterator = self.shard_iterators.get(iterator_arn)
+    if iterator is None:
+        raise _StreamsError("ExpiredIteratorException", "Iterator expired")
+    shard = iterator.stream_shard
+    if iterator.sequence_number < shard.starting_sequence_number:
+        raise _StreamsError("TrimmedDataAccessException", "The requested records have been trimmed")
+    result = _original_get_records(self, iterator_arn, limit)
+    served = iterator.sequence_number - shard.starting_sequence_number + len(result["Records"])
+    cut = min(served, len(shard.items) - STREAM_RECORDS_KEPT)
+    if cut >= STREAM_RECORDS_KEPT:  # in steps, so that the list is not shifted on every read
+        del shard.items[:cut]
+        shard.starting_sequence_number += cut
+    surplus = len(self.shard_iterators) - SHARD_ITERATORS_KEPT
+    if surplus > 0:
+        for stale in list(itertools.islice(self.shard_iterators, surplus)):
+            del self.shard_iterators[stale]
+    return result
+
+
 _original_transact_write_items = DynamoDBBackend.transact_write_items
 _patch_users = 0
 _patch_lock = threading.Lock()
@@ -621,6 +675,8 @@ def _install_transaction_patch() -> None:
         Table.query = _partition_query  # type: ignore[method-assign]
         for name, handler in _original_single_writes.items():
             setattr(DynamoHandler, name, _throttled(handler))
+        DynamoDBStreamsBackend.get_records = _get_records  # type: ignore[method-assign]
+        BaseModel.__new__ = _untracked_new  # type: ignore[method-assign,assignment]
 
 
 def _remove_transaction_patch() -> None:
@@ -635,6 +691,8 @@ def _remove_transaction_patch() -> None:
             Table.query = _original_table_query  # type: ignore[method-assign]
             for name, handler in _original_single_writes.items():
                 setattr(DynamoHandler, name, handler)
+            DynamoDBStreamsBackend.get_records = _original_get_records  # type: ignore[method-assign]
+            BaseModel.__new__ = _original_base_model_new  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
