@@ -51,6 +51,7 @@ DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.NotFound: 404,
     domain.InvalidInput: 400,
     domain.IdempotencyKeyReused: 422,
+    domain.Busy: 503,
     domain.Conflict: 409,
     domain.DomainError: 409,
 }
@@ -92,7 +93,11 @@ def response_for(exc: Exception) -> Response:
         fields = ", ".join(d["field"] for d in details)
         return error_response(400, "validation_error", f"Invalid request: {fields}.", details)
     if isinstance(exc, domain.DomainError):
-        return error_response(_status_for(exc), exc.code, exc.message, exc.details)
+        response = error_response(_status_for(exc), exc.code, exc.message, exc.details)
+        retry_after = getattr(exc, "retry_after_seconds", None)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
     logger.exception("unhandled error")
     return error_response(500, "internal_error", "An internal error occurred.")
 

@@ -166,12 +166,15 @@ class OrderPage(models.ResponseModel):
         "Reserves stock from the nearest warehouses in one transaction. Send an "
         "Idempotency-Key header to retry safely: the same key and body answer with the "
         "original order (header Idempotent-Replayed: true); the same key with another body "
-        "is a 422. 409 out_of_stock names every short SKU and changes nothing."
+        "is a 422. 409 out_of_stock names every short SKU and changes nothing; it is only "
+        "answered when a fresh read shows too little stock. 503 busy (header Retry-After) "
+        "means the store stayed contended for the request's time budget: nothing was "
+        "ordered, try again."
     ),
     tags=("orders",),
     request=PlaceOrderIn,
     responses={201: OrderBody},
-    errors=(422,),
+    errors=(422, 503),
 )
 def place_order() -> Response:
     request = blueprint.current_request

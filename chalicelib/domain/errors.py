@@ -56,6 +56,16 @@ class OutOfStock(Conflict):
         return self.details
 
 
+class Busy(DomainError):
+    """The store is too contended to finish now; nothing was written, the client may retry.
+
+    Never a statement about stock: a conflict or a throttle is not a shortage.
+    """
+
+    code = "busy"
+    retry_after_seconds = 1
+
+
 class InsufficientStock(Conflict):
     """A single stock movement would take a (SKU, warehouse) level below zero."""
 
