@@ -49,11 +49,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import cProfile
 import functools
 import inspect
+import io
 import itertools
 import json
 import os
+import pstats
 import signal
 import sys
 import threading
@@ -617,7 +620,7 @@ _original_single_writes = {
 # Stream records every reader has been served are dropped once this many newer ones exist
 # (a reader that comes back for older ones gets TrimmedDataAccessException, as from DynamoDB
 # after 24 hours). Shard iterators beyond the newest this many expire.
-STREAM_RECORDS_KEPT = 1000
+STREAM_RECORDS_KEPT = 200
 SHARD_ITERATORS_KEPT = 1000
 _original_get_records = DynamoDBStreamsBackend.get_records
 _original_base_model_new = BaseModel.__new__
@@ -715,17 +718,75 @@ class _SerializedApp:
         self._app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == CONTROL_PATH:
+        path = environ.get("PATH_INFO")
+        if path == CONTROL_PATH:
             return _control(environ, start_response)
+        if path == STATS_PATH:
+            return _stats(environ, start_response)
         with _MOTO_LOCK:
-            response = self._app(environ, start_response)
+            profiler = _profiler
+            started = time.process_time()
+            if profiler is not None:
+                profiler.enable()
             try:
-                body = b"".join(response)
+                response = self._app(environ, start_response)
+                try:
+                    body = b"".join(response)
+                finally:
+                    close = getattr(response, "close", None)
+                    if close is not None:
+                        close()
             finally:
-                close = getattr(response, "close", None)
-                if close is not None:
-                    close()
+                if profiler is not None:
+                    profiler.disable()
+                spent = _OPERATION_COSTS.setdefault(_operation_of(environ), [0, 0.0])
+                spent[0] += 1
+                spent[1] += time.process_time() - started
         return [body]
+
+
+# The process's own figures, for benchmarks: ``GET /_emulator/stats`` (memory, CPU, requests,
+# and with ``?profile=start`` / ``?profile=top`` a profile of moto's request handling).
+STATS_PATH = "/_emulator/stats"
+_profiler: cProfile.Profile | None = None
+# Requests and CPU seconds per operation (``DynamoDB_20120810.Query``, ``sqs.ReceiveMessage``).
+_OPERATION_COSTS: dict[str, list[Any]] = {}
+
+
+def _operation_of(environ: dict[str, Any]) -> str:
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return str(target)
+    return f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO', '')[:40]}"
+
+
+def _resident_bytes() -> int:
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _stats(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    global _profiler
+    query = environ.get("QUERY_STRING", "")
+    figures: dict[str, Any] = {
+        "pid": os.getpid(),
+        "rss_bytes": _resident_bytes(),
+        "cpu_seconds": time.process_time(),
+        "operations": {name: list(spent) for name, spent in _OPERATION_COSTS.items()},
+    }
+    with _MOTO_LOCK:
+        if query == "profile=start":
+            _profiler = cProfile.Profile()
+        elif query == "profile=top" and _profiler is not None:
+            out = io.StringIO()
+            pstats.Stats(_profiler, stream=out).sort_stats("tottime").print_stats(15)
+            figures["profile"] = out.getvalue()
+            _profiler = None
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(figures).encode()]
 
 
 CONTROL_PATH = "/_emulator/contention"
