@@ -69,6 +69,7 @@ from typing import Any
 
 from moto.core.common_models import BaseModel
 from moto.core.exceptions import JsonRESTError
+from moto.core.serialize import BaseJSONSerializer
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
@@ -659,6 +660,44 @@ def _get_records(self: DynamoDBStreamsBackend, iterator_arn: str, limit: int) ->
     return result
 
 
+# --- serializing items without walking every AttributeValue member --------------------------
+
+_original_json_structure = BaseJSONSerializer._serialize_type_structure
+_SCALAR_TYPES = {"S": str, "N": str, "BOOL": bool, "NULL": bool}
+_SET_TYPES = {"SS", "NS"}
+
+
+def _plain_attribute_value(value: Any) -> bool:
+    """An AttributeValue already in its wire shape (nothing to encode: no binary, no objects)."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    ((kind, inner),) = value.items()
+    scalar = _SCALAR_TYPES.get(kind)
+    if scalar is not None:
+        return type(inner) is scalar
+    if kind in _SET_TYPES:
+        return isinstance(inner, list) and all(type(v) is str for v in inner)
+    if kind == "M":
+        return isinstance(inner, dict) and all(
+            type(k) is str and _plain_attribute_value(v) for k, v in inner.items()
+        )
+    if kind == "L":
+        return isinstance(inner, list) and all(_plain_attribute_value(v) for v in inner)
+    return False
+
+
+def _json_structure(
+    self: BaseJSONSerializer, serialized: Any, value: Any, shape: Any, key: str
+) -> None:
+    """moto's JSON structure serializer, except that an AttributeValue already in wire shape
+    is written as it is. The generic path looks up each of the ten possible members of every
+    attribute value under several spellings; it was the emulator's largest cost."""
+    if shape.name == "AttributeValue" and key and _plain_attribute_value(value):
+        self._default_serialize(serialized, value, shape, key)
+        return
+    _original_json_structure(self, serialized, value, shape, key)
+
+
 _original_transact_write_items = DynamoDBBackend.transact_write_items
 _patch_users = 0
 _patch_lock = threading.Lock()
@@ -680,6 +719,7 @@ def _install_transaction_patch() -> None:
             setattr(DynamoHandler, name, _throttled(handler))
         DynamoDBStreamsBackend.get_records = _get_records  # type: ignore[method-assign]
         BaseModel.__new__ = _untracked_new  # type: ignore[method-assign,assignment]
+        BaseJSONSerializer._serialize_type_structure = _json_structure  # type: ignore[method-assign]
 
 
 def _remove_transaction_patch() -> None:
@@ -696,6 +736,7 @@ def _remove_transaction_patch() -> None:
                 setattr(DynamoHandler, name, handler)
             DynamoDBStreamsBackend.get_records = _original_get_records  # type: ignore[method-assign]
             BaseModel.__new__ = _original_base_model_new  # type: ignore[method-assign]
+            BaseJSONSerializer._serialize_type_structure = _original_json_structure  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager

@@ -304,3 +304,75 @@ def test_query_does_not_walk_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
         )
     assert on_table["Count"] == 10
     assert on_index["Count"] == 30
+
+
+# --- items on the wire --------------------------------------------------------------------
+
+names = st.text(alphabet="abcdefgh", min_size=1, max_size=3)
+scalar_values = st.one_of(
+    st.builds(lambda s: {"S": s}, st.text(max_size=5)),
+    st.builds(lambda n: {"N": str(n)}, st.integers(-1000, 1000)),
+    st.builds(lambda b: {"BOOL": b}, st.booleans()),
+    st.just({"NULL": True}),
+    st.builds(lambda b: {"B": b}, st.binary(min_size=1, max_size=4)),
+    st.builds(
+        lambda ss: {"SS": sorted(ss)},
+        st.sets(st.text(min_size=1, max_size=3), min_size=1, max_size=3),
+    ),
+    st.builds(
+        lambda ns: {"NS": [str(n) for n in sorted(ns)]},
+        st.sets(st.integers(0, 50), min_size=1, max_size=3),
+    ),
+)
+attribute_values = st.recursive(
+    scalar_values,
+    lambda inner: st.one_of(
+        st.builds(lambda m: {"M": m}, st.dictionaries(names, inner, max_size=3)),
+        st.builds(lambda items: {"L": items}, st.lists(inner, max_size=3)),
+    ),
+    max_leaves=6,
+)
+
+
+@contextlib.contextmanager
+def _motos_own_serializer() -> Iterator[None]:
+    from moto.core.serialize import BaseJSONSerializer
+
+    patched = BaseJSONSerializer._serialize_type_structure
+    BaseJSONSerializer._serialize_type_structure = aws_emulator._original_json_structure  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BaseJSONSerializer._serialize_type_structure = patched  # type: ignore[method-assign]
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(attributes=st.dictionaries(names, attribute_values, min_size=1, max_size=4))
+def test_items_reach_the_client_exactly_as_motos_serializer_sends_them(
+    monkeypatch: pytest.MonkeyPatch, attributes: dict[str, Any]
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws(), flat_transactions():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        _create_table(client)
+        key = {"pk": {"S": "P0"}, "sk": {"S": "S00"}}
+        client.put_item(TableName=TABLE, Item={**attributes, **key})
+
+        def read() -> list[Any]:
+            got = client.get_item(TableName=TABLE, Key=key)
+            queried = client.query(
+                TableName=TABLE,
+                KeyConditionExpression="pk = :p",
+                ExpressionAttributeValues={":p": {"S": "P0"}},
+            )
+            return [got["Item"], queried["Items"]]
+
+        ours = read()
+        with _motos_own_serializer():
+            motos = read()
+    assert ours == motos
+    assert ours[0] == {**attributes, **key}
