@@ -243,6 +243,8 @@ def main() -> None:
     emulator_cpu_first = (mark["cpu_seconds"] - begin["cpu_seconds"]) / WINDOW
     emulator_cpu_after = (end["cpu_seconds"] - mark["cpu_seconds"]) / (len(sales) - WINDOW)
     growth = (end["rss_bytes"] - mark["rss_bytes"]) / (len(sales) - WINDOW)
+    added_items = max(1, end["stored_items"] - mark["stored_items"])
+    per_item = (end["rss_bytes"] - mark["rss_bytes"]) / added_items
     print(f"soak: {CLIENTS} clients, {len(sales)} orders each placed and paid by card")
     print(
         f"throughput: first {WINDOW} {first_rate:.2f} orders/s, last {WINDOW} {last_rate:.2f} "
@@ -256,7 +258,9 @@ def main() -> None:
     print(
         f"aws emulator memory: {begin['rss_bytes'] / 2**20:.0f} MB at start, "
         f"{mark['rss_bytes'] / 2**20:.0f} MB after {WINDOW}, {end['rss_bytes'] / 2**20:.0f} MB "
-        f"after {len(sales)} ({growth / 1024:.1f} KB per order after the first {WINDOW})"
+        f"after {len(sales)} ({growth / 1024:.1f} KB per order after the first {WINDOW}); "
+        f"DynamoDB items stored {mark['stored_items']} -> {end['stored_items']} "
+        f"({per_item / 1024:.1f} KB of memory per item added)"
     )
     print(
         f"aws emulator CPU per order: first {WINDOW} {emulator_cpu_first * 1000:.0f} ms, "

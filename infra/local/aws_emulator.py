@@ -80,7 +80,7 @@ from moto.dynamodb.exceptions import (
     TransactionCanceledException,
     TransactWriteSingleOpException,
 )
-from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
@@ -818,6 +818,13 @@ def _stats(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         "cpu_seconds": time.process_time(),
         "operations": {name: list(spent) for name, spent in _OPERATION_COSTS.items()},
     }
+    with _MOTO_LOCK:
+        figures["stored_items"] = sum(
+            sum(1 for _ in _stored_items(table))
+            for regions in dynamodb_backends.values()
+            for backend in regions.values()
+            for table in backend.tables.values()
+        )
     with _MOTO_LOCK:
         if query == "profile=start":
             _profiler = cProfile.Profile()
