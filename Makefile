@@ -18,8 +18,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
-run: install  ## start the local stack with demo data (Ctrl-C stops it)
-	$(PY) -m infra.local.stack --port $(PORT) --moto-port $(MOTO_PORT)
+run: install  ## start the local stack with demo data (Ctrl-C stops it; CONTENTION=1: DynamoDB conflicts and throttling)
+	$(PY) -m infra.local.stack --port $(PORT) --moto-port $(MOTO_PORT) $(if $(filter-out 0,$(CONTENTION)),--contention)
 
 test: install lint  ## the whole suite: lint, unit, integration, e2e, packaging checks
 	$(PY) -m pytest -n $(TEST_WORKERS)

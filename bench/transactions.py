@@ -140,13 +140,15 @@ def _order_transaction(client: Any, table: str, order_number: int, quantity: int
     client.transact_write_items(TransactItems=[*decrements, order])
 
 
-def _interleaved_medians_ms(runs: dict[int, Callable[[int], None]]) -> dict[int, float]:
+def _interleaved_medians_ms(
+    runs: dict[int, Callable[[int], None]], samples: int = SAMPLES
+) -> dict[int, float]:
     """Median milliseconds per run, sampling the runs in turn so that drift hits them alike."""
     for number in range(WARM_UP):
         for run_once in runs.values():
             run_once(number)
     durations: dict[int, list[float]] = {size: [] for size in runs}
-    for number in range(WARM_UP, WARM_UP + SAMPLES):
+    for number in range(WARM_UP, WARM_UP + samples):
         for size, run_once in runs.items():
             started = time.perf_counter()
             run_once(number)

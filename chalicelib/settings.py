@@ -53,6 +53,10 @@ class Settings:
     shipping_flat_fee: int = 1000
     shipping_free_above: int | None = 9900
     order_payment_window_seconds: int = 15 * 60
+    # Placement retries DynamoDB's conflicts and throttles for at most this long before it
+    # answers 503 busy (API Gateway gives up at 29 s; a last read with botocore's own retries
+    # can take a few more seconds).
+    placement_budget_seconds: float = 10.0
     # The operations queue (stock.low / stock.recovered -> low-stock alerts); empty = not set.
     operations_queue_url: str = ""
     # Customer notifications (empty = not configured): the SES-verified sender address, the
@@ -155,6 +159,7 @@ class Settings:
             shipping_flat_fee=int(env.get("SHIPPING_FLAT_FEE", "1000")),
             shipping_free_above=_optional_int(env.get("SHIPPING_FREE_ABOVE", "9900")),
             order_payment_window_seconds=int(env.get("ORDER_PAYMENT_WINDOW_SECONDS", "900")),
+            placement_budget_seconds=float(env.get("PLACEMENT_BUDGET_SECONDS", "10")),
             operations_queue_url=env.get("OPERATIONS_QUEUE_URL", ""),
             notifications_from_email=env.get("NOTIFICATIONS_FROM_EMAIL", ""),
             storefront_url=env.get("STOREFRONT_URL", "").rstrip("/"),

@@ -100,7 +100,7 @@ def response_for(exc: Exception) -> Response:
     if isinstance(exc, domain.DomainError):
         response = error_response(_status_for(exc), exc.code, exc.message, exc.details)
         retry_after = getattr(exc, "retry_after_seconds", None)
-        if isinstance(retry_after, int):
+        if retry_after is not None:
             response.headers["Retry-After"] = str(retry_after)
         return response
     logger.exception("unhandled error")

@@ -182,16 +182,18 @@ class OrderPage(models.ResponseModel):
         "Reserves stock from the nearest warehouses in one transaction. Send an "
         "Idempotency-Key header to retry safely: the same key and body answer with the "
         "original order (header Idempotent-Replayed: true); the same key with another body "
-        "is a 422. 409 out_of_stock names every short SKU and changes nothing. Limits per "
-        "customer (a replayed key is exempt): more than MAX_OPEN_UNPAID_ORDERS unpaid "
-        "orders is 429 too_many_open_orders, more than MAX_HELD_UNITS_PER_SKU units of one "
-        "SKU held by unpaid orders is 409 hold_limit_reached, more than 10 orders a minute "
-        "is 429 rate_limited with Retry-After."
+        "is a 422. 409 out_of_stock names every short SKU and changes nothing; it is only "
+        "answered when a fresh read shows too little stock. 503 busy (header Retry-After) "
+        "means the store stayed contended for the request's time budget: nothing was "
+        "ordered, try again. Limits per customer (a replayed key is exempt): more than "
+        "MAX_OPEN_UNPAID_ORDERS unpaid orders is 429 too_many_open_orders, more than "
+        "MAX_HELD_UNITS_PER_SKU units of one SKU held by unpaid orders is 409 "
+        "hold_limit_reached, more than 10 orders a minute is 429 rate_limited with Retry-After."
     ),
     tags=("orders",),
     request=PlaceOrderIn,
     responses={201: OrderBody},
-    errors=(422, 429),
+    errors=(422, 429, 503),
     idempotent=True,
     headers={201: ("Location",)},
 )

@@ -59,16 +59,6 @@ class TooManyRequests(DomainError):
         )
 
 
-class Busy(DomainError):
-    """Contention, not refusal: the same request may well succeed shortly (HTTP 503)."""
-
-    code = "busy"
-
-    def __init__(self, message: str, retry_after_seconds: int = 1) -> None:
-        super().__init__(message)
-        self.retry_after_seconds = max(1, int(retry_after_seconds))
-
-
 class OutOfStock(Conflict):
     """An order asks for more than the warehouses can give it.
 
@@ -91,6 +81,20 @@ class OutOfStock(Conflict):
     @property
     def shortages(self) -> list[dict[str, Any]]:
         return self.details
+
+
+class Busy(DomainError):
+    """The store is too contended to finish now; nothing was written, the client may retry
+    after ``retry_after_seconds`` (HTTP 503 with ``Retry-After``).
+
+    Never a statement about stock: a conflict or a throttle is not a shortage.
+    """
+
+    code = "busy"
+
+    def __init__(self, message: str, details: Any = None, *, retry_after_seconds: int = 1) -> None:
+        super().__init__(message, details)
+        self.retry_after_seconds = max(1, int(retry_after_seconds))
 
 
 class InsufficientStock(Conflict):

@@ -6,8 +6,10 @@ commits ONE transaction: per allocated (SKU, warehouse) the guarded reservation 
 ledger entry, the order, the idempotency record and the ``order.placed`` event (plus
 ``stock.low`` for levels the order takes to their threshold). The write's own guards decide:
 if someone took the stock in between, the transaction is cancelled, nothing is written, and
-the order is planned again from a fresh read (bounded, with jitter). A shortage that is real
-shows up in that fresh read as ``OutOfStock`` with the numbers as they are.
+the order is planned again from a fresh read (with jitter, within a time budget). A shortage
+that is real shows up in that fresh read as ``OutOfStock`` with the numbers as they are. A
+conflict or a throttle is not a shortage: it is retried the same way, and when the budget is
+spent while the fresh read still shows the stock, the answer is ``Busy`` (503), never 409.
 
 The idempotency record is claimed in the order's own transaction, so two requests with one
 key can never both create an order; the loser reads the winner's record and answers with
@@ -32,6 +34,7 @@ from chalicelib.domain import inventory as stock_rules
 from chalicelib.domain.allocation import Line, RequestedLine
 from chalicelib.domain.catalogue import ID_PATTERN
 from chalicelib.domain.errors import (
+    Busy,
     Conflict,
     IdempotencyKeyReused,
     InvalidInput,
@@ -55,16 +58,15 @@ from chalicelib.settings import get_settings
 from chalicelib.store import inventory as inventory_store
 from chalicelib.store import limits as limits_store
 from chalicelib.store import orders as store
-from chalicelib.store import outbox
+from chalicelib.store import outbox, tables
 from chalicelib.store.pagination import Page
 from chalicelib.store.tables import TRANSACTION_LIMIT
-from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
+from chalicelib.store.unit_of_work import THROTTLING_ERROR, TransactionCancelled, UnitOfWork
 
 ORDER_PLACED = "order.placed"
 ORDER_CANCELLED = "order.cancelled"
 ORDER_EXPIRED = "order.expired"
 CURRENCY = "CNY"
-PLACEMENT_ATTEMPTS = 6
 TRANSITION_ATTEMPTS = 4
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -77,9 +79,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _pause_ceiling(attempt: int) -> float:
+    return min(0.2, 0.01 * 2**attempt)
+
+
 def _pause(attempt: int) -> None:
     # Full jitter: colliding buyers spread out instead of colliding again in step.
-    time.sleep(random.uniform(0, min(0.2, 0.01 * 2**attempt)))
+    time.sleep(random.uniform(0, _pause_ceiling(attempt)))
 
 
 def new_order_id(at: datetime | None = None) -> str:
@@ -151,8 +157,9 @@ def place_order(
 ) -> Placement:
     """Place a ``pending_payment`` order holding its stock until ``expires_at``.
 
-    Raises ``UnknownSku`` (400), ``OutOfStock`` (409, nothing changed) or
-    ``IdempotencyKeyReused`` (422).
+    Raises ``UnknownSku`` (400), ``OutOfStock`` (409, nothing changed; only when a fresh read
+    shows too little stock), ``IdempotencyKeyReused`` (422) or ``Busy`` (503: conflicts,
+    throttles or lost races filled the time budget while the stock was there).
     """
     requested = [RequestedLine(line.sku, line.quantity) for line in lines]
     fingerprint = _fingerprint(requested, shipping_address, note)
@@ -161,76 +168,110 @@ def place_order(
     destination = shipping_address.destination
     skus = [line.sku for line in requested]
     order_id = new_order_id(now)
-    short_skus: set[str] = set()  # whose reservation lost the last race
-    snapshot: store.PlacementSnapshot | None = None
+    busy = False
 
-    for attempt in range(PLACEMENT_ATTEMPTS):
+    deadline = time.monotonic() + get_settings().placement_budget_seconds
+    attempt = 0
+    out_of_time = False
+    while True:
         at = now or _now()
-        snapshot = store.read_for_placement(
-            customer_id=customer_id, key=idempotency_key, skus=skus, warehouses=sorted(warehouses)
-        )
-        record = snapshot.idempotency
-        if record is not None and record.is_live(at):
-            return _replay(record, fingerprint)
-        # A replay is exempt from every limit; anything that would create an order is not.
-        holds, recent = limits_store.read_limits(customer_id, ORDER_RATE)
-        uses = recent[ORDER_RATE]
-        uses.next_slot(order_rate(), at)  # 429 rate_limited
-        holds.check(_held(requested), hold_limits())  # 429 / 409, nothing reserved
-
-        prices = require_prices(
-            requested, {p.sku: p.price for p in snapshot.products.values() if p.active}
-        )
         try:
-            plan = allocation.plan(
-                requested, snapshot.levels.values(), destination, warehouse_locations=locations
+            snapshot = store.read_for_placement(
+                customer_id=customer_id,
+                key=idempotency_key,
+                skus=skus,
+                warehouses=sorted(warehouses),
             )
-        except OutOfStock:
-            # The list is cached per worker: a warehouse opened moments ago on another worker
-            # may hold the stock. Look once more at the list as it is now before saying no.
-            current = {w.id: w for w in stock.known_warehouses(fresh=True)}
-            if set(current) <= set(warehouses):
+        except Exception as exc:
+            if not tables.is_throttling(exc):
                 raise
-            warehouses = current
-            locations = {w.id: w.location for w in warehouses.values()}
-            continue
-        order = Order.place(
-            order_id=order_id,
-            customer_id=customer_id,
-            lines=requested,
-            prices=prices,
-            plan=plan,
-            shipping_address=shipping_address,
-            fee_rule=fee_rule(),
-            at=at,
-            payment_window=payment_window(),
-            note=note,
-        )
-        body = order.as_dict()
-        uow, overflow = _placement_work(
-            order, body, snapshot.levels, idempotency_key, fingerprint, uses
-        )
-        try:
-            uow.commit()
-        except TransactionCancelled as cancelled:
-            replay = _idempotency_outcome(cancelled, customer_id, idempotency_key, fingerprint)
-            if replay is not None:
-                return replay
-            short_skus = {tag[1] for tag in cancelled.failed_tags() if tag[:1] == ("stock",)}
-            logger.info(
-                "order placement lost a race; planning again",
-                extra={"attempt": attempt + 1, "short_skus": sorted(short_skus)},
-            )
-            _pause(attempt)
-            continue
-        _record_overflow_events(overflow, at)
-        logger.append_keys(order_id=order.order_id)
-        logger.info(
-            "order placed", extra={"lines": len(requested), "shipments": len(plan.warehouses)}
-        )
-        return Placement(order_id=order.order_id, body=body)
+            busy = True  # botocore's own retries were not enough: wait, then read again
+        else:
+            record = snapshot.idempotency
+            if record is not None and record.is_live(at):
+                return _replay(record, fingerprint)
+            # A replay is exempt from every limit; anything that would create an order is not.
+            holds, recent = limits_store.read_limits(customer_id, ORDER_RATE)
+            uses = recent[ORDER_RATE]
+            uses.next_slot(order_rate(), at)  # 429 rate_limited
+            holds.check(_held(requested), hold_limits())  # 429 / 409, nothing reserved
 
-    raise _still_short(requested, short_skus, snapshot)
+            prices = require_prices(
+                requested, {p.sku: p.price for p in snapshot.products.values() if p.active}
+            )
+            try:
+                plan = allocation.plan(
+                    requested, snapshot.levels.values(), destination, warehouse_locations=locations
+                )
+            except OutOfStock:
+                # A fresh read shows too little: that, and only that, is a shortage. The list
+                # is cached per worker: a warehouse opened moments ago on another worker may
+                # hold the stock. Look once more at the list as it is now before saying no.
+                current = {w.id: w for w in stock.known_warehouses(fresh=True)}
+                if set(current) <= set(warehouses):
+                    raise
+                warehouses = current
+                locations = {w.id: w.location for w in warehouses.values()}
+                continue
+            order = Order.place(
+                order_id=order_id,
+                customer_id=customer_id,
+                lines=requested,
+                prices=prices,
+                plan=plan,
+                shipping_address=shipping_address,
+                fee_rule=fee_rule(),
+                at=at,
+                payment_window=payment_window(),
+                note=note,
+            )
+            body = order.as_dict()
+            uow, overflow = _placement_work(
+                order, body, snapshot.levels, idempotency_key, fingerprint, uses
+            )
+            try:
+                uow.commit()
+            except TransactionCancelled as cancelled:
+                replay = _idempotency_outcome(cancelled, customer_id, idempotency_key, fingerprint)
+                if replay is not None:
+                    return replay
+                busy = _contended(cancelled)
+                logger.info(
+                    "order placement lost a race; planning again",
+                    extra={
+                        "attempt": attempt + 1,
+                        "busy": busy,
+                        "short_skus": sorted(
+                            {tag[1] for tag in cancelled.failed_tags() if tag[:1] == ("stock",)}
+                        ),
+                    },
+                )
+            else:
+                _record_overflow_events(overflow, at)
+                logger.append_keys(order_id=order.order_id)
+                logger.info(
+                    "order placed",
+                    extra={"lines": len(requested), "shipments": len(plan.warehouses)},
+                )
+                return Placement(order_id=order.order_id, body=body)
+        # A lost condition is planned again from a fresh read, which decides whether the
+        # stock is really gone; a conflict or a throttle only says the store is busy. When the
+        # budget is spent, one last fresh read and attempt: a read showing too little stock
+        # raised OutOfStock above; otherwise the answer is busy, never out of stock.
+        if out_of_time:
+            raise Busy(
+                "The store is busy; nothing was ordered. Try again in a moment.",
+                {"attempts": attempt + 1, "contended": busy},
+            )
+        out_of_time = time.monotonic() + _pause_ceiling(attempt) >= deadline
+        if not out_of_time:
+            _pause(attempt)
+        attempt += 1
+
+
+def _contended(cancelled: TransactionCancelled) -> bool:
+    """A cancellation for contention (conflict, throttle), not for a failed condition."""
+    return cancelled.conflicted or bool(cancelled.failed(THROTTLING_ERROR))
 
 
 ORDER_RATE = "orders"
@@ -360,28 +401,6 @@ def _idempotency_outcome(
         if record is not None:
             return _replay(record, fingerprint)
     return None
-
-
-def _still_short(
-    requested: Sequence[RequestedLine],
-    short_skus: set[str],
-    snapshot: store.PlacementSnapshot | None,
-) -> OutOfStock:
-    """Every attempt lost a race: name what ran short with the latest numbers we read."""
-    levels = snapshot.levels.values() if snapshot else ()
-    short = [line for line in requested if line.sku in short_skus] or list(requested)
-    return OutOfStock(
-        details=[
-            {
-                "sku": line.sku,
-                "requested": line.quantity,
-                "available": sum(
-                    max(0, level.available) for level in levels if level.sku == line.sku
-                ),
-            }
-            for line in short
-        ]
-    )
 
 
 # --- reading -------------------------------------------------------------------------------

@@ -104,6 +104,16 @@ def error_code(exc: Exception) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
+THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"}
+)
+
+
+def is_throttling(exc: Exception) -> bool:
+    """DynamoDB refused for load (after botocore's own retries), not for the request."""
+    return error_code(exc) in THROTTLING_CODES
+
+
 def _backoff(attempt: int) -> None:
     time.sleep(min(1.0, 0.02 * 2**attempt) * random.uniform(0.5, 1.0))
 

@@ -26,6 +26,7 @@ Tag = tuple[Hashable, ...]
 
 CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailed"
 TRANSACTION_CONFLICT = "TransactionConflict"
+THROTTLING_ERROR = "ThrottlingError"
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,6 +101,8 @@ class StackOptions:
     # emulated carrier per tracking step.
     warehouse_delay: float = 10.0
     carrier_step: float = 20.0
+    # DynamoDB's conflicts and throttling in the AWS emulator (infra/local/aws_emulator.py).
+    contention: bool = False
 
 
 @dataclass
@@ -237,7 +239,12 @@ class LocalStack:
         log_path = self.options.state_dir / "logs" / f"aws-emulator-{self.options.moto_port}.log"
         self._spawn(
             "aws emulator",
-            ["infra.local.aws_emulator", "--port", str(self.options.moto_port)],
+            [
+                "infra.local.aws_emulator",
+                "--port",
+                str(self.options.moto_port),
+                *(["--contention"] if self.options.contention else []),
+            ],
             env=dict(os.environ),
             log_path=log_path,
         )
@@ -653,6 +660,12 @@ def parse_args(argv: list[str] | None) -> StackOptions:
         help="seconds between the emulated carrier's tracking steps",
     )
     parser.add_argument("--stage", default="local", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--contention",
+        action="store_true",
+        default=os.environ.get("CONTENTION", "") not in ("", "0"),
+        help="the AWS emulator cancels overlapping transactions and throttles hot partitions",
+    )
     args = parser.parse_args(argv)
     if args.port == args.moto_port:
         parser.error("--port and --moto-port must differ")
@@ -664,6 +677,7 @@ def parse_args(argv: list[str] | None) -> StackOptions:
         stage=args.stage,
         warehouse_delay=args.warehouse_delay,
         carrier_step=args.carrier_step,
+        contention=args.contention,
     )
 
 

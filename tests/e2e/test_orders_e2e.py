@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -229,3 +230,72 @@ def test_an_order_cancelled_over_http_gives_its_stock_back(
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
     assert stock_levels(stack, ops, sku)["total_available"] == 3
+
+
+# --- under contention, as DynamoDB has it ------------------------------------------------------
+
+CONTENDED_BUYERS = 200
+CONTENDED_STOCK = {"wh-sha": 20, "wh-pek": 20, "wh-can": 10}
+BUSY_RETRIES = 10
+CONTENTION_PATH = "/_emulator/contention"  # infra.local.aws_emulator.CONTROL_PATH
+
+
+def set_contention(stack: LocalStackUnderTest, **settings: Any) -> dict[str, Any]:
+    response = requests.put(stack.moto_url + CONTENTION_PATH, json=settings, timeout=10)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def test_under_contention_buyers_get_busy_never_a_false_sold_out_and_exactly_the_stock_sells(
+    stack: LocalStackUnderTest, ops: dict[str, str]
+) -> None:
+    sku = new_product(stack, ops, CONTENDED_STOCK)
+    units = sum(CONTENDED_STOCK.values())
+    tokens = [stack.auth(f"flash-buyer-{n}", "customers") for n in range(CONTENDED_BUYERS)]
+    start = threading.Barrier(CONTENDED_BUYERS)
+
+    def buy(headers: dict[str, str]) -> tuple[list[int], requests.Response]:
+        """Place one order, coming back after Retry-After on 503 (at most BUSY_RETRIES)."""
+        statuses = []
+        with requests.Session() as session:
+            start.wait()
+            for _ in range(1 + BUSY_RETRIES):
+                response = call(stack, "POST", "/orders", headers, order(sku), session)
+                statuses.append(response.status_code)
+                if response.status_code != 503:
+                    break
+                assert response.json()["error"] == "busy"
+                time.sleep(float(response.headers["Retry-After"]))
+        return statuses, response
+
+    # Transactions hold their items for 30 ms; a partition key takes 40 write units a second
+    # (a level's reservation is 2 units, so about 20 orders a second per warehouse).
+    set_contention(stack, enabled=True, conflict_window_ms=30, partition_wcu=40)
+    try:
+        with ThreadPoolExecutor(max_workers=CONTENDED_BUYERS) as pool:
+            outcomes = list(pool.map(buy, tokens))
+        counted = requests.get(stack.moto_url + CONTENTION_PATH, timeout=10)
+    finally:
+        set_contention(stack, enabled=False)
+
+    finals = Counter(response.status_code for _, response in outcomes)
+    assert finals == {201: units, 409: CONTENDED_BUYERS - units}, finals
+    assert all(r.json()["error"] == "out_of_stock" for _, r in outcomes if r.status_code == 409)
+    # The emulator did refuse work; buyers met it as retries or 503s, never as a false 409.
+    contention = counted.json()
+    assert contention["conflicts"] + contention["throttles"] > 0, contention
+
+    sold: Counter[str] = Counter()
+    for _, response in outcomes:
+        if response.status_code == 201:
+            for allocation in response.json()["lines"][0]["allocations"]:
+                sold[allocation["warehouse"]] += allocation["quantity"]
+    assert sold == Counter(CONTENDED_STOCK)
+    final = stock_levels(stack, ops, sku)
+    # Nothing is left, so no 409 was answered while units stayed unsold.
+    assert final["total_available"] == 0
+    for level in final["warehouses"]:
+        assert level["reserved"] == level["on_hand"] == CONTENDED_STOCK.get(level["warehouse"], 0)
+
+    audit = check_stock(stack)
+    assert audit.returncode == 0, audit.stdout + audit.stderr

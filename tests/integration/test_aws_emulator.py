@@ -430,3 +430,52 @@ def test_command_line_emulator_serves_until_terminated() -> None:
         process.send_signal(signal.SIGTERM)
         exit_code = process.wait(timeout=20)
     assert exit_code == 0
+
+
+def _trim_horizon(dynamodb: Any, streams: Any, table: str) -> str:
+    stream_arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]
+    return streams.get_shard_iterator(
+        StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+
+
+def test_stream_records_a_reader_has_passed_are_released_and_nothing_unread_is_lost(
+    dynamodb: Any, streams: Any, table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("infra.local.aws_emulator.STREAM_RECORDS_KEPT", 5)
+    iterator = _trim_horizon(dynamodb, streams, table)
+    seen: list[str] = []
+    for round_number in range(6):
+        for n in range(10):
+            put_stock(dynamodb, table, f"SKU-{round_number}-{n}", 1)
+        page = read_stream(streams, iterator)
+        seen += [record["dynamodb"]["Keys"]["pk"]["S"] for record in page]
+        iterator = streams.get_shard_iterator(
+            StreamArn=dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"],
+            ShardId=_shard_id(dynamodb, streams, table),
+            ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+            SequenceNumber=page[-1]["dynamodb"]["SequenceNumber"],
+        )["ShardIterator"]
+
+    # The reader got every record once, in order...
+    assert seen == [f"STOCK#SKU-{r}-{n}" for r in range(6) for n in range(10)]
+    # ...while the emulator kept only the newest few of those it had handed out.
+    shard = dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION].get_table(table).stream_shard
+    assert len(shard.items) < 20
+    # A new reader from the horizon starts at what is still kept.
+    assert len(read_stream(streams, _trim_horizon(dynamodb, streams, table))) == len(shard.items)
+
+
+def _shard_id(dynamodb: Any, streams: Any, table: str) -> str:
+    stream_arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    return str(
+        streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    )
+
+
+def test_written_items_are_not_kept_alive_by_motos_instance_list(dynamodb: Any, table: str) -> None:
+    tracked_before = len(Item.instances_tracked)
+    for n in range(50):
+        put_stock(dynamodb, table, f"SKU-{n}", 1)
+    assert len(Item.instances_tracked) == tracked_before

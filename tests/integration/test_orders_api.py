@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import pytest
+from botocore.exceptions import ClientError
 
 from chalicelib.domain.catalogue import (
     LocalizedText,
@@ -27,7 +28,7 @@ from chalicelib.services import catalogue, stock
 from chalicelib.settings import get_settings
 from chalicelib.store import inventory, tables
 from chalicelib.store import orders as order_store
-from chalicelib.store.unit_of_work import UnitOfWork
+from chalicelib.store.unit_of_work import CancellationReason, TransactionCancelled, UnitOfWork
 
 if TYPE_CHECKING:
     from conftest import Api
@@ -773,3 +774,85 @@ def test_openapi_describes_the_order_routes_with_what_they_really_send(world: Ap
     post = spec["paths"]["/orders"]["post"]
     assert {"201", "400", "401", "403", "409", "422"} <= set(post["responses"])
     assert set(spec["paths"]["/orders/{order_id}/cancel"]["post"]["responses"]) >= {"404", "409"}
+
+
+# --- contention is not shortage ---------------------------------------------------------------
+
+
+def _refuse_every_commit(monkeypatch: pytest.MonkeyPatch, code: str) -> list[int]:
+    """Every transaction is cancelled for contention (``code`` on each action), as DynamoDB
+    does under a flash sale; returns a list counting the attempts."""
+    attempts: list[int] = []
+
+    def contended(self: UnitOfWork, **_: Any) -> None:
+        attempts.append(1)
+        raise TransactionCancelled([CancellationReason(tag=t, code=code) for t in self.tags])
+
+    monkeypatch.setattr(UnitOfWork, "commit", contended)
+    return attempts
+
+
+@pytest.mark.parametrize("code", ["TransactionConflict", "ThrottlingError"])
+def test_a_store_contended_for_the_whole_budget_is_503_busy_with_retry_after_never_409(
+    world: Api, monkeypatch: pytest.MonkeyPatch, code: str
+) -> None:
+    receive("MUG", "SH", 5)
+    monkeypatch.setenv("PLACEMENT_BUDGET_SECONDS", "0.3")
+    get_settings.cache_clear()
+    before = table_snapshot()
+    attempts = _refuse_every_commit(monkeypatch, code)
+
+    response = place(world, order_body({"MUG": 1}))
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.json_body["error"] == "busy"
+    assert len(attempts) > 1  # retried with backoff inside the budget
+    assert table_snapshot() == before
+    assert levels("MUG") == {"SH": (5, 0, 5)}
+
+
+def test_a_throttled_read_past_botocores_retries_is_busy_not_out_of_stock(
+    world: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receive("MUG", "SH", 5)
+    monkeypatch.setenv("PLACEMENT_BUDGET_SECONDS", "0.2")
+    get_settings.cache_clear()
+
+    def throttled(**_: Any) -> Any:
+        raise ClientError(
+            {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "BatchGetItem"
+        )
+
+    monkeypatch.setattr(order_store, "read_for_placement", throttled)
+
+    response = place(world, order_body({"MUG": 1}))
+
+    assert response.status_code == 503
+    assert response.json_body["error"] == "busy"
+
+
+def test_when_contention_ends_with_the_stock_gone_the_fresh_read_answers_409(
+    world: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receive("MUG", "SH", 1)
+    real_commit = UnitOfWork.commit
+    throttled_once: list[int] = []
+
+    def throttled_then_sold_out(self: UnitOfWork, **kwargs: Any) -> None:
+        if not throttled_once:
+            throttled_once.append(1)
+            # Meanwhile the last unit goes (this commit is the real one).
+            stock.adjust("MUG", "SH", -1, reason="damage", actor="test")
+            raise TransactionCancelled(
+                [CancellationReason(tag=t, code="ThrottlingError") for t in self.tags]
+            )
+        real_commit(self, **kwargs)
+
+    monkeypatch.setattr(UnitOfWork, "commit", throttled_then_sold_out)
+
+    response = place(world, order_body({"MUG": 1}))
+
+    assert response.status_code == 409
+    assert response.json_body["error"] == "out_of_stock"
+    assert response.json_body["details"] == [{"sku": "MUG", "requested": 1, "available": 0}]
