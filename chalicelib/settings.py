@@ -106,6 +106,9 @@ class Settings:
     # figures are kept and reported by (the nightly job's cron in UTC assumes UTC+8).
     analytics_queue_url: str = ""
     business_time_zone: str = "Asia/Shanghai"
+    # After-sales windows per product category, JSON overriding the defaults per type or
+    # "type:reason" in days, e.g. {"electronics": {"repair": 730}}; empty = the defaults.
+    after_sales_windows: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -161,6 +164,7 @@ class Settings:
             code_version=env.get("CODE_VERSION", ""),
             analytics_queue_url=env.get("ANALYTICS_QUEUE_URL", ""),
             business_time_zone=env.get("BUSINESS_TIME_ZONE", "") or "Asia/Shanghai",
+            after_sales_windows=env.get("AFTER_SALES_WINDOWS", ""),
         )
 
 

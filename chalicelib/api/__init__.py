@@ -6,6 +6,7 @@ from chalice import Chalice
 
 from chalicelib import observability
 from chalicelib.api import (
+    after_sales,
     alerts,
     auth,
     cors,
@@ -31,6 +32,7 @@ BLUEPRINTS += [me.blueprint]
 BLUEPRINTS += [shipments.blueprint, operations.blueprint]
 BLUEPRINTS += [alerts.blueprint]
 BLUEPRINTS += [reports.blueprint]
+BLUEPRINTS += [after_sales.blueprint]
 
 
 _registered = False
