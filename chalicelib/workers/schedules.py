@@ -8,7 +8,7 @@ from typing import Any
 from chalice import Blueprint, Cron, Rate
 from chalice.app import CloudWatchEvent
 
-from chalicelib.services import low_stock, orders, reconciliation, refunds
+from chalicelib.services import after_sales, low_stock, orders, reconciliation, refunds
 
 blueprint = Blueprint(__name__)
 
@@ -40,6 +40,12 @@ def check_low_stock(event: CloudWatchEvent) -> dict[str, Any]:
 def retry_pending_refunds(event: CloudWatchEvent) -> dict[str, Any]:
     """Ask the providers again about refunds they have not confirmed."""
     return refunds.retry_pending_refunds(run_moment(event)).as_dict()
+
+
+@blueprint.schedule(Rate(1, unit=Rate.HOURS))
+def close_after_sales(event: CloudWatchEvent) -> dict[str, Any]:
+    """Close after-sales requests approved seven days ago whose parcel never came."""
+    return after_sales.close_overdue(run_moment(event)).as_dict()
 
 
 def requested_day(event: CloudWatchEvent, default: date) -> date:

@@ -26,7 +26,7 @@ from chalicelib.domain.money import Money
 from chalicelib.domain.orders import OrderStatus, ShippingAddress
 from chalicelib.domain.payments import Payment
 from chalicelib.services import after_sales, orders, payments, stock, stock_audit
-from chalicelib.store import inventory
+from chalicelib.store import inventory, tables
 from chalicelib.store import orders as order_store
 from chalicelib.store import payments as payment_store
 from chalicelib.store.unit_of_work import UnitOfWork
@@ -418,3 +418,46 @@ def test_reading_is_for_the_owner_and_staff_and_staff_list_newest_first(world: A
     assert [r["request_id"] for r in rest["items"]] == [first["request_id"]]
     repairs = world.request("GET", "/after-sales?type=repair&status=requested", headers=world.ops)
     assert [r["request_id"] for r in repairs.json_body["items"]] == [second["request_id"]]
+
+
+# --- the fulfilment queue ------------------------------------------------------------------
+
+
+def consume(api: Api, event_type: str) -> None:
+    """Hand every recorded ``event_type`` event to the fulfilment queue's consumer."""
+    from chalicelib.store import outbox
+
+    records = [
+        {
+            "messageId": f"m-{number}",
+            "receiptHandle": f"h-{number}",
+            "body": outbox.message_body(outbox.event_from_item(raw)),
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+            "messageAttributes": {},
+            "md5OfBody": "",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:orderdesk-test-fulfilment",
+            "awsRegion": "us-east-1",
+        }
+        for number, raw in enumerate(tables.to_item(item) for item in outbox_events(event_type))
+    ]
+    result = api.client.lambda_.invoke("fulfil_orders", {"Records": records}).payload
+    assert result == {"batchItemFailures": []}
+
+
+def test_received_exchange_ships_through_the_fulfilment_queue_once(world: Api) -> None:
+    order = delivered_order({"MUG": 1})
+    request_id = ask(world, order.order_id, body("exchange", ("MUG", 1, "damaged_in_transit")))
+    request_id = request_id.json_body["request_id"]
+    act(world, request_id, "approve", {})
+    parcel = {"carrier": "sf", "tracking_number": "SF55555"}
+    act(world, request_id, "return-shipment", parcel, world.customer)
+    lines = [{"sku": "MUG", "quantity": 1, "disposition": "restock"}]
+    act(world, request_id, "receive", {"lines": lines})
+    consume(world, "after_sales.received")
+    consume(world, "after_sales.received")  # a redelivery changes nothing
+    shipped = after_sales.get_request(request_id, viewer_id="x", staff=True)
+    assert shipped.status.value == "exchange_shipped"
+    assert [m.type.value for m in inventory.iter_ledger("MUG", "SH")].count("shipped") == 2
+    assert len(outbox_events("after_sales.exchange_shipped")) == 1
+    assert_stock_balanced()

@@ -243,3 +243,17 @@ def test_written_off_units_are_in_the_ledger_but_not_on_hand() -> None:
     back, returned = inventory.return_to_stock(after, 1, reference="as_1", at=DELIVERED, actor="o")
     assert back.on_hand == 4
     assert inventory.ledger_balance([movement, returned]) == (1, 0)
+
+
+def test_after_sales_decisions_are_transactional_and_worded_in_both_languages() -> None:
+    from chalicelib.domain import notifications as n
+
+    prefs = n.NotificationPreferences.of({"email": False, "sms": False, "push": False}, {})
+    for event in ("after_sales.approved", "after_sales.rejected", "after_sales.refunded"):
+        assert prefs.channels_for(event) == (n.Channel.EMAIL,)
+    assert prefs.channels_for("after_sales.received") == ()
+    for event in n.AFTER_SALES_EVENTS:
+        facts = n.MessageFacts(event_type=event, order_id="ord_1")
+        zh = n.render(facts, n.Channel.EMAIL, "zh-CN")
+        en = n.render(facts, n.Channel.SMS, "en")
+        assert "ord_1" in zh.subject and "ord_1" in en.body
