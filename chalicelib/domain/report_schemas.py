@@ -167,6 +167,23 @@ REPORT_SCHEMAS: dict[str, Schema] = {
         ("revenue_minor", BIGINT),
         ("last_order_at", STRING),
     ),
+    "after_sales/by_product": (
+        ("sku", STRING),
+        *_NAMES,
+        ("type", STRING),
+        ("reason", STRING),
+        ("currency", STRING),
+        ("requests", BIGINT),
+        ("units", BIGINT),
+        ("refunds_minor", BIGINT),
+        ("return_rate", DOUBLE),  # units returned / units delivered, last 30 days
+    ),
+    "after_sales/summary": (
+        ("type", STRING),
+        ("requests", BIGINT),
+        ("completions", BIGINT),
+        ("median_days_to_complete", DOUBLE),
+    ),
 }
 
 

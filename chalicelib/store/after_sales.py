@@ -5,9 +5,12 @@ Item shapes (the only place that knows them):
     request      pk=AFTERSALES#<request_id>             sk=REQUEST
                  the whole request (lines, timeline, replacement, received, ...), status,
                  version
+                 gsi1pk=AFTERSALESDAY#<business day created>   gsi1sk=<created_at>#<id>  reports
                  gsi2pk=AFTERSALESSTATUS#<status>  gsi2sk=<created_at>#<request_id>  staff list
                  gsi3pk=AFTERSALESDUE              gsi3sk=<close_at>#<request_id>   only while
                                                    approved with no return parcel (auto-close)
+                 gsi3pk=AFTERSALESDONE#<business day completed>  gsi3sk=<completed_at>#<id>
+                                                   once refunded or completed (reports)
     coverage     pk=ORDER#<order_id>                    sk=AFTERSALES
                  request_ids (newest last), covered {sku: units under open or completed
                  requests}, returned {sku: units refunded by returns}, version
@@ -27,8 +30,9 @@ import re
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from chalicelib.domain.after_sales import (
     CLOSE_AFTER,
@@ -43,6 +47,7 @@ from chalicelib.domain.after_sales import (
     TimelineEntry,
 )
 from chalicelib.domain.money import Money
+from chalicelib.settings import get_settings
 from chalicelib.store import tables
 from chalicelib.store.orders import ORDER_PREFIX, timestamp
 from chalicelib.store.pagination import InvalidCursor, Page, decode_cursor, encode_cursor, scope_of
@@ -53,6 +58,8 @@ REQUEST_SK = "REQUEST"
 COVERAGE_SK = "AFTERSALES"
 STATUS_PREFIX = "AFTERSALESSTATUS#"
 DUE_PARTITION = "AFTERSALESDUE"
+DAY_PREFIX = "AFTERSALESDAY#"
+DONE_PREFIX = "AFTERSALESDONE#"
 IDEMPOTENCY_PREFIX = "IDEMPOTENCY#"
 IDEMPOTENCY_RETENTION = timedelta(hours=48)
 _POSITION = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z#[A-Za-z0-9._-]{1,64}")
@@ -77,6 +84,11 @@ def _idempotency_key(customer_id: str, key: str, order_id: str) -> tables.RawIte
     }
 
 
+def business_day(moment: datetime) -> date:
+    """The calendar day ``moment`` falls on where the business reports its days."""
+    return moment.astimezone(ZoneInfo(get_settings().business_time_zone)).date()
+
+
 def _listing_position(request: AfterSalesRequest) -> str:
     return f"{timestamp(request.created_at)}#{request.request_id}"
 
@@ -89,6 +101,8 @@ def request_item(request: AfterSalesRequest) -> tables.RawItem:
         tables.PK: REQUEST_PREFIX + request.request_id,
         tables.SK: REQUEST_SK,
         "entity": "after_sales_request",
+        "gsi1pk": DAY_PREFIX + business_day(request.created_at).isoformat(),
+        "gsi1sk": _listing_position(request),
         "gsi2pk": STATUS_PREFIX + request.status.value,
         "gsi2sk": _listing_position(request),
         "request_id": request.request_id,
@@ -126,6 +140,10 @@ def request_item(request: AfterSalesRequest) -> tables.RawItem:
         close_at = request.updated_at + CLOSE_AFTER
         values["gsi3pk"] = DUE_PARTITION
         values["gsi3sk"] = f"{timestamp(close_at)}#{request.request_id}"
+    done = request.completed_at
+    if done is not None:
+        values["gsi3pk"] = DONE_PREFIX + business_day(done).isoformat()
+        values["gsi3sk"] = f"{timestamp(done)}#{request.request_id}"
     return tables.to_item(values)
 
 
@@ -423,3 +441,31 @@ def due_to_close(now: datetime, *, limit: int) -> list[AfterSalesRequest]:
         Limit=limit,
     )
     return [request_from_item(raw) for raw in response.get("Items", [])]
+
+
+def _query_all(index: str, partition: str) -> list[AfterSalesRequest]:
+    pk_name, _ = tables.GSI_KEYS[index]
+    query: dict[str, Any] = {
+        "TableName": tables.table_name(),
+        "IndexName": index,
+        "KeyConditionExpression": "#pk = :pk",
+        "ExpressionAttributeNames": {"#pk": pk_name},
+        "ExpressionAttributeValues": {":pk": {"S": partition}},
+    }
+    found: list[AfterSalesRequest] = []
+    while True:
+        response = tables.client().query(**query)
+        found.extend(request_from_item(raw) for raw in response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            return found
+        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def created_on(day: date) -> list[AfterSalesRequest]:
+    """Requests made on ``day`` (business calendar), one Query of that day's partition."""
+    return _query_all(tables.GSI1, DAY_PREFIX + day.isoformat())
+
+
+def completed_on(day: date) -> list[AfterSalesRequest]:
+    """Requests refunded or completed on ``day``, one Query of that day's partition."""
+    return _query_all(tables.GSI3, DONE_PREFIX + day.isoformat())

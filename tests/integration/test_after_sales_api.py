@@ -461,3 +461,21 @@ def test_received_exchange_ships_through_the_fulfilment_queue_once(world: Api) -
     assert [m.type.value for m in inventory.iter_ledger("MUG", "SH")].count("shipped") == 2
     assert len(outbox_events("after_sales.exchange_shipped")) == 1
     assert_stock_balanced()
+
+
+def test_nightly_tables_read_the_days_requests(world: Api) -> None:
+    from chalicelib.store.after_sales import business_day
+
+    order = delivered_order({"MUG": 2})
+    request_id = ask(world, order.order_id, body("refund_only", ("MUG", 2, "damaged_in_transit")))
+    request_id = request_id.json_body["request_id"]
+    act(world, request_id, "approve", {})
+    (refund,) = pending_refunds(order.order_id)
+    after_sales.on_refund_settled(order.order_id, refund.refund_id)
+    by_product, summary = after_sales.report_tables(business_day(datetime.now(UTC)), currency="CNY")
+    (row,) = by_product.rows
+    assert (row["sku"], row["type"], row["units"]) == ("MUG", "refund_only", 2)
+    assert row["refunds_minor"] == refund.amount.amount
+    assert row["return_rate"] == 0.0  # a refund without a return sends nothing back
+    done = {r["type"]: r for r in summary.rows}["refund_only"]
+    assert (done["requests"], done["completions"]) == (1, 1)

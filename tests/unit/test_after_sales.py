@@ -257,3 +257,65 @@ def test_after_sales_decisions_are_transactional_and_worded_in_both_languages() 
         zh = n.render(facts, n.Channel.EMAIL, "zh-CN")
         en = n.render(facts, n.Channel.SMS, "en")
         assert "ord_1" in zh.subject and "ord_1" in en.body
+
+
+# --- the nightly tables ------------------------------------------------------------------
+
+
+def test_by_product_shares_the_refund_over_lines_and_rates_returns() -> None:
+    from chalicelib.domain import after_sales_reports as reports
+    from chalicelib.domain.report_schemas import check_table
+
+    both = AfterSalesRequest.open(
+        request_id="as_2",
+        order_id="ord_1",
+        customer_id="c1",
+        kind=T.RETURN,
+        lines=[RequestLine("MUG", 2, R.DEFECTIVE), RequestLine("TEA", 1, R.WRONG_ITEM)],
+        description="",
+        refund_estimate=cny(2 * 2900 + 4550 + 1000),
+        at=DELIVERED,
+    )
+    table = reports.by_product(
+        [both, request(T.REPAIR)],
+        currency="CNY",
+        prices={"MUG": cny(2900), "TEA": cny(4550)},
+        names={"MUG": reports.Names("杯子", "Mug")},
+        returned_units=reports.returned_units([both]),
+        delivered_units={"MUG": 8, "TEA": 0},
+    )
+    check_table(table)
+    rows = {(r["sku"], r["type"]): r for r in table.rows}
+    assert rows[("MUG", "return")]["refunds_minor"] + rows[("TEA", "return")]["refunds_minor"] == (
+        11350
+    )
+    assert rows[("MUG", "return")]["return_rate"] == 0.25
+    assert rows[("TEA", "return")]["return_rate"] is None  # nothing delivered: no rate
+    assert rows[("MUG", "repair")]["refunds_minor"] == 0
+    assert rows[("MUG", "return")]["name_en"] == "Mug"
+
+
+def test_summary_takes_the_median_days_of_the_requests_completed_that_day() -> None:
+    from chalicelib.domain import after_sales_reports as reports
+    from chalicelib.domain.report_schemas import check_table
+
+    fast = walk(T.REFUND_ONLY, S.APPROVED, S.REFUNDED)  # 2 hours
+    slow = request(T.REFUND_ONLY).transition(
+        S.APPROVED, at=DELIVERED + timedelta(days=1), actor="x"
+    )
+    slow = slow.transition(S.REFUNDED, at=DELIVERED + timedelta(days=3), actor="x")
+    slower = request(T.REFUND_ONLY).transition(
+        S.APPROVED, at=DELIVERED + timedelta(days=4), actor="x"
+    )
+    slower = slower.transition(S.REFUNDED, at=DELIVERED + timedelta(days=5), actor="x")
+    table = reports.summary([request(T.RETURN)], [fast, slow, slower])
+    check_table(table)
+    rows = {r["type"]: r for r in table.rows}
+    assert rows["refund_only"]["completions"] == 3
+    assert rows["refund_only"]["median_days_to_complete"] == 3.0
+    assert rows["return"] == {
+        "type": "return",
+        "requests": 1,
+        "completions": 0,
+        "median_days_to_complete": None,
+    }
