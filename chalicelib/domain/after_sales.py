@@ -249,9 +249,10 @@ def check_eligibility(
                 eligible=max(0, eligible),
             )
         if kind is AfterSalesType.EXCHANGE:
+            # The same SKU again is always a like-for-like swap, whatever it costs today.
             wanted = line.exchange_sku or line.sku
             price = exchange_prices.get(wanted)
-            if price is None or price != got.unit_price:
+            if wanted != line.sku and (price is None or price != got.unit_price):
                 raise NotEligible(
                     "different_price",
                     f"{wanted} cannot replace {line.sku}: an exchange is for the same price.",
