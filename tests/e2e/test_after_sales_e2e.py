@@ -49,8 +49,16 @@ def ledger_types(stack: LocalStackUnderTest, ops: dict[str, str], sku: str) -> l
     return [entry["type"] for entry in page["items"]]
 
 
+# How each method's emulator is told the shopper paid (card pays at once).
+PAY_PATHS = {"alipay": "trades", "wechat_pay": "transactions"}
+
+
 def delivered_order(
-    stack: LocalStackUnderTest, ops: dict[str, str], shopper: dict[str, str], skus: list[str]
+    stack: LocalStackUnderTest,
+    ops: dict[str, str],
+    shopper: dict[str, str],
+    skus: list[str],
+    method: str = "card",
 ) -> dict[str, Any]:
     lines = [{"sku": sku, "quantity": 1} for sku in skus]
     placed = call(stack, "POST", "/orders", shopper, {"lines": lines, "shipping_address": ADDRESS})
@@ -61,9 +69,17 @@ def delivered_order(
         "POST",
         f"/orders/{order['order_id']}/payments",
         {**shopper, "Idempotency-Key": uuid.uuid4().hex},
-        {"method": "card", "payment_method": "pm_card_visa"},
+        {"method": "card", "payment_method": "pm_card_visa"}
+        if method == "card"
+        else {"method": method},
     )
-    assert paid.status_code == 201 and paid.json()["status"] == "succeeded", paid.text
+    assert paid.status_code == 201, paid.text
+    if method in PAY_PATHS:
+        emulator = str(stack.data["emulators"][method]).rstrip("/")
+        path = f"{emulator}/_emulator/{PAY_PATHS[method]}/{paid.json()['payment_id']}/pay"
+        assert requests.post(path, json={}, timeout=TIMEOUT).ok
+    else:
+        assert paid.json()["status"] == "succeeded", paid.text
     (shipment,) = order["shipments"]
 
     def released() -> bool:
@@ -255,3 +271,34 @@ def test_each_after_sales_type_reaches_its_end_and_stock_still_balances(
         check=False,
     )
     assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def test_returns_paid_by_alipay_and_wechat_pay_are_refunded_through_their_provider(
+    stack: LocalStackUnderTest,
+) -> None:
+    ops = stack.auth("ops-after-sales-e2e", "ops")
+    shopper = stack.auth(f"buyer-{uuid.uuid4().hex[:8]}", "customers")
+    for method in ("alipay", "wechat_pay"):
+        sku = product(stack, ops, f"cup{method.replace('_', '')}", 3900)
+        order = delivered_order(stack, ops, shopper, [sku], method=method)
+        request_id = ask(
+            stack,
+            shopper,
+            order["order_id"],
+            "return",
+            [{"sku": sku, "quantity": 1, "reason": "not_as_described"}],
+        )
+        act(stack, ops, request_id, "approve")
+        parcel = {"carrier": "sf", "tracking_number": f"SF{uuid.uuid4().int % 10**10:010d}"}
+        act(stack, shopper, request_id, "return-shipment", parcel)
+        lines = [{"sku": sku, "quantity": 1, "disposition": "restock"}]
+        act(stack, ops, request_id, "receive", {"lines": lines})
+        done = status_becomes(stack, shopper, request_id, "refunded")
+        refunds = call(stack, "GET", f"/orders/{order['order_id']}/refunds", shopper).json()
+        (refund,) = [r for r in refunds["items"] if r["refund_id"] == done["refund_id"]]
+        # The whole order came back for the shop's fault: the shipping fee too.
+        assert refund["amount"] == order["total"]
+        assert refund["status"] == "succeeded"
+        payments = call(stack, "GET", f"/orders/{order['order_id']}/payments", shopper).json()
+        (payment,) = [p for p in payments["items"] if p["payment_id"] == refund["payment_id"]]
+        assert (payment["method"], payment["refunded"]) == (method, order["total"])
