@@ -479,3 +479,47 @@ def test_nightly_tables_read_the_days_requests(world: Api) -> None:
     assert row["return_rate"] == 0.0  # a refund without a return sends nothing back
     done = {r["type"]: r for r in summary.rows}["refund_only"]
     assert (done["requests"], done["completions"]) == (1, 1)
+
+
+def test_carrier_push_of_the_outbound_parcel_completes_the_repair(world: Api) -> None:
+    from chalicelib.adapters.carriers import TrackingUpdate
+    from chalicelib.domain.tracking import Booking, TrackingEvent, TrackingStatus
+    from chalicelib.services import fulfilment
+    from chalicelib.store import shipments
+
+    order = delivered_order({"MUG": 1})
+    request_id = ask(world, order.order_id, body("repair", ("MUG", 1, "defective")))
+    request_id = request_id.json_body["request_id"]
+    act(world, request_id, "approve", {})
+    parcel = {"carrier": "sf", "tracking_number": "SF4242"}
+    act(world, request_id, "return-shipment", parcel, world.customer)
+    lines = [{"sku": "MUG", "quantity": 1, "disposition": "write_off"}]
+    act(world, request_id, "receive", {"lines": lines})
+    act(world, request_id, "return-repaired", None)
+    # The parcel's number, as booking it with the carrier records it.
+    uow = UnitOfWork()
+    shipments.add_tracking_number(uow, Booking("shunfeng", "SF7777", "", ""), request_id + "-out")
+    uow.commit()
+    now = datetime.now(UTC)
+    moving = TrackingUpdate(
+        "kuaidi100", "shunfeng", "SF7777", (TrackingEvent(TrackingStatus.IN_TRANSIT, now),)
+    )
+    assert fulfilment.record_tracking(moving)
+    current = after_sales.get_request(request_id, viewer_id="x", staff=True)
+    assert current.status.value == "repair_shipped"
+    assert current.outbound_shipment["tracking_status"] == "in_transit"
+    arrived = TrackingUpdate(
+        "kuaidi100",
+        "shunfeng",
+        "SF7777",
+        (
+            TrackingEvent(TrackingStatus.IN_TRANSIT, now),
+            TrackingEvent(TrackingStatus.DELIVERED, now + timedelta(hours=5)),
+        ),
+    )
+    assert fulfilment.record_tracking(arrived)
+    assert fulfilment.record_tracking(arrived)  # a repeated push changes nothing more
+    done = after_sales.get_request(request_id, viewer_id="x", staff=True)
+    assert done.status.value == "completed"
+    assert [e.status for e in done.timeline].count("completed") == 1
+    assert order_store.get_order(order.order_id, consistent=True) == order
