@@ -37,6 +37,11 @@ def product(stack: LocalStackUnderTest, ops: dict[str, str], name: str, price: i
     return sku
 
 
+def waybill() -> str:
+    """A number no earlier run has used (the carrier emulator keeps its parcels)."""
+    return f"SF{uuid.uuid4().int % 10**12:012d}"
+
+
 def level(stack: LocalStackUnderTest, ops: dict[str, str], sku: str) -> tuple[int, int]:
     for entry in call(stack, "GET", f"/stock/{sku}", ops).json()["warehouses"]:
         if entry["warehouse"] == WAREHOUSE:
@@ -167,7 +172,7 @@ def test_each_after_sales_type_reaches_its_end_and_stock_still_balances(
         ],
     )
     act(stack, support, returned, "approve", {"note": "请寄回"})
-    parcel = {"carrier": "shunfeng", "tracking_number": "SF1000000001"}
+    parcel = {"carrier": "shunfeng", "tracking_number": waybill()}
     assert act(stack, shopper, returned, "return-shipment", parcel)["status"] == (
         "return_in_transit"
     )
@@ -221,7 +226,7 @@ def test_each_after_sales_type_reaches_its_end_and_stock_still_balances(
         shopper,
         exchange,
         "return-shipment",
-        {"carrier": "yto", "tracking_number": "YT2000000002"},
+        {"carrier": "shunfeng", "tracking_number": waybill()},
     )
     act(
         stack,
@@ -230,8 +235,13 @@ def test_each_after_sales_type_reaches_its_end_and_stock_still_balances(
         "receive",
         {"lines": [{"sku": vase, "quantity": 1, "disposition": "restock"}]},
     )
-    status_becomes(stack, shopper, exchange, "exchange_shipped")
+    shipped = status_becomes(stack, shopper, exchange, "exchange_shipped")
     assert level(stack, ops, vase_blue) == (4, 0)
+    assert shipped["outbound_shipment"]["tracking_number"]
+    # The carrier emulator carries the replacement to the door: the exchange is complete.
+    carrier = stack.data["emulators"]["carrier"]
+    assert requests.post(f"{carrier}/_emulator/fast-forward", timeout=2 * TIMEOUT).ok
+    status_becomes(stack, shopper, exchange, "completed")
 
     # A repair: back, repaired, shipped back.
     repair = ask(
@@ -243,7 +253,7 @@ def test_each_after_sales_type_reaches_its_end_and_stock_still_balances(
         shopper,
         repair,
         "return-shipment",
-        {"carrier": "sf", "tracking_number": "SF3000000003"},
+        {"carrier": "shunfeng", "tracking_number": waybill()},
     )
     received = act(
         stack,
@@ -254,6 +264,17 @@ def test_each_after_sales_type_reaches_its_end_and_stock_still_balances(
     )
     assert received["status"] == "repairing"
     assert act(stack, ops, repair, "return-repaired")["status"] == "repair_shipped"
+    assert requests.post(f"{carrier}/_emulator/fast-forward", timeout=2 * TIMEOUT).ok
+    status_becomes(stack, shopper, repair, "completed")
+
+    # The customer's own return parcel was subscribed, and its pushes are on the request.
+    def return_tracked() -> dict[str, Any] | None:
+        current = call(stack, "GET", f"/after-sales/{returned}", shopper).json()
+        parcel = current["return_shipment"]
+        return parcel if parcel.get("tracking_status") else None
+
+    tracked = eventually(return_tracked, what="the return parcel's tracking on the request")
+    assert tracked["subscribed"] is True
 
     # The order page lists the requests; the order itself did not move.
     listed = call(stack, "GET", f"/orders/{order_id}/after-sales", shopper).json()["items"]
@@ -289,7 +310,7 @@ def test_returns_paid_by_alipay_and_wechat_pay_are_refunded_through_their_provid
             [{"sku": sku, "quantity": 1, "reason": "not_as_described"}],
         )
         act(stack, ops, request_id, "approve")
-        parcel = {"carrier": "sf", "tracking_number": f"SF{uuid.uuid4().int % 10**10:010d}"}
+        parcel = {"carrier": "shunfeng", "tracking_number": waybill()}
         act(stack, shopper, request_id, "return-shipment", parcel)
         lines = [{"sku": sku, "quantity": 1, "disposition": "restock"}]
         act(stack, ops, request_id, "receive", {"lines": lines})
