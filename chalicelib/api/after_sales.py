@@ -131,6 +131,7 @@ class AfterSalesBody(models.ResponseModel):
     replacement: list[dict[str, Any]]
     received: list[dict[str, Any]]
     refund_id: str | None
+    refund_amount: models.MoneyBody | None
     outbound_shipment: dict[str, Any] | None
     created_at: str
     updated_at: str

@@ -356,6 +356,7 @@ class AfterSalesRequest:
     replacement: tuple[Held, ...] = ()
     received: tuple[ReceivedLine, ...] = ()
     refund_id: str | None = None
+    refund_amount: Money | None = None  # what was actually owed back (pending until settled)
     outbound_shipment: Mapping[str, Any] | None = None
     version: int = 1
 
@@ -466,6 +467,7 @@ class AfterSalesRequest:
             "replacement": [held.as_dict() for held in self.replacement],
             "received": [line.as_dict() for line in self.received],
             "refund_id": self.refund_id,
+            "refund_amount": self.refund_amount.as_dict() if self.refund_amount else None,
             "outbound_shipment": (dict(self.outbound_shipment) if self.outbound_shipment else None),
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),

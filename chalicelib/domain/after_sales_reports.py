@@ -1,8 +1,9 @@
 """The nightly after-sales tables, computed from the requests themselves (not counters).
 
-``after_sales/by_product``: per (SKU, type, reason), the day's requests, units and refunds
-(each request's refund shared over its lines by value), and the SKU's return rate: units
-under return requests over the last 30 days ÷ units delivered (shipped) in those days.
+``after_sales/by_product``: per (SKU, type, reason), the day's requests and their units, the
+refunds of the requests refunded that day (each refund shared over its request's lines by
+value), and the SKU's return rate: units under return requests over the last 30 days ÷ units
+delivered (shipped) in those days.
 
 ``after_sales/summary``: per type, the day's requests and completions (``refunded`` or
 ``completed``), and the median days from request to completion over the requests
@@ -15,7 +16,12 @@ import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from chalicelib.domain.after_sales import AfterSalesRequest, AfterSalesType
+from chalicelib.domain.after_sales import (
+    AfterSalesRequest,
+    AfterSalesStatus,
+    AfterSalesType,
+    RequestLine,
+)
 from chalicelib.domain.analytics import ratio
 from chalicelib.domain.money import Money
 from chalicelib.domain.reports import ReportTable
@@ -44,8 +50,8 @@ class Names:
 
 
 def _line_refunds(request: AfterSalesRequest, prices: Mapping[str, Money]) -> list[int]:
-    """The request's refund (or its estimate) shared over its lines by their value."""
-    refund = request.refund_estimate
+    """The request's refund shared over its lines by their value."""
+    refund = request.refund_amount
     if refund is None or refund.is_zero():
         return [0] * len(request.lines)
     weights = [
@@ -59,6 +65,7 @@ def _line_refunds(request: AfterSalesRequest, prices: Mapping[str, Money]) -> li
 
 def by_product(
     requests: Iterable[AfterSalesRequest],
+    refunded: Iterable[AfterSalesRequest] = (),
     *,
     currency: str,
     prices: Mapping[str, Money],
@@ -67,13 +74,21 @@ def by_product(
     delivered_units: Mapping[str, int],
 ) -> ReportTable:
     groups: dict[tuple[str, str, str], dict[str, int]] = {}
+
+    def group_of(request: AfterSalesRequest, line: RequestLine) -> dict[str, int]:
+        key = (line.sku, request.type.value, line.reason.value)
+        return groups.setdefault(key, {"requests": 0, "units": 0, "refunds": 0})
+
     for request in requests:
-        for line, refund in zip(request.lines, _line_refunds(request, prices), strict=True):
-            key = (line.sku, request.type.value, line.reason.value)
-            group = groups.setdefault(key, {"requests": 0, "units": 0, "refunds": 0})
+        for line in request.lines:
+            group = group_of(request, line)
             group["requests"] += 1
             group["units"] += line.quantity
-            group["refunds"] += refund
+    for request in refunded:
+        if request.status is not AfterSalesStatus.REFUNDED:
+            continue
+        for line, refund in zip(request.lines, _line_refunds(request, prices), strict=True):
+            group_of(request, line)["refunds"] += refund
     rows = []
     for (sku, kind, reason), group in sorted(groups.items()):
         known = names.get(sku)

@@ -47,7 +47,7 @@ from chalicelib.domain.errors import (
 from chalicelib.domain.identifiers import sortable_id
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import Order, OrderStatus, ShipmentStatus
-from chalicelib.domain.payments import Payment
+from chalicelib.domain.payments import Payment, Refund
 from chalicelib.domain.reports import ReportTable
 from chalicelib.domain.tracking import Booking, TrackingStatus
 from chalicelib.observability import logger
@@ -445,9 +445,9 @@ def _reserve_replacement(
 
 def _owe_refund(
     uow: UnitOfWork, order: Order, amount: Money, *, request_id: str, at: datetime
-) -> str | None:
-    """Write the refund this request owes, pending, in ``uow``; its id (None if nothing
-    is left to refund)."""
+) -> Refund | None:
+    """Write the refund this request owes, pending, in ``uow`` (None if nothing is left to
+    refund)."""
     for payment in _captured(order.order_id):
         if payment.refundable.is_zero() or payment.amount.currency != amount.currency:
             continue
@@ -456,7 +456,7 @@ def _owe_refund(
         )
         if refund is not None:
             payments_store.add_payment_change(uow, committed, previous=payment)
-            return refund.refund_id
+            return refund
     return None
 
 
@@ -484,12 +484,12 @@ def approve(
         if current.type is AfterSalesType.REFUND_ONLY:
             approved = current.transition(_S.APPROVED, at=at, actor=actor, note=note)
             amount = current.refund_estimate or Money.zero(order.total.currency)
-            refund_id = _owe_refund(uow, order, amount, request_id=request_id, at=at)
-            if refund_id is None:
+            refund = _owe_refund(uow, order, amount, request_id=request_id, at=at)
+            if refund is None:
                 return approved.transition(
                     _S.REFUNDED, at=at, actor=SYSTEM_ACTOR, note="nothing to refund"
                 )
-            return replace(approved, refund_id=refund_id)
+            return replace(approved, refund_id=refund.refund_id, refund_amount=refund.amount)
         warehouse = return_warehouse or _default_warehouse(order, current)
         replacement: tuple[Held, ...] = ()
         if current.type is AfterSalesType.EXCHANGE:
@@ -627,10 +627,10 @@ def _refund_return(
     for sku, quantity, _ in back:
         returned[sku] = returned.get(sku, 0) + quantity
     store.add_coverage_change(uow, replace(coverage, returned=returned), previous=coverage)
-    refund_id = _owe_refund(uow, order, amount, request_id=request.request_id, at=at)
-    if refund_id is None:
+    refund = _owe_refund(uow, order, amount, request_id=request.request_id, at=at)
+    if refund is None:
         return request.transition(_S.REFUNDED, at=at, actor=SYSTEM_ACTOR, note="nothing to refund")
-    return replace(request, refund_id=refund_id)
+    return replace(request, refund_id=refund.refund_id, refund_amount=refund.amount)
 
 
 # --- parcels: the one coming back, and the one going out ------------------------------------
@@ -877,7 +877,7 @@ def report_tables(day: date, *, currency: str) -> list[ReportTable]:
     completed = store.completed_on(day)
     window = [day - timedelta(days=back) for back in range(reports.RETURN_RATE_DAYS)]
     recent = [request for moment in window for request in store.created_on(moment)]
-    skus = sorted({line.sku for request in created for line in request.lines})
+    skus = sorted({line.sku for request in (*created, *completed) for line in request.lines})
     products = _products(skus) if skus else {}
     warehouses = [w.id for w in stock.known_warehouses()]
     delivered: dict[str, int] = {}
@@ -887,6 +887,7 @@ def report_tables(day: date, *, currency: str) -> list[ReportTable]:
             delivered[sku] = delivered.get(sku, 0) + sum(shipped.values())
     by_product = reports.by_product(
         created,
+        completed,
         currency=currency,
         prices={sku: product.price for sku, product in products.items()},
         names={

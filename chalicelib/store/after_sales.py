@@ -119,6 +119,7 @@ def request_item(request: AfterSalesRequest) -> tables.RawItem:
         "replacement": [held.as_dict() for held in request.replacement],
         "received": [line.as_dict() for line in request.received],
         "refund_id": request.refund_id,
+        "refund_amount": request.refund_amount.as_dict() if request.refund_amount else None,
         "outbound_shipment": (
             dict(request.outbound_shipment) if request.outbound_shipment else None
         ),
@@ -185,6 +186,7 @@ def request_from_item(raw: Mapping[str, Any]) -> AfterSalesRequest:
             for r in item.get("received", [])
         ),
         refund_id=item.get("refund_id"),
+        refund_amount=Money.from_dict(item["refund_amount"]) if item.get("refund_amount") else None,
         outbound_shipment=_plain(item.get("outbound_shipment")),
         created_at=_parse(item["created_at"]),
         updated_at=_parse(item["updated_at"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -276,8 +277,13 @@ def test_by_product_shares_the_refund_over_lines_and_rates_returns() -> None:
         refund_estimate=cny(2 * 2900 + 4550 + 1000),
         at=DELIVERED,
     )
+    refunded = both.transition(S.APPROVED, at=DELIVERED, actor="x")
+    for step in (S.RETURN_IN_TRANSIT, S.RECEIVED, S.REFUNDED):
+        refunded = refunded.transition(step, at=DELIVERED, actor="x")
+    refunded = replace(refunded, refund_amount=cny(2 * 2900 + 4550 + 1000))
     table = reports.by_product(
         [both, request(T.REPAIR)],
+        [refunded, walk(T.RETURN, S.APPROVED)],  # only a refunded request counts money
         currency="CNY",
         prices={"MUG": cny(2900), "TEA": cny(4550)},
         names={"MUG": reports.Names("杯子", "Mug")},
