@@ -798,15 +798,6 @@ def return_repaired(
     return _change(request_id, plan, now=now)
 
 
-def record_outbound_delivered(request_id: str, *, now: datetime | None = None) -> AfterSalesRequest:
-    """The replacement or repaired goods arrived: the request is complete."""
-
-    def plan(current: AfterSalesRequest, at: datetime, uow: UnitOfWork) -> AfterSalesRequest:
-        return current.transition(_S.COMPLETED, at=at, actor=SYSTEM_ACTOR, note="delivered")
-
-    return _change(request_id, plan, now=now)
-
-
 def on_refund_settled(order_id: str, refund_id: str, *, now: datetime | None = None) -> None:
     """``payment.refunded``: the request that owed this refund is now ``refunded``."""
     coverage = store.get_coverage(order_id)
