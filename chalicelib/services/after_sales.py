@@ -17,13 +17,12 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.adapters.carriers import CarrierError, TrackingUpdate
 from chalicelib.adapters.carriers.kuaidi100 import Kuaidi100Client
 from chalicelib.domain import after_sales as rules
-from chalicelib.domain import after_sales_reports as reports
 from chalicelib.domain import inventory as stock_rules
 from chalicelib.domain.after_sales import (
     AfterSalesRequest,
@@ -48,7 +47,6 @@ from chalicelib.domain.identifiers import sortable_id
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import Order, OrderStatus, ShipmentStatus
 from chalicelib.domain.payments import Payment, Refund
-from chalicelib.domain.reports import ReportTable
 from chalicelib.domain.tracking import Booking, TrackingStatus
 from chalicelib.observability import logger
 from chalicelib.services import orders, refunds, stock
@@ -167,7 +165,7 @@ class Creation:
     replayed: bool = False
 
 
-def _products(skus: Sequence[str]) -> dict[str, Product]:
+def products_of(skus: Sequence[str]) -> dict[str, Product]:
     found = tables.batch_get([catalogue_store.product_key(sku) for sku in set(skus)])
     products = [catalogue_store.product_from_item(raw) for raw in found]
     return {p.sku: p for p in products}
@@ -267,7 +265,7 @@ def create_request(
                 if record.request_hash != fingerprint:
                     raise IdempotencyKeyReused(details={"request_id": record.request_id})
                 return Creation(record.request_id, record.response, replayed=True)
-        products = _products(skus)
+        products = products_of(skus)
         coverage = store.get_coverage(order_id)
         rules.check_eligibility(
             kind,
@@ -855,37 +853,3 @@ def replacements_held() -> dict[tuple[str, str], int]:
             for h in request.replacement:
                 held[(h.sku, h.warehouse)] = held.get((h.sku, h.warehouse), 0) + h.quantity
     return held
-
-
-# --- the nightly tables --------------------------------------------------------------------
-
-
-def report_tables(day: date, *, currency: str) -> list[ReportTable]:
-    """``after_sales/by_product`` and ``after_sales/summary`` for ``day``, read from the
-    requests made and completed that day (and, for return rates, the last 30 days' requests
-    and shipped units): a Query per day partition, never a Scan."""
-    created = store.created_on(day)
-    completed = store.completed_on(day)
-    window = [day - timedelta(days=back) for back in range(reports.RETURN_RATE_DAYS)]
-    recent = [request for moment in window for request in store.created_on(moment)]
-    skus = sorted({line.sku for request in (*created, *completed) for line in request.lines})
-    products = _products(skus) if skus else {}
-    warehouses = [w.id for w in stock.known_warehouses()]
-    delivered: dict[str, int] = {}
-    for sku in skus:
-        for warehouse in warehouses:
-            shipped = inventory_store.units_shipped_by_day(sku, warehouse, window[-1], day)
-            delivered[sku] = delivered.get(sku, 0) + sum(shipped.values())
-    by_product = reports.by_product(
-        created,
-        completed,
-        currency=currency,
-        prices={sku: product.price for sku, product in products.items()},
-        names={
-            sku: reports.Names(product.name.zh_cn or None, product.name.en or None)
-            for sku, product in products.items()
-        },
-        returned_units=reports.returned_units(recent),
-        delivered_units=delivered,
-    )
-    return [by_product, reports.summary(created, completed)]

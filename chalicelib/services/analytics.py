@@ -57,7 +57,7 @@ from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.money import Money
 from chalicelib.domain.reports import DailyReports
 from chalicelib.observability import logger
-from chalicelib.services import after_sales, catalogue
+from chalicelib.services import after_sales_reports, catalogue
 from chalicelib.services.orders import CURRENCY
 from chalicelib.settings import get_settings
 from chalicelib.store import analytics as store
@@ -369,7 +369,7 @@ def build_daily_reports(day: date, *, now: datetime | None = None) -> DailyRepor
         "turnover_window_days": stock.window_days,
         "stock_measured_at": snapshot.taken_at.astimezone(business).isoformat(timespec="seconds"),
     }
-    returns = after_sales.report_tables(day, currency=CURRENCY)
+    returns = after_sales_reports.report_tables(day, currency=CURRENCY)
     return DailyReports(
         day=day, tables=[*sales, *stock.tables, *customers, *returns], headline=headline
     )

@@ -25,7 +25,14 @@ from chalicelib.domain.identifiers import sortable_id
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import OrderStatus, ShippingAddress
 from chalicelib.domain.payments import Payment
-from chalicelib.services import after_sales, orders, payments, stock, stock_audit
+from chalicelib.services import (
+    after_sales,
+    after_sales_reports,
+    orders,
+    payments,
+    stock,
+    stock_audit,
+)
 from chalicelib.store import inventory, tables
 from chalicelib.store import orders as order_store
 from chalicelib.store import payments as payment_store
@@ -483,7 +490,9 @@ def test_nightly_tables_read_the_days_requests(world: Api) -> None:
     act(world, request_id, "approve", {})
     (refund,) = pending_refunds(order.order_id)
     after_sales.on_refund_settled(order.order_id, refund.refund_id)
-    by_product, summary = after_sales.report_tables(business_day(datetime.now(UTC)), currency="CNY")
+    by_product, summary = after_sales_reports.report_tables(
+        business_day(datetime.now(UTC)), currency="CNY"
+    )
     (row,) = by_product.rows
     assert (row["sku"], row["type"], row["units"]) == ("MUG", "refund_only", 2)
     assert row["refunds_minor"] == refund.amount.amount
