@@ -137,6 +137,9 @@ class Settings:
     payments_per_minute: int = 10
     # Set by the local stack: /health answers 503 until this file exists (see api/health.py).
     health_ready_file: str = ""
+    # After-sales windows per product category, JSON overriding the defaults per type or
+    # "type:reason" in days, e.g. {"electronics": {"repair": 730}}; empty = the defaults.
+    after_sales_windows: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -209,6 +212,7 @@ class Settings:
             analytics_queue_url=env.get("ANALYTICS_QUEUE_URL", ""),
             business_time_zone=env.get("BUSINESS_TIME_ZONE", "") or "Asia/Shanghai",
             uploads_bucket=env.get("UPLOADS_BUCKET", ""),
+            after_sales_windows=env.get("AFTER_SALES_WINDOWS", ""),
         )
 
 

@@ -9,6 +9,7 @@ from chalice import Chalice
 from chalicelib import observability, public_api
 from chalicelib.api import (
     addresses,
+    after_sales,
     alerts,
     auth,
     cors,
@@ -38,7 +39,13 @@ BLUEPRINTS += [me.blueprint]
 BLUEPRINTS += [shipments.blueprint, operations.blueprint]
 BLUEPRINTS += [alerts.blueprint]
 BLUEPRINTS += [reports.blueprint]
-BLUEPRINTS += [places.blueprint, addresses.blueprint, reviews.blueprint, uploads.blueprint]
+BLUEPRINTS += [
+    places.blueprint,
+    addresses.blueprint,
+    reviews.blueprint,
+    uploads.blueprint,
+    after_sales.blueprint,
+]
 
 
 _registered = False

@@ -119,7 +119,7 @@ class TransferBody(models.ResponseModel):
 class LedgerEntryBody(models.ResponseModel):
     type: str = Field(
         description="received, reserved, committed, released, shipped, returned, adjusted, "
-        "transferred_in or transferred_out."
+        "transferred_in, transferred_out or written_off (a returned unit not put back on hand)."
     )
     quantity: int = Field(description="Units moved; signed for adjustments.")
     on_hand: int = Field(description="on_hand after this movement.")

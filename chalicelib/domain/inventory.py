@@ -32,6 +32,7 @@ class MovementType(StrEnum):
     ADJUSTED = "adjusted"
     TRANSFERRED_IN = "transferred_in"
     TRANSFERRED_OUT = "transferred_out"
+    WRITTEN_OFF = "written_off"  # a returned unit not fit to sell: recorded, not on hand
 
 
 class AdjustmentReason(StrEnum):
@@ -54,6 +55,7 @@ _EFFECT: dict[MovementType, tuple[int, int]] = {
     MovementType.ADJUSTED: (1, 0),
     MovementType.TRANSFERRED_IN: (1, 0),
     MovementType.TRANSFERRED_OUT: (-1, 0),
+    MovementType.WRITTEN_OFF: (0, 0),
 }
 
 # Movements that belong to one order's reservation; their ``reference`` is the order id.
@@ -285,6 +287,28 @@ def return_to_stock(
     _require_positive(quantity)
     return _move(
         level, MovementType.RETURNED, quantity, at=at, actor=actor, reference=reference, note=note
+    )
+
+
+def write_off(
+    level: StockLevel,
+    quantity: int,
+    *,
+    reference: str,
+    at: datetime,
+    actor: str,
+    note: str | None = None,
+) -> tuple[StockLevel, Movement]:
+    """A returned unit judged unfit to sell: on the record, never back on hand."""
+    _require_positive(quantity)
+    return _move(
+        level,
+        MovementType.WRITTEN_OFF,
+        quantity,
+        at=at,
+        actor=actor,
+        reference=reference,
+        note=note,
     )
 
 

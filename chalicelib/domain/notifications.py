@@ -41,6 +41,26 @@ ORDER_CANCELLED = "order.cancelled"
 ORDER_EXPIRED = "order.expired"
 PAYMENT_REFUNDED = "payment.refunded"
 REVIEW_REPLIED = "review.replied"
+AFTER_SALES_REQUESTED = "after_sales.requested"
+AFTER_SALES_APPROVED = "after_sales.approved"
+AFTER_SALES_REJECTED = "after_sales.rejected"
+AFTER_SALES_RECEIVED = "after_sales.received"
+AFTER_SALES_REFUNDED = "after_sales.refunded"
+AFTER_SALES_EXCHANGE_SHIPPED = "after_sales.exchange_shipped"
+AFTER_SALES_REPAIR_SHIPPED = "after_sales.repair_shipped"
+AFTER_SALES_COMPLETED = "after_sales.completed"
+AFTER_SALES_CLOSED = "after_sales.closed"
+AFTER_SALES_EVENTS: tuple[str, ...] = (
+    AFTER_SALES_REQUESTED,
+    AFTER_SALES_APPROVED,
+    AFTER_SALES_REJECTED,
+    AFTER_SALES_RECEIVED,
+    AFTER_SALES_REFUNDED,
+    AFTER_SALES_EXCHANGE_SHIPPED,
+    AFTER_SALES_REPAIR_SHIPPED,
+    AFTER_SALES_COMPLETED,
+    AFTER_SALES_CLOSED,
+)
 
 # Every event a customer is told about, in the order of an order's life.
 NOTIFIABLE_EVENTS: tuple[str, ...] = (
@@ -54,9 +74,18 @@ NOTIFIABLE_EVENTS: tuple[str, ...] = (
     ORDER_EXPIRED,
     PAYMENT_REFUNDED,
     REVIEW_REPLIED,
+    *AFTER_SALES_EVENTS,
 )
 TRANSACTIONAL_EVENTS = frozenset(
-    {ORDER_CANCELLED, ORDER_EXPIRED, SHIPMENT_EXCEPTION, PAYMENT_REFUNDED}
+    {
+        ORDER_CANCELLED,
+        ORDER_EXPIRED,
+        SHIPMENT_EXCEPTION,
+        PAYMENT_REFUNDED,
+        AFTER_SALES_APPROVED,
+        AFTER_SALES_REJECTED,
+        AFTER_SALES_REFUNDED,
+    }
 )
 SHIPMENT_EVENTS = frozenset(
     {SHIPMENT_SHIPPED, SHIPMENT_OUT_FOR_DELIVERY, SHIPMENT_DELIVERED, SHIPMENT_EXCEPTION}
@@ -568,6 +597,123 @@ _WORDING: Mapping[str, Mapping[str, _Wording]] = {
             "Thank you for reviewing an item from order {order_id}. We have replied to your "
             "review; have a look.",
             "We replied to your review of order {order_id}.",
+        ),
+    },
+    AFTER_SALES_REQUESTED: {
+        ZH_CN: _Wording(
+            "订单 {order_id} 的售后申请已提交",
+            "我们已收到您对订单 {order_id} 的售后申请，客服会尽快审核。",
+            "订单{order_id}售后申请已提交，等待审核。",
+        ),
+        EN: _Wording(
+            "After-sales request for order {order_id} received",
+            "We have received your after-sales request for order {order_id}; our service "
+            "team will review it shortly.",
+            "After-sales request for order {order_id} received.",
+        ),
+    },
+    AFTER_SALES_APPROVED: {
+        ZH_CN: _Wording(
+            "订单 {order_id} 的售后申请已通过",
+            "您对订单 {order_id} 的售后申请已审核通过。如需寄回商品，请在 7 天内寄出并填写运单号，"
+            "逾期申请将自动关闭。",
+            "订单{order_id}售后申请已通过。",
+        ),
+        EN: _Wording(
+            "After-sales request for order {order_id} approved",
+            "Your after-sales request for order {order_id} has been approved. If the goods go "
+            "back to us, please send them within 7 days and enter the tracking number; after "
+            "that the request closes.",
+            "After-sales request for order {order_id} approved.",
+        ),
+    },
+    AFTER_SALES_REJECTED: {
+        ZH_CN: _Wording(
+            "订单 {order_id} 的售后申请未通过",
+            "很抱歉，您对订单 {order_id} 的售后申请未通过审核。如有疑问，请联系客服。",
+            "订单{order_id}售后申请未通过，如有疑问请联系客服。",
+        ),
+        EN: _Wording(
+            "After-sales request for order {order_id} declined",
+            "We are sorry: your after-sales request for order {order_id} was not approved. "
+            "Please contact us if you have questions.",
+            "After-sales request for order {order_id} declined.",
+        ),
+    },
+    AFTER_SALES_RECEIVED: {
+        ZH_CN: _Wording(
+            "订单 {order_id} 的退回商品已签收",
+            "我们已收到您为订单 {order_id} 寄回的商品，正在处理。",
+            "订单{order_id}退回商品已签收，正在处理。",
+        ),
+        EN: _Wording(
+            "Returned goods for order {order_id} received",
+            "We have received the goods you sent back for order {order_id} and are handling "
+            "them now.",
+            "Returned goods for order {order_id} received.",
+        ),
+    },
+    AFTER_SALES_REFUNDED: {
+        ZH_CN: _Wording(
+            "订单 {order_id} 的售后退款已完成",
+            "订单 {order_id} 的售后退款已完成，款项将原路退回您的支付账户。",
+            "订单{order_id}售后退款已完成，将原路退回。",
+        ),
+        EN: _Wording(
+            "After-sales refund for order {order_id} completed",
+            "The after-sales refund for order {order_id} is done; the money goes back to your "
+            "original payment method.",
+            "After-sales refund for order {order_id} completed.",
+        ),
+    },
+    AFTER_SALES_EXCHANGE_SHIPPED: {
+        ZH_CN: _Wording(
+            "订单 {order_id} 的换货已发出",
+            "您为订单 {order_id} 换的商品已发出，请注意查收。",
+            "订单{order_id}换货已发出。",
+        ),
+        EN: _Wording(
+            "Your exchange for order {order_id} has shipped",
+            "The replacement for order {order_id} has shipped and is on its way to you.",
+            "Exchange for order {order_id} has shipped.",
+        ),
+    },
+    AFTER_SALES_REPAIR_SHIPPED: {
+        ZH_CN: _Wording(
+            "订单 {order_id} 的维修商品已寄回",
+            "您为订单 {order_id} 送修的商品已修好并寄回，请注意查收。",
+            "订单{order_id}维修商品已寄回。",
+        ),
+        EN: _Wording(
+            "Your repaired item from order {order_id} is on its way",
+            "The item from order {order_id} has been repaired and is on its way back to you.",
+            "Repaired item from order {order_id} shipped back.",
+        ),
+    },
+    AFTER_SALES_COMPLETED: {
+        ZH_CN: _Wording(
+            "订单 {order_id} 的售后已完成",
+            "订单 {order_id} 的售后服务已完成，感谢您的耐心。",
+            "订单{order_id}售后已完成。",
+        ),
+        EN: _Wording(
+            "After-sales for order {order_id} completed",
+            "The after-sales service for order {order_id} is complete. Thank you for your "
+            "patience.",
+            "After-sales for order {order_id} completed.",
+        ),
+    },
+    AFTER_SALES_CLOSED: {
+        ZH_CN: _Wording(
+            "订单 {order_id} 的售后申请已关闭",
+            "订单 {order_id} 的售后申请在审核通过后 7 天内未收到寄回运单号，已自动关闭。",
+            "订单{order_id}售后申请已自动关闭。",
+        ),
+        EN: _Wording(
+            "After-sales request for order {order_id} closed",
+            "No return parcel was reported within 7 days of approval, so the after-sales "
+            "request for order {order_id} has been closed.",
+            "After-sales request for order {order_id} closed.",
         ),
     },
 }

@@ -183,6 +183,23 @@ REPORT_SCHEMAS: dict[str, Schema] = {
         ("reviews", BIGINT),  # the day's new 1-2 star reviews using it
         ("example_review_ids", STRING),  # up to three, space-separated
     ),
+    "after_sales/by_product": (
+        ("sku", STRING),
+        *_NAMES,
+        ("type", STRING),
+        ("reason", STRING),
+        ("currency", STRING),
+        ("requests", BIGINT),
+        ("units", BIGINT),
+        ("refunds_minor", BIGINT),
+        ("return_rate", DOUBLE),  # units returned / units delivered, last 30 days
+    ),
+    "after_sales/summary": (
+        ("type", STRING),
+        ("requests", BIGINT),
+        ("completions", BIGINT),
+        ("median_days_to_complete", DOUBLE),
+    ),
 }
 
 

@@ -59,7 +59,7 @@ from chalicelib.domain.money import Money
 from chalicelib.domain.reports import DailyReports, ReportTable
 from chalicelib.domain.reviews import LOW_RATINGS
 from chalicelib.observability import logger
-from chalicelib.services import catalogue
+from chalicelib.services import after_sales_reports, catalogue
 from chalicelib.services.orders import CURRENCY
 from chalicelib.settings import get_settings
 from chalicelib.store import analytics as store
@@ -423,11 +423,12 @@ def build_daily_reports(day: date, *, now: datetime | None = None) -> DailyRepor
         "stock_measured_at": snapshot.taken_at.astimezone(business).isoformat(timespec="seconds"),
     }
     ratings, complaints = _feedback_tables(day)
+    returns = after_sales_reports.report_tables(day, currency=CURRENCY)
     headline["products_reviewed"] = len(ratings.rows)
     headline["complaint_terms"] = len(complaints.rows)
     return DailyReports(
         day=day,
-        tables=[*sales, *stock.tables, *customers, ratings, complaints],
+        tables=[*sales, *stock.tables, *customers, ratings, complaints, *returns],
         headline=headline,
     )
 

@@ -307,6 +307,10 @@ def _text(value: Any, limit: int) -> str | None:
     return value.strip()[:limit] or None
 
 
+# After-sales messages name the request's lines (in the payload), not the whole order's.
+AFTER_SALES_PREFIX = "after_sales."
+
+
 def _order_for(order_id: str, customer_id: str) -> Order | None:
     order = order_store.get_order(order_id, consistent=True)
     if order is not None and order.customer_id != customer_id:
@@ -330,7 +334,7 @@ def _lines(event: NotificationEvent, order: Order | None) -> list[tuple[str, int
         # The reviewed product only.
         sku = event.payload.get("sku")
         return [(line.sku, line.quantity, None) for line in order.lines if line.sku == sku]
-    if order is not None:
+    if order is not None and not event.type.startswith(AFTER_SALES_PREFIX):
         return [(line.sku, line.quantity, line.line_total) for line in order.lines]
     lines = []
     for line in event.payload.get("lines") or []:
@@ -366,7 +370,11 @@ def _facts(
         for sku, quantity, amount in lines
     )
     shows_order_amounts = event.type in (ORDER_PLACED, ORDER_PAID)
-    shows_total = event.type not in SHIPMENT_EVENTS and event.type != PAYMENT_REFUNDED
+    shows_total = (
+        event.type not in SHIPMENT_EVENTS
+        and event.type != PAYMENT_REFUNDED
+        and not event.type.startswith(AFTER_SALES_PREFIX)
+    )
     total = order.total if order is not None else _money(payload.get("total"))
     return MessageFacts(
         event_type=event.type,

@@ -366,7 +366,12 @@ def refund_event_payload(refund: Refund) -> dict[str, object]:
 
 
 def add_refund_owed(
-    uow: UnitOfWork, payment: Payment, *, reason: str, at: datetime
+    uow: UnitOfWork,
+    payment: Payment,
+    *,
+    reason: str,
+    at: datetime,
+    amount: Money | None = None,
 ) -> tuple[Payment, Refund | None]:
     """Add to ``uow`` a ``pending`` refund of everything still refundable on ``payment`` and
     the ``refund.pending`` event that has it sent; ``payment`` with that amount committed
@@ -376,10 +381,16 @@ def add_refund_owed(
     This is how the system owes money back: in the very transaction that makes it owed
     (a cancellation, a capture the order cannot take), so a crash right after the commit
     still leaves the refund on record for ``send_refund`` and ``retry_pending_refunds``.
+
+    With ``amount`` (an after-sales share) only that much is owed, never more than is
+    still refundable.
     """
     if not payment.is_captured or payment.refundable.is_zero():
         return payment, None
-    amount = payment.refundable
+    if amount is None or amount > payment.refundable:
+        amount = payment.refundable
+    if amount.is_zero() or amount.is_negative():
+        return payment, None
     committed = payment.commit_refund(amount, at=at)
     refund = Refund(
         refund_id=sortable_id("rfd_", at),

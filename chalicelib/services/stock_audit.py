@@ -6,9 +6,10 @@ warehouses — it checks:
 - ``on_hand`` equals the sum of the level's ledger, and so does ``reserved``;
 - ``available`` equals ``on_hand - reserved`` and is never negative;
 - ``reserved`` equals the open reservations: quantities of orders whose shipment from that
-  warehouse has neither shipped nor been released (read from the orders' status index), and
-  also the per-order reservations the ledger itself records (no order gave back more than
-  it held).
+  warehouse has neither shipped nor been released (read from the orders' status index),
+  plus the replacements held for exchanges that have not shipped (read from the after-sales
+  status index), and also the per-order (or per-request) reservations the ledger itself
+  records (no order gave back more than it held).
 
 Levels and ledger entries are written in the same transaction and levels are never
 deleted, so a pair without a level has no ledger either; only existing levels are walked.
@@ -24,7 +25,7 @@ from typing import Any
 
 from chalicelib.domain import inventory as rules
 from chalicelib.domain.orders import OrderStatus, ShipmentStatus
-from chalicelib.services import catalogue
+from chalicelib.services import after_sales, catalogue
 from chalicelib.store import inventory as store
 from chalicelib.store import orders as order_store
 
@@ -121,6 +122,8 @@ def audit_stock() -> StockAudit:
     pairs = [(sku, warehouse) for sku in skus for warehouse in warehouses]
     # Orders first: a reservation made after this read can only make reserved look higher.
     from_orders = reservations_held_by_orders()
+    for key, held in after_sales.replacements_held().items():
+        from_orders[key] = from_orders.get(key, 0) + held
     levels = store.levels_with_stored_available(pairs)
 
     mismatches: list[Mismatch] = []

@@ -1,5 +1,7 @@
 """The fulfilment queue: ``order.paid`` releases the order's shipments to their warehouses,
-and ``refund.pending`` sends a refund the system owes to its provider.
+``refund.pending`` sends a refund the system owes to its provider, ``after_sales.received``
+ships an exchange's replacement, and ``payment.refunded`` marks the after-sales request that
+owed the refund ``refunded``.
 
 Records are handled one by one (Powertools ``BatchProcessor``); failed ones come back in
 ``batchItemFailures`` and one that keeps failing ends in the dead-letter queue while the
@@ -16,7 +18,7 @@ from chalice import Blueprint
 from chalice.app import SQSEvent
 
 from chalicelib.observability import logger
-from chalicelib.services import fulfilment, refunds
+from chalicelib.services import after_sales, fulfilment, refunds
 from chalicelib.store import outbox
 from chalicelib.workers import batches
 
@@ -29,6 +31,7 @@ blueprint = Blueprint(__name__)
 QUEUE = "fulfilment"
 BATCH_SIZE = 10
 ORDER_PAID = "order.paid"
+AFTER_SALES_RECEIVED = "after_sales.received"
 
 
 def _handle_record(record: SQSRecord) -> None:
@@ -41,6 +44,18 @@ def _handle_record(record: SQSRecord) -> None:
             if not isinstance(refund_id, str):
                 raise outbox.MalformedMessage("refund.pending without a refund_id")
             refunds.send_refund(refund_id)
+            return
+        if event.type == AFTER_SALES_RECEIVED:
+            request_id = event.payload.get("request_id")
+            if not isinstance(request_id, str):
+                raise outbox.MalformedMessage("after_sales.received without a request_id")
+            after_sales.ship_replacement(request_id)
+            return
+        if event.type == refunds.PAYMENT_REFUNDED:
+            refund_id = event.payload.get("refund_id")
+            if not isinstance(order_id, str) or not isinstance(refund_id, str):
+                raise outbox.MalformedMessage("payment.refunded without order and refund ids")
+            after_sales.on_refund_settled(order_id, refund_id)
             return
         if event.type != ORDER_PAID:
             return  # not ours to act on

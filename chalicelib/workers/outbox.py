@@ -55,7 +55,7 @@ ROUTES: Mapping[str, tuple[str, ...]] = {
     "order.expired": (NOTIFICATIONS, ANALYTICS),
     "stock.low": (OPERATIONS,),
     "stock.recovered": (OPERATIONS,),
-    "payment.refunded": (NOTIFICATIONS, ANALYTICS),
+    "payment.refunded": (NOTIFICATIONS, ANALYTICS, FULFILMENT),
     "refund.pending": (FULFILMENT,),
     "payment.flagged": (NOTIFICATIONS,),
     "shipment.shipped": (NOTIFICATIONS,),
@@ -67,6 +67,20 @@ ROUTES: Mapping[str, tuple[str, ...]] = {
     "review.hidden": (ANALYTICS,),
     "review.published": (ANALYTICS,),
     "review.replied": (NOTIFICATIONS,),
+    # After-sales: every status tells the customer; a received exchange ships its
+    # replacement, and a settled refund (payment.refunded) completes its request.
+    "after_sales.requested": (NOTIFICATIONS,),
+    "after_sales.approved": (NOTIFICATIONS,),
+    "after_sales.rejected": (NOTIFICATIONS,),
+    "after_sales.return_in_transit": (NOTIFICATIONS,),
+    "after_sales.received": (FULFILMENT, NOTIFICATIONS),
+    "after_sales.refunded": (NOTIFICATIONS,),
+    "after_sales.exchange_shipped": (NOTIFICATIONS,),
+    "after_sales.repairing": (NOTIFICATIONS,),
+    "after_sales.repair_shipped": (NOTIFICATIONS,),
+    "after_sales.completed": (NOTIFICATIONS,),
+    "after_sales.cancelled": (NOTIFICATIONS,),
+    "after_sales.closed": (NOTIFICATIONS,),
 }
 DEFAULT_ROUTE: tuple[str, ...] = (NOTIFICATIONS,)
 # An event not forwarded this long after it occurred is the sweep's to forward: well past

@@ -10,6 +10,7 @@ from chalice.app import CloudWatchEvent
 
 from chalicelib import public_api
 from chalicelib.services import (
+    after_sales,
     fulfilment,
     low_stock,
     orders,
@@ -66,6 +67,12 @@ def resolve_pending_payments(event: CloudWatchEvent) -> dict[str, Any]:
 def retry_shipment_bookings(event: CloudWatchEvent) -> dict[str, Any]:
     """Book again the packed shipments whose booking failed and is due for another try."""
     return fulfilment.retry_due_bookings(run_moment(event))
+
+
+@blueprint.schedule(Rate(1, unit=Rate.HOURS))
+def close_after_sales(event: CloudWatchEvent) -> dict[str, Any]:
+    """Close after-sales requests approved seven days ago whose parcel never came."""
+    return after_sales.close_overdue(run_moment(event)).as_dict()
 
 
 def requested_day(event: CloudWatchEvent, default: date) -> date:

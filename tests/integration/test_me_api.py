@@ -272,6 +272,16 @@ def test_everything_is_on_until_the_customer_turns_it_off(me: Api) -> None:
         "order.expired",
         "payment.refunded",
         "review.replied",
+        # After-sales: the customer hears about each step of their requests.
+        "after_sales.requested",
+        "after_sales.approved",
+        "after_sales.rejected",
+        "after_sales.received",
+        "after_sales.refunded",
+        "after_sales.exchange_shipped",
+        "after_sales.repair_shipped",
+        "after_sales.completed",
+        "after_sales.closed",
     }
     assert all(stated["events"].values())
 
