@@ -448,7 +448,9 @@ def test_report_tables_carry_the_declared_columns_in_order() -> None:
         activity, currency="CNY", segments=a.segment_figures(DAY, {}, {}), overall={}, zone=SHANGHAI
     )
     tables += [feedback.ratings_by_product(DAY, []), feedback.complaint_terms_table([])]
-    assert sorted(t.name for t in tables) == sorted(REPORT_SCHEMAS)
+    # After-sales tables are read from the requests themselves (services/after_sales_reports).
+    built_here = [name for name in REPORT_SCHEMAS if not name.startswith("after_sales/")]
+    assert sorted(t.name for t in tables) == sorted(built_here)
     for table in tables:
         declared = tuple(column for column, _ in REPORT_SCHEMAS[table.name])
         # Two tables add columns the exports have yet to declare (cost, favourite categories).
