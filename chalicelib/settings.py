@@ -106,6 +106,12 @@ class Settings:
     # figures are kept and reported by (the nightly job's cron in UTC assumes UTC+8).
     analytics_queue_url: str = ""
     business_time_zone: str = "Asia/Shanghai"
+    # Support: minutes a conversation handed to support waits for its first human reply
+    # before it is overdue; the WebSocket URL clients connect to, and the @connections
+    # management endpoint the app posts to (empty = no live delivery; clients poll).
+    support_first_response_minutes: int = 15
+    support_socket_url: str = ""
+    support_socket_callback_url: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -161,6 +167,9 @@ class Settings:
             code_version=env.get("CODE_VERSION", ""),
             analytics_queue_url=env.get("ANALYTICS_QUEUE_URL", ""),
             business_time_zone=env.get("BUSINESS_TIME_ZONE", "") or "Asia/Shanghai",
+            support_first_response_minutes=int(env.get("SUPPORT_FIRST_RESPONSE_MINUTES") or 15),
+            support_socket_url=env.get("SUPPORT_SOCKET_URL", ""),
+            support_socket_callback_url=env.get("SUPPORT_SOCKET_CALLBACK_URL", "").rstrip("/"),
         )
 
 

@@ -19,6 +19,7 @@ from chalicelib.api import (
     reports,
     shipments,
     stock,
+    support,
     warehouses,
 )
 from chalicelib.api.errors import as_error_response
@@ -31,6 +32,7 @@ BLUEPRINTS += [me.blueprint]
 BLUEPRINTS += [shipments.blueprint, operations.blueprint]
 BLUEPRINTS += [alerts.blueprint]
 BLUEPRINTS += [reports.blueprint]
+BLUEPRINTS += [support.blueprint]
 
 
 _registered = False

@@ -52,6 +52,7 @@ DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.InvalidInput: 400,
     domain.IdempotencyKeyReused: 422,
     domain.Conflict: 409,
+    domain.RateLimited: 429,
     domain.DomainError: 409,
 }
 
@@ -91,6 +92,10 @@ def response_for(exc: Exception) -> Response:
         details = validation_details(exc)
         fields = ", ".join(d["field"] for d in details)
         return error_response(400, "validation_error", f"Invalid request: {fields}.", details)
+    if isinstance(exc, domain.RateLimited):
+        response = error_response(429, exc.code, exc.message, exc.details)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, domain.DomainError):
         return error_response(_status_for(exc), exc.code, exc.message, exc.details)
     logger.exception("unhandled error")

@@ -102,3 +102,13 @@ class IdempotencyKeyReused(DomainError):
         details: Any = None,
     ) -> None:
         super().__init__(message, details)
+
+
+class RateLimited(DomainError):
+    """Too many requests of one kind from one caller: HTTP 429 with ``Retry-After``."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int, details: Any = None) -> None:
+        super().__init__(message, details)
+        self.retry_after = max(1, int(retry_after))

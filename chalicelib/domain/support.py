@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from chalicelib.domain.errors import Conflict, DomainError, InvalidInput, InvalidTransition
+from chalicelib.domain.errors import Conflict, InvalidInput, InvalidTransition, RateLimited
 
 MAX_BODY_CHARS = 2000
 MAX_SUBJECT_CHARS = 200
@@ -67,16 +67,6 @@ class ConversationClosed(Conflict):
 
 class AlreadyRated(Conflict):
     code = "already_rated"
-
-
-class RateLimited(DomainError):
-    """Too many requests of one kind from one caller (HTTP 429 with Retry-After)."""
-
-    code = "rate_limited"
-
-    def __init__(self, message: str, retry_after: int, details: object = None) -> None:
-        super().__init__(message, details)
-        self.retry_after = max(1, int(retry_after))
 
 
 class TooManyOpenConversations(RateLimited):
