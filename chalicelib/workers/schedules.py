@@ -8,7 +8,7 @@ from typing import Any
 from chalice import Blueprint, Cron, Rate
 from chalice.app import CloudWatchEvent
 
-from chalicelib.services import low_stock, orders, reconciliation, refunds
+from chalicelib.services import low_stock, orders, reconciliation, refunds, support
 
 blueprint = Blueprint(__name__)
 
@@ -40,6 +40,18 @@ def check_low_stock(event: CloudWatchEvent) -> dict[str, Any]:
 def retry_pending_refunds(event: CloudWatchEvent) -> dict[str, Any]:
     """Ask the providers again about refunds they have not confirmed."""
     return refunds.retry_pending_refunds(run_moment(event)).as_dict()
+
+
+@blueprint.schedule(Rate(1, unit=Rate.MINUTES))
+def check_support_overdue(event: CloudWatchEvent) -> dict[str, Any]:
+    """Count the support conversations past their first-response time (a metric + alarm)."""
+    return {"overdue": support.check_overdue(run_moment(event))}
+
+
+@blueprint.schedule(Rate(1, unit=Rate.HOURS))
+def close_resolved_conversations(event: CloudWatchEvent) -> dict[str, Any]:
+    """Close support conversations resolved 7 days ago that nobody wrote in since."""
+    return {"closed": support.close_resolved(run_moment(event))}
 
 
 def requested_day(event: CloudWatchEvent, default: date) -> date:
