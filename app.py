@@ -1,6 +1,9 @@
 """orderdesk: the Chalice application. It registers blueprints and event handlers only."""
 
+from typing import Any
+
 from chalice import Chalice
+from chalice.app import WebsocketEvent
 
 from chalicelib import api
 from chalicelib.workers import (
@@ -22,4 +25,19 @@ app.register_blueprint(notifications.blueprint)
 app.register_blueprint(fulfilment.blueprint)
 app.register_blueprint(operations.blueprint)
 app.register_blueprint(analytics.blueprint)
-app.register_blueprint(support_socket.blueprint)
+
+
+# The live support WebSocket (see chalicelib/workers/support_socket.py).
+@app.on_ws_connect()
+def support_socket_connect(event: WebsocketEvent) -> dict[str, Any]:
+    return support_socket.on_connect(event)
+
+
+@app.on_ws_disconnect()
+def support_socket_disconnect(event: WebsocketEvent) -> dict[str, Any]:
+    return support_socket.on_disconnect(event)
+
+
+@app.on_ws_message()
+def support_socket_message(event: WebsocketEvent) -> dict[str, Any]:
+    return support_socket.on_message(event)

@@ -5,6 +5,9 @@ ticket (``POST /support/socket-tickets``) in the query string; a missing, used o
 ticket is refused with 401 and API Gateway drops the connection. Clients only listen:
 messages they send are answered with ``{"type": "pong"}`` when they are a ping and ignored
 otherwise (writing goes through ``POST /support/conversations/{id}/messages``).
+
+Chalice wraps WebSocket handlers only when they are registered on the app itself (a
+blueprint's would reach Lambda unwrapped), so ``app.py`` registers these three bodies.
 """
 
 from __future__ import annotations
@@ -12,31 +15,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalice import Blueprint
 from chalice.app import WebsocketEvent
 
 from chalicelib.adapters import live_connections
 from chalicelib.services import support
 
-blueprint = Blueprint(__name__)
 
-
-@blueprint.on_ws_connect()
-def support_socket_connect(event: WebsocketEvent) -> dict[str, Any]:
+def on_connect(event: WebsocketEvent) -> dict[str, Any]:
     query = event.to_dict().get("queryStringParameters") or {}
     if not support.connect(event.connection_id, query.get("ticket")):
         return {"statusCode": 401}
     return {"statusCode": 200}
 
 
-@blueprint.on_ws_disconnect()
-def support_socket_disconnect(event: WebsocketEvent) -> dict[str, Any]:
+def on_disconnect(event: WebsocketEvent) -> dict[str, Any]:
     support.disconnect(event.connection_id)
     return {"statusCode": 200}
 
 
-@blueprint.on_ws_message()
-def support_socket_message(event: WebsocketEvent) -> dict[str, Any]:
+def on_message(event: WebsocketEvent) -> dict[str, Any]:
     try:
         message = json.loads(event.body)
     except ValueError:
