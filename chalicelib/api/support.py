@@ -126,7 +126,7 @@ class ConversationBody(models.ResponseModel):
             customer_id=c.customer_id,
             assigned_to=c.assigned_to,
             intent=c.intent,
-            first_response_due_at=c.first_response_due_at,
+            first_response_due_at=c.first_response_due_at if c.waiting_for_first_human else None,
             overdue=c.is_overdue(support.current_time()),
             rating=c.rating,
             created_at=c.created_at,

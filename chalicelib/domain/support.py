@@ -6,8 +6,9 @@ support reply, ``resolved`` when support (or the customer's silence) settles it,
 ``waiting_on_customer`` or ``resolved`` back to ``open``; nothing moves a ``closed`` one.
 
 A conversation handed to support (the assistant did not recognise the question, or the
-customer asked for a person) carries ``first_response_due_at`` until the first human
-reply; past that moment it is overdue.
+customer asked for a person) gets ``first_response_due_at``; until the first human reply
+it waits for a person, and past that moment it is overdue. The due time is kept after the
+reply, so reports can tell whether it was met.
 """
 
 from __future__ import annotations
@@ -178,6 +179,14 @@ class Conversation:
         due = self.first_response_due_at
         return self.waiting_for_first_human and due is not None and now >= due
 
+    def missed_first_response(self, now: datetime) -> bool:
+        """Whether a person answered (or the conversation ended) only after it was due."""
+        due = self.first_response_due_at
+        if due is None:
+            return False
+        settled = self.first_human_response_at or self.resolved_at or now
+        return settled > due
+
     @property
     def assistant_may_answer(self) -> bool:
         """The assistant answers until a person has replied or the customer asked for one."""
@@ -215,7 +224,6 @@ class Conversation:
             _C.WAITING_ON_CUSTOMER,
             at,
             first_human_response_at=first,
-            first_response_due_at=None,
             assigned_to=self.assigned_to or agent_id,
             resolved_at=None,
         )
@@ -245,7 +253,7 @@ class Conversation:
     def resolve(self, at: datetime) -> Conversation:
         if self.status is _C.RESOLVED:
             return self
-        return self._moved(_C.RESOLVED, at, resolved_at=at, first_response_due_at=None)
+        return self._moved(_C.RESOLVED, at, resolved_at=at)
 
     def close(self, at: datetime) -> Conversation:
         due = self.close_due_at
@@ -288,3 +296,64 @@ class CannedReply:
             for locale in LOCALES
         }
         return cls(key=key, texts=cleaned, updated_at=at, updated_by=by)
+
+
+@dataclass(frozen=True, slots=True)
+class SupportSummary:
+    """One business day's conversations, as the nightly ``support/summary`` reports them."""
+
+    conversations: int
+    handed_to_support: int
+    resolved: int
+    resolved_by_assistant: int
+    median_first_human_response_seconds: int | None
+    overdue: int
+    ratings: int
+    average_satisfaction: float | None
+
+    @classmethod
+    def of(cls, conversations: list[Conversation], now: datetime) -> SupportSummary:
+        resolved = [c for c in conversations if c.resolved_at is not None or c.status is _C.CLOSED]
+        waits = sorted(
+            (c.first_human_response_at - c.created_at).total_seconds()
+            for c in conversations
+            if c.first_human_response_at is not None
+        )
+        scores = [c.rating for c in conversations if c.rating is not None]
+        return cls(
+            conversations=len(conversations),
+            handed_to_support=sum(1 for c in conversations if c.handed_over),
+            resolved=len(resolved),
+            resolved_by_assistant=sum(1 for c in resolved if c.first_human_response_at is None),
+            median_first_human_response_seconds=_median_seconds(waits),
+            overdue=sum(1 for c in conversations if c.missed_first_response(now)),
+            ratings=len(scores),
+            average_satisfaction=round(sum(scores) / len(scores), 2) if scores else None,
+        )
+
+    @property
+    def resolved_by_assistant_share(self) -> float | None:
+        if not self.resolved:
+            return None
+        return round(self.resolved_by_assistant / self.resolved, 4)
+
+    def row(self) -> dict[str, object]:
+        return {
+            "conversations": self.conversations,
+            "handed_to_support": self.handed_to_support,
+            "resolved": self.resolved,
+            "resolved_by_assistant": self.resolved_by_assistant,
+            "resolved_by_assistant_share": self.resolved_by_assistant_share,
+            "median_first_human_response_seconds": self.median_first_human_response_seconds,
+            "overdue": self.overdue,
+            "ratings": self.ratings,
+            "average_satisfaction": self.average_satisfaction,
+        }
+
+
+def _median_seconds(values: list[float]) -> int | None:
+    if not values:
+        return None
+    middle = len(values) // 2
+    value = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+    return round(value)

@@ -57,7 +57,7 @@ from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.money import Money
 from chalicelib.domain.reports import DailyReports
 from chalicelib.observability import logger
-from chalicelib.services import catalogue
+from chalicelib.services import catalogue, support
 from chalicelib.services.orders import CURRENCY
 from chalicelib.settings import get_settings
 from chalicelib.store import analytics as store
@@ -369,7 +369,10 @@ def build_daily_reports(day: date, *, now: datetime | None = None) -> DailyRepor
         "turnover_window_days": stock.window_days,
         "stock_measured_at": snapshot.taken_at.astimezone(business).isoformat(timespec="seconds"),
     }
-    return DailyReports(day=day, tables=[*sales, *stock.tables, *customers], headline=headline)
+    help_desk = support.summary_table(day, business, now=moment)
+    headline["support_conversations"] = help_desk.rows[0]["conversations"]
+    tables = [*sales, *stock.tables, *customers, help_desk]
+    return DailyReports(day=day, tables=tables, headline=headline)
 
 
 def _stock_snapshot(day: date, now: datetime, business: tzinfo) -> StockSnapshot:

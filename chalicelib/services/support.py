@@ -20,7 +20,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 
 from chalicelib.adapters import live_connections
@@ -28,6 +28,8 @@ from chalicelib.domain import support_assistant as assistant
 from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.identifiers import sortable_id
 from chalicelib.domain.orders import Order
+from chalicelib.domain.report_schemas import REPORT_SCHEMAS
+from chalicelib.domain.reports import ReportTable
 from chalicelib.domain.support import (
     ACTIVE_STATUSES,
     Author,
@@ -36,6 +38,7 @@ from chalicelib.domain.support import (
     ConversationStatus,
     Message,
     RateLimited,
+    SupportSummary,
     TooManyOpenConversations,
     clean_body,
     rate_window,
@@ -483,6 +486,18 @@ def check_overdue(now: datetime) -> int:
 
     metrics.add_metric(name="SupportConversationsOverdue", unit=MetricUnit.Count, value=count)
     return count
+
+
+# --- the nightly report ---------------------------------------------------------------------
+
+
+def summary_table(day: date, zone: tzinfo, *, now: datetime | None = None) -> ReportTable:
+    """``support/summary`` for the conversations started on business day ``day``."""
+    start = datetime.combine(day, datetime.min.time(), tzinfo=zone)
+    conversations = store.conversations_started_between(start, start + timedelta(days=1))
+    summary = SupportSummary.of(conversations, now or _now())
+    columns = tuple(column for column, _ in REPORT_SCHEMAS["support/summary"])
+    return ReportTable("support", "summary", columns, (summary.row(),))
 
 
 # --- live delivery -------------------------------------------------------------------------

@@ -382,6 +382,30 @@ def conversations_due_to_close(now: datetime, *, limit: int) -> list[Conversatio
     return _query(tables.GSI3, CLOSE_TIMER, wanted=limit, newest_first=False, up_to=up_to)
 
 
+def conversations_started_between(start: datetime, end: datetime) -> list[Conversation]:
+    """Every conversation created in [start, end): a key-range Query per status partition."""
+    found: list[Conversation] = []
+    for status in ConversationStatus:
+        query: dict[str, Any] = {
+            "TableName": tables.table_name(),
+            "IndexName": tables.GSI2,
+            "KeyConditionExpression": "gsi2pk = :pk AND gsi2sk BETWEEN :from AND :to",
+            "ExpressionAttributeValues": {
+                ":pk": _s(STATUS_PREFIX + status.value),
+                ":from": _s(timestamp(start)),
+                ":to": _s(timestamp(end - timedelta(microseconds=1)) + "#~"),
+            },
+        }
+        while True:
+            response = tables.client().query(**query)
+            found.extend(conversation_from_item(raw) for raw in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    unique = {c.conversation_id: c for c in found}  # an index copy may lag a status change
+    return sorted(unique.values(), key=_listing_key)
+
+
 # --- canned replies ------------------------------------------------------------------------
 
 

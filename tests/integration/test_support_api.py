@@ -87,7 +87,7 @@ def test_asking_for_a_person_hands_over_and_an_agent_reply_waits_on_the_customer
     assert reply.json_body["replies"] == []
     stored = support_store.get_conversation(conversation_id)
     assert stored is not None and stored.first_human_response_at is not None
-    assert stored.first_response_due_at is None
+    assert not stored.waiting_for_first_human
     # The customer has no socket: the reply also goes to their notification channels.
     assert [e.payload["conversation_id"] for e in events(support_service.REPLY_POSTED)] == [
         conversation_id
@@ -243,3 +243,24 @@ def test_socket_ticket_works_once(api: Api) -> None:
     assert support_store.connections_of(CUSTOMER) == ["conn-1"]
     support_service.disconnect("conn-1")
     assert support_store.connections_of(CUSTOMER) == []
+
+
+def test_nightly_summary_counts_the_days_conversations(api: Api) -> None:
+    from zoneinfo import ZoneInfo
+
+    by_assistant = start(api, "where is my order?").json_body["conversation_id"]
+    api.request("POST", f"/support/conversations/{by_assistant}/resolve", None, api.support)
+    api.request("POST", f"/support/conversations/{by_assistant}/rating", {"score": 5}, api.customer)
+    helped = start(api, "转人工", user="customer-2").json_body["conversation_id"]
+    api.request("POST", f"/support/conversations/{helped}/messages", {"body": "hi"}, api.support)
+    zone = ZoneInfo("Asia/Shanghai")
+    today = datetime.now(zone).date()
+    table = support_service.summary_table(today, zone)
+    assert table.name == "support/summary"
+    (row,) = table.rows
+    assert row["conversations"] == 2 and row["handed_to_support"] == 1
+    assert row["resolved_by_assistant"] == 1 and row["resolved_by_assistant_share"] == 1.0
+    assert row["median_first_human_response_seconds"] is not None
+    assert row["average_satisfaction"] == 5.0 and row["overdue"] == 0
+    (yesterday,) = support_service.summary_table(today - timedelta(days=1), zone).rows
+    assert yesterday["conversations"] == 0

@@ -13,6 +13,7 @@ from chalicelib.domain.support import (
     Conversation,
     ConversationClosed,
     ConversationStatus,
+    SupportSummary,
     clean_body,
     rate_window,
 )
@@ -59,7 +60,8 @@ def test_support_reply_waits_on_customer_and_stops_the_clock() -> None:
     c = conversation().hand_over("unknown", AT, SLA)
     replied = c.support_wrote("agent-1", AT + timedelta(minutes=3))
     assert replied.status is ConversationStatus.WAITING_ON_CUSTOMER
-    assert replied.first_response_due_at is None
+    assert not replied.waiting_for_first_human
+    assert not replied.missed_first_response(AT + timedelta(hours=1))
     assert replied.first_human_response_at == AT + timedelta(minutes=3)
     assert replied.assigned_to == "agent-1"
     assert not replied.is_overdue(AT + timedelta(hours=1))
@@ -242,3 +244,36 @@ def test_asking_for_a_person_or_unknown_hands_over_without_pretending() -> None:
 def test_order_question_without_an_order_says_so() -> None:
     reply = answer(Intent.WHERE_IS_MY_ORDER, "en", None)
     assert "could not find an order" in reply.body and not reply.hand_over
+
+
+def test_a_late_first_reply_counts_as_missed() -> None:
+    late = conversation().hand_over("human", AT, SLA).support_wrote("a", AT + SLA * 2)
+    assert late.missed_first_response(AT + SLA * 3)
+    assert not late.is_overdue(AT + SLA * 3)
+
+
+def test_daily_summary_figures() -> None:
+    by_assistant = conversation().resolve(AT + timedelta(minutes=1)).rate(5, None, AT)
+    helped = (
+        conversation()
+        .hand_over("human", AT, SLA)
+        .support_wrote("a", AT + timedelta(minutes=4))
+        .resolve(AT + timedelta(minutes=5))
+        .rate(2, None, AT)
+    )
+    slow = conversation().hand_over("human", AT, SLA).support_wrote("a", AT + timedelta(minutes=20))
+    waiting = conversation().hand_over("unknown", AT, SLA)
+    summary = SupportSummary.of([by_assistant, helped, slow, waiting], AT + timedelta(hours=1))
+    assert summary.row() == {
+        "conversations": 4,
+        "handed_to_support": 3,
+        "resolved": 2,
+        "resolved_by_assistant": 1,
+        "resolved_by_assistant_share": 0.5,
+        "median_first_human_response_seconds": 720,
+        "overdue": 2,
+        "ratings": 2,
+        "average_satisfaction": 3.5,
+    }
+    empty = SupportSummary.of([], AT).row()
+    assert empty["resolved_by_assistant_share"] is None and empty["average_satisfaction"] is None
