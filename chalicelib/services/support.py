@@ -243,7 +243,8 @@ def _retrying(work: Callable[[], T]) -> T:
 
 
 def _readable(conversation_id: str, caller: Caller) -> Conversation:
-    conversation = store.get_conversation(conversation_id) if conversation_id else None
+    known = store.CONVERSATION_ID.fullmatch(conversation_id or "")
+    conversation = store.get_conversation(conversation_id) if known else None
     if conversation is None or not (caller.staff or conversation.is_owned_by(caller.user_id)):
         raise ConversationNotFound(conversation_id)
     return conversation

@@ -58,6 +58,7 @@ SOCKET_RETENTION = timedelta(hours=3)  # API Gateway closes a WebSocket after 2 
 
 _POSITION = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z#[A-Za-z0-9._-]{1,64}")
 MESSAGE_ID = re.compile(r"msg_[0-9A-Z]{26}")
+CONVERSATION_ID = re.compile(r"cnv_[0-9A-Z]{26}")
 
 
 def timestamp(moment: datetime) -> str:

@@ -62,6 +62,10 @@ ROUTES: Mapping[str, tuple[str, ...]] = {
     "shipment.out_for_delivery": (NOTIFICATIONS,),
     "shipment.delivered": (NOTIFICATIONS,),
     "shipment.exception": (NOTIFICATIONS,),
+    # Support: only a reply to a customer without an open socket is for their channels.
+    "support.conversation_started": (),
+    "support.conversation_status_changed": (),
+    "support.reply_posted": (NOTIFICATIONS,),
 }
 DEFAULT_ROUTE: tuple[str, ...] = (NOTIFICATIONS,)
 # An event not forwarded this long after it occurred is the sweep's to forward: well past
