@@ -46,6 +46,7 @@ from chalicelib.domain.support import (
 from chalicelib.observability import logger, metrics
 from chalicelib.services import orders as order_service
 from chalicelib.settings import get_settings
+from chalicelib.store import customers as customers_store
 from chalicelib.store import orders as orders_store
 from chalicelib.store import outbox
 from chalicelib.store import shipments as shipments_store
@@ -155,6 +156,12 @@ def _order_facts(conversation: Conversation, text: str) -> assistant.OrderFacts 
     return _facts_for(order) if order is not None else None
 
 
+def _profile_locale(caller: Caller) -> str | None:
+    """The customer's profile locale when they have a profile, else their token's claim."""
+    profile = customers_store.get_profile(caller.user_id)
+    return profile.locale if profile is not None else caller.locale
+
+
 def _assistant_turn(
     conversation: Conversation, text: str, at: datetime, profile_locale: str | None
 ) -> tuple[Conversation, list[Message]]:
@@ -259,13 +266,14 @@ def start_conversation(
     body = clean_body(message)
     if order_id is not None:
         order_service.get_order(order_id, viewer_id=caller.user_id, staff=False)  # 404 if not
+    profile_locale = _profile_locale(caller)
     at = _now()
     started = Conversation.start(
         conversation_id=new_conversation_id(at),
         customer_id=caller.user_id,
         subject=subject,
         order_id=order_id,
-        locale=assistant.language_of(body, caller.locale),
+        locale=assistant.language_of(body, profile_locale),
         at=at,
     )
     first = Message(
@@ -276,7 +284,7 @@ def start_conversation(
         body=body,
         created_at=at,
     )
-    conversation, replies = _assistant_turn(started, body, at, caller.locale)
+    conversation, replies = _assistant_turn(started, body, at, profile_locale)
     uow = UnitOfWork()
     store.add_conversation(uow, conversation, previous=None)
     store.add_open_conversation(uow, caller.user_id, limited=True)
@@ -318,7 +326,7 @@ def post_message(conversation_id: str, caller: Caller, body: str) -> Posted:
         replies: list[Message] = []
         if by_customer:
             after = before.customer_wrote(at)
-            after, replies = _assistant_turn(after, text, at, caller.locale)
+            after, replies = _assistant_turn(after, text, at, _profile_locale(caller))
         else:
             after = before.support_wrote(caller.user_id, at)
         uow = UnitOfWork()

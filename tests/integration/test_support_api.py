@@ -264,3 +264,14 @@ def test_nightly_summary_counts_the_days_conversations(api: Api) -> None:
     assert row["average_satisfaction"] == 5.0 and row["overdue"] == 0
     (yesterday,) = support_service.summary_table(today - timedelta(days=1), zone).rows
     assert yesterday["conversations"] == 0
+
+
+def test_the_profile_locale_wins_over_the_messages_script(api: Api) -> None:
+    profile = {"email": None, "phone": None, "name": None, "locale": "en"}
+    saved = api.request("PUT", "/me", profile, api.customer)
+    assert saved.status_code == 200, saved.body
+    shipped_order()
+    body = start(api, "我的快递到哪了").json_body
+    answer = body["messages"][1]["body"]
+    assert answer.startswith("Hello, this is the automated assistant")
+    assert "tracking number SF1234567890" in answer
