@@ -346,6 +346,7 @@ def post_message(conversation_id: str, caller: Caller, body: str) -> Posted:
                     "conversation_id": after.conversation_id,
                     "customer_id": after.customer_id,
                     "message_id": message.message_id,
+                    "order_id": after.order_id,
                     "subject": after.subject,
                     "body": text[:500],
                 },
