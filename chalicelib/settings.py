@@ -140,6 +140,12 @@ class Settings:
     # After-sales windows per product category, JSON overriding the defaults per type or
     # "type:reason" in days, e.g. {"electronics": {"repair": 730}}; empty = the defaults.
     after_sales_windows: str = ""
+    # Support: minutes a conversation handed to support waits for its first human reply
+    # before it is overdue; the WebSocket URL clients connect to, and the @connections
+    # management endpoint the app posts to (empty = no live delivery; clients poll).
+    support_first_response_minutes: int = 15
+    support_socket_url: str = ""
+    support_socket_callback_url: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -213,6 +219,9 @@ class Settings:
             business_time_zone=env.get("BUSINESS_TIME_ZONE", "") or "Asia/Shanghai",
             uploads_bucket=env.get("UPLOADS_BUCKET", ""),
             after_sales_windows=env.get("AFTER_SALES_WINDOWS", ""),
+            support_first_response_minutes=int(env.get("SUPPORT_FIRST_RESPONSE_MINUTES") or 15),
+            support_socket_url=env.get("SUPPORT_SOCKET_URL", ""),
+            support_socket_callback_url=env.get("SUPPORT_SOCKET_CALLBACK_URL", "").rstrip("/"),
         )
 
 

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Every AWS service the app's code creates a client or resource for.
-SHIPPED_AWS_SERVICES = frozenset({"dynamodb", "s3", "secretsmanager", "ses", "sns", "sqs"})
+SHIPPED_AWS_SERVICES = frozenset(
+    {"apigatewaymanagementapi", "dynamodb", "s3", "secretsmanager", "ses", "sns", "sqs"}
+)
 
 BOTOCORE_MODELS = "botocore/data/"
 

@@ -364,6 +364,17 @@ def alarm_resources(queues: Mapping[str, str], api_function: str) -> dict[str, A
             Threshold=0,
             ComparisonOperator="GreaterThanThreshold",
         ),
+        "SupportOverdueAlarm": _alarm(
+            "support-overdue",
+            "Support conversations are past their first-response time: open the queue with "
+            "GET /support/conversations?overdue=true.",
+            **_service_metric("SupportConversationsOverdue"),
+            Statistic="Maximum",
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+        ),
     }
     for logical_id, short_name in sorted(queues.items()):
         alarms[f"{logical_id}OldestMessageAlarm"] = _alarm(

@@ -26,6 +26,7 @@ from chalicelib.api import (
     reviews,
     shipments,
     stock,
+    support,
     uploads,
     warehouses,
 )
@@ -45,6 +46,7 @@ BLUEPRINTS += [
     reviews.blueprint,
     uploads.blueprint,
     after_sales.blueprint,
+    support.blueprint,
 ]
 
 

@@ -894,3 +894,44 @@ def render(facts: MessageFacts, channel: Channel, locale: str) -> RenderedMessag
     else:
         body = _short_text(facts, locale, with_brand=False, with_link=False)
     return RenderedMessage(channel=channel, subject=subject, body=body, link=facts.link)
+
+
+# --- support replies ----------------------------------------------------------------------------
+
+# A person from support answered a customer who had no live connection open. Not an order
+# event: it follows the channel switches and has no per-event preference.
+SUPPORT_REPLY_POSTED = "support.reply_posted"
+
+_SUPPORT_WORDING: Mapping[str, tuple[str, str, str]] = {
+    # subject, email headline, short line; each may use {subject} and {excerpt}
+    ZH_CN: (
+        "客服回复了您的咨询：{subject}",
+        "客服回复了您的咨询“{subject}”：",
+        "客服回复了您的咨询“{subject}”：{excerpt}",
+    ),
+    EN: (
+        "Support replied: {subject}",
+        "Our support team replied to \u201c{subject}\u201d:",
+        "Support replied to \u201c{subject}\u201d: {excerpt}",
+    ),
+}
+
+
+def render_support_reply(
+    channel: Channel, locale: str, *, subject: str, excerpt: str
+) -> RenderedMessage:
+    """The message telling a customer that support answered them (text only, no link)."""
+    labels = _LABELS[_locale(locale)]
+    title, headline, short = _SUPPORT_WORDING[_locale(locale)]
+    channel = Channel(channel)
+    if channel is Channel.EMAIL:
+        lines = [labels.greeting, "", headline.format(subject=subject), "", excerpt, ""]
+        body = "\n".join([*lines, labels.footer])
+    else:
+        line = short.format(subject=subject, excerpt=" ".join(excerpt.split()))
+        if channel is Channel.SMS:
+            line = labels.sms_brand + line
+        if len(line) > SMS_MAX_CHARS:
+            line = line[: SMS_MAX_CHARS - len(_ELLIPSIS)] + _ELLIPSIS
+        body = line
+    return RenderedMessage(channel=channel, subject=title.format(subject=subject), body=body)

@@ -200,6 +200,20 @@ REPORT_SCHEMAS: dict[str, Schema] = {
         ("completions", BIGINT),
         ("median_days_to_complete", DOUBLE),
     ),
+    # Conversations started that business day; median_first_human_response_seconds is from
+    # the start to a person's first reply; overdue counts those answered (or still waiting)
+    # past their first-response time.
+    "support/summary": (
+        ("conversations", BIGINT),
+        ("handed_to_support", BIGINT),
+        ("resolved", BIGINT),
+        ("resolved_by_assistant", BIGINT),
+        ("resolved_by_assistant_share", DOUBLE),
+        ("median_first_human_response_seconds", BIGINT),
+        ("overdue", BIGINT),
+        ("ratings", BIGINT),
+        ("average_satisfaction", DOUBLE),
+    ),
 }
 
 

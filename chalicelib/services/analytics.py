@@ -59,7 +59,7 @@ from chalicelib.domain.money import Money
 from chalicelib.domain.reports import DailyReports, ReportTable
 from chalicelib.domain.reviews import LOW_RATINGS
 from chalicelib.observability import logger
-from chalicelib.services import after_sales_reports, catalogue
+from chalicelib.services import after_sales_reports, catalogue, support
 from chalicelib.services.orders import CURRENCY
 from chalicelib.settings import get_settings
 from chalicelib.store import analytics as store
@@ -426,9 +426,11 @@ def build_daily_reports(day: date, *, now: datetime | None = None) -> DailyRepor
     returns = after_sales_reports.report_tables(day, currency=CURRENCY)
     headline["products_reviewed"] = len(ratings.rows)
     headline["complaint_terms"] = len(complaints.rows)
+    help_desk = support.summary_table(day, business, now=moment)
+    headline["support_conversations"] = help_desk.rows[0]["conversations"]
     return DailyReports(
         day=day,
-        tables=[*sales, *stock.tables, *customers, ratings, complaints, *returns],
+        tables=[*sales, *stock.tables, *customers, ratings, complaints, *returns, help_desk],
         headline=headline,
     )
 

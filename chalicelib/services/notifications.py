@@ -21,7 +21,7 @@ SNS take no idempotency key): the redelivery finds the attempt past its lease, m
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +39,7 @@ from chalicelib.domain.notifications import (
     REVIEW_REPLIED,
     SHIPMENT_DELIVERED,
     SHIPMENT_EVENTS,
+    SUPPORT_REPLY_POSTED,
     Channel,
     InboxEntry,
     ItemLine,
@@ -48,6 +49,7 @@ from chalicelib.domain.notifications import (
     notification_id_for,
     order_url,
     render,
+    render_support_reply,
     review_url,
 )
 from chalicelib.domain.orders import Order
@@ -147,6 +149,8 @@ def notify(
     now: datetime | None = None,
 ) -> Outcome:
     """Tell the event's customer about it; ``DeliveryFailed`` if a channel must be retried."""
+    if event.type == SUPPORT_REPLY_POSTED:
+        return _notify_support_reply(event, senders=senders, now=now)
     if event.type not in NOTIFIABLE_EVENTS:
         return Outcome(event.event_id, event.type, ignored=True)
     order_id, customer_id = event.order_id, event.customer_id
@@ -165,11 +169,51 @@ def notify(
 
     profile = recipient.profile
     locale = profile.locale if profile else DEFAULT_LOCALE
+    facts = _facts(event, order_id, customer_id, locale, profile.name if profile else None)
     notification = _Notification(
         event=event,
         customer_id=customer_id,
-        facts=_facts(event, order_id, customer_id, locale, profile.name if profile else None),
-        locale=locale,
+        compose=lambda channel: render(facts, channel, locale),
+        order_id=order_id,
+        senders=senders if senders is not None else channels.senders(),
+        at=now or datetime.now(UTC),
+    )
+    for channel, channel_addresses in addresses.items():
+        if channel_addresses:
+            notification.deliver(channel, channel_addresses, progress)
+    if progress.failed:
+        raise DeliveryFailed(event.event_id, progress.failed)
+    return progress.outcome(event)
+
+
+def _notify_support_reply(
+    event: NotificationEvent,
+    *,
+    senders: Mapping[Channel, channels.Sender] | None,
+    now: datetime | None,
+) -> Outcome:
+    """A support reply for a customer who was not connected: on the channels they have on."""
+    payload = event.payload
+    customer_id = event.customer_id
+    if not customer_id or not ID_PATTERN.fullmatch(customer_id):
+        raise MalformedEvent(f"{event.type} without a usable customer_id")
+    subject = _text(payload.get("subject"), 200) or ""
+    excerpt = _text(payload.get("body"), 500) or ""
+    recipient = customer_store.get_recipient(customer_id)
+    preferences = recipient.preferences or NotificationPreferences()
+    wanted = [channel for channel in Channel if preferences.channels.get(channel, True)]
+    addresses = _addresses(customer_id, recipient, wanted)
+    progress = _Progress(unreachable=[channel for channel in wanted if not addresses[channel]])
+    if not any(addresses.values()):
+        return progress.outcome(event)
+    locale = recipient.profile.locale if recipient.profile else DEFAULT_LOCALE
+    notification = _Notification(
+        event=event,
+        customer_id=customer_id,
+        compose=lambda channel: render_support_reply(
+            channel, locale, subject=subject, excerpt=excerpt
+        ),
+        order_id=_text(payload.get("order_id"), 64),
         senders=senders if senders is not None else channels.senders(),
         at=now or datetime.now(UTC),
     )
@@ -203,8 +247,8 @@ class _Notification:
 
     event: NotificationEvent
     customer_id: str
-    facts: MessageFacts
-    locale: str
+    compose: Callable[[Channel], RenderedMessage]
+    order_id: str | None
     senders: Mapping[Channel, channels.Sender]
     at: datetime
 
@@ -231,7 +275,7 @@ class _Notification:
             progress.failed.append(channel)
             return
 
-        message = render(self.facts, channel, self.locale)
+        message = self.compose(channel)
         remaining = [address for address in addresses if not claim.reached(address)]
         provider_ids, reached, failed = self._send(channel, remaining, message)
         if failed:
@@ -254,7 +298,7 @@ class _Notification:
             subject=message.subject,
             body=message.body,
             sent_at=self.at,
-            order_id=self.facts.order_id,
+            order_id=self.order_id,
         )
         if not customer_store.record_delivery(
             event_id, channel, claim_id, [entry], provider_ids=provider_ids, at=self.at

@@ -81,6 +81,10 @@ ROUTES: Mapping[str, tuple[str, ...]] = {
     "after_sales.completed": (NOTIFICATIONS,),
     "after_sales.cancelled": (NOTIFICATIONS,),
     "after_sales.closed": (NOTIFICATIONS,),
+    # Support: only a reply to a customer without an open socket is for their channels.
+    "support.conversation_started": (),
+    "support.conversation_status_changed": (),
+    "support.reply_posted": (NOTIFICATIONS,),
 }
 DEFAULT_ROUTE: tuple[str, ...] = (NOTIFICATIONS,)
 # An event not forwarded this long after it occurred is the sweep's to forward: well past

@@ -17,6 +17,7 @@ from chalicelib.services import (
     pending_payments,
     reconciliation,
     refunds,
+    support,
 )
 
 blueprint = Blueprint(__name__)
@@ -73,6 +74,18 @@ def retry_shipment_bookings(event: CloudWatchEvent) -> dict[str, Any]:
 def close_after_sales(event: CloudWatchEvent) -> dict[str, Any]:
     """Close after-sales requests approved seven days ago whose parcel never came."""
     return after_sales.close_overdue(run_moment(event)).as_dict()
+
+
+@blueprint.schedule(Rate(1, unit=Rate.MINUTES))
+def check_support_overdue(event: CloudWatchEvent) -> dict[str, Any]:
+    """Count the support conversations past their first-response time (a metric + alarm)."""
+    return {"overdue": support.check_overdue(run_moment(event))}
+
+
+@blueprint.schedule(Rate(1, unit=Rate.HOURS))
+def close_resolved_conversations(event: CloudWatchEvent) -> dict[str, Any]:
+    """Close support conversations resolved 7 days ago that nobody wrote in since."""
+    return {"closed": support.close_resolved(run_moment(event))}
 
 
 def requested_day(event: CloudWatchEvent, default: date) -> date:

@@ -122,6 +122,7 @@ class LocalStack:
     _gateway_emulators: dict[str, Any] = field(default_factory=dict)
     _emulator_urls: dict[str, str] = field(default_factory=dict)
     _stop_requested: bool = False
+    _socket_ports: tuple[int, int] = (0, 0)
 
     @property
     def api_url(self) -> str:
@@ -167,6 +168,7 @@ class LocalStack:
         env.update(self._start_identity())
         env.update(self._start_stripe())
         env.update(self._start_gateway_emulators())
+        env.update(self._socket_urls())
         self.env = self._app_env(env)
 
         # The seed and the gateway's workers start side by side; both must finish.
@@ -186,6 +188,18 @@ class LocalStack:
             ],
         )
         self._spawn("pump", ["infra.local.pump", "--parent-pid", str(os.getpid())])
+        self._spawn(
+            "websocket",
+            [
+                "infra.local.websocket",
+                "--ws-port",
+                str(self._socket_ports[0]),
+                "--callback-port",
+                str(self._socket_ports[1]),
+                "--parent-pid",
+                str(os.getpid()),
+            ],
+        )
         if options.warehouse_delay > 0:
             self._spawn(
                 "warehouse",
@@ -359,6 +373,20 @@ class LocalStack:
                 raise StartupFailed(f"the {title} emulator did not start: {exc}") from exc
             self._emulator_urls[key] = str(emulator.url)
         return env
+
+    def _socket_urls(self) -> dict[str, str]:
+        """Two free ports for the live support WebSocket and its @connections endpoint."""
+        ports = []
+        for _ in range(2):
+            with socket.socket() as probe:
+                probe.bind((HOST, 0))
+                ports.append(probe.getsockname()[1])
+        self._socket_ports = (ports[0], ports[1])
+        self._emulator_urls["websocket"] = f"ws://{HOST}:{ports[0]}"
+        return {
+            "SUPPORT_SOCKET_URL": f"ws://{HOST}:{ports[0]}",
+            "SUPPORT_SOCKET_CALLBACK_URL": f"http://{HOST}:{ports[1]}",
+        }
 
     def _app_env(self, provisioned: dict[str, str]) -> dict[str, str]:
         """What the app's functions see, as Lambda would give it to them."""
@@ -544,6 +572,8 @@ class LocalStack:
             f"  Identity       {identity.issuer}",
             f"  JWKS           {identity.jwks_url}",
             *self._payment_banner_lines(),
+            f"  Support socket {self.env.get('SUPPORT_SOCKET_URL', '-')}   (WebSocket; "
+            "@connections at SUPPORT_SOCKET_CALLBACK_URL)",
             f"  Stack file     {stack_file}",
             f"  Token          make token PORT={port} ID=alice GROUPS=customers",
             f"  Schedules      make tick PORT={port} JOB=<handler name> [DATE=YYYY-MM-DD]",

@@ -349,3 +349,29 @@ def test_an_address_change_takes_effect_for_the_next_event(world: Api) -> None:
     assert [e.destinations["ToAddresses"] for e in emails()] == [[EMAIL], ["new@example.com"]]
     assert emails()[1].subject == f"订单 {order.order_id} 支付成功"
     assert len(sms()) == 1
+
+
+def test_a_support_reply_for_a_customer_without_a_socket_is_emailed_and_texted(
+    world: Api,
+) -> None:
+    set_profile(world)
+    payload = {
+        "conversation_id": "cnv_01JSUPPORTREPLY0000000000A",
+        "customer_id": CUSTOMER,
+        "message_id": "msg_01JSUPPORTREPLY0000000000A",
+        "order_id": None,
+        "subject": "物流问题",
+        "body": "您好，包裹明天送达。<b>不是 HTML</b>",
+    }
+    body = queue_body("evt_support_reply_1", "support.reply_posted", payload)
+
+    assert deliver(world, ("m-1", body)) == []
+    assert deliver(world, ("m-2", body)) == []  # delivered twice, sent once
+
+    [email] = emails()
+    assert email.subject == "客服回复了您的咨询：物流问题"
+    assert "您好，包裹明天送达。<b>不是 HTML</b>" in email.body
+    [(phone, text)] = sms()
+    assert phone == PHONE
+    assert text.startswith("【orderdesk】客服回复了您的咨询“物流问题”：您好")
+    assert {e["event_id"] for e in inbox(world)} == {"evt_support_reply_1"}
