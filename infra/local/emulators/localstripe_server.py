@@ -25,7 +25,12 @@ it talks to Stripe, by base URL. Run through this module it differs from ``local
   ``success=true`` (auth: the secret key, or ``key=pk_test_...`` in the form);
 - it also sends events Stripe sends and localstripe does not:
   ``payment_intent.requires_action``, ``refund.created`` and ``charge.refunded``;
-- the balance history filters on ``created`` (``gt``, ``gte``, ``lt``, ``lte``) as Stripe's does.
+- the balance history filters on ``created`` (``gt``, ``gte``, ``lt``, ``lte``) as Stripe's does;
+- ``/js.stripe.com/v3/`` is a Stripe.js stand-in (``stripe_js_stand_in.js``) that browsers can
+  pay with: ``elements()`` with a card element, ``createPaymentMethod`` (which, as with Stripe,
+  posts the card to ``/v1/payment_methods`` with the publishable key: localstripe itself wants
+  a secret key there) and ``handleNextAction`` (the 3-D Secure page in a dialog, which tells
+  the page its outcome by ``postMessage``). localstripe's own stand-in cannot create methods.
 
 Webhooks are registered as with localstripe: ``POST /_config/webhooks/{name}`` with the form
 fields ``url``, ``secret`` and ``events[]`` (see ``register_webhook``); each event is posted,
@@ -62,6 +67,10 @@ log = logging.getLogger("infra.local.emulators.localstripe_server")
 HOST = "127.0.0.1"
 AUTHENTICATION_PATH = "/_local/3ds"
 _AUTHENTICATION_PAGE = re.compile(rf"{AUTHENTICATION_PATH}/(pi_\w+)")
+STRIPE_JS_PATH = "/js.stripe.com/v3/"
+STRIPE_JS_FILE = Path(__file__).with_name("stripe_js_stand_in.js")
+# Where Stripe takes a publishable key instead of a secret one (localstripe: tokens, sources).
+_PUBLISHABLE_KEY_PATHS = ("/v1/payment_methods",)
 _SETUP_FUTURE_USAGE = (None, "on_session", "off_session")
 _CREATED_BOUNDS: dict[str, Callable[[int, int], bool]] = {
     "gt": lambda created, bound: created > bound,
@@ -122,6 +131,7 @@ def install(base_url: str) -> None:
     _filter_balance_history_by_date()
     # After localstripe's error middleware, which turns its errors into Stripe's JSON.
     server.app.middlewares.insert(1, web.middleware(_authentication_page))
+    server.app.middlewares.insert(1, web.middleware(_browser_stripe_js))
 
 
 def _keep_store_in_memory() -> None:
@@ -250,6 +260,35 @@ def _filter_balance_history_by_date() -> None:
     BalanceTransaction._api_list_all = classmethod(list_all)  # type: ignore[method-assign,assignment]
 
 
+# --- Stripe.js for browsers ----------------------------------------------------------------
+
+
+async def _browser_stripe_js(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    from aiohttp import web
+
+    if request.method == "GET" and request.path == STRIPE_JS_PATH:
+        return web.Response(
+            body=STRIPE_JS_FILE.read_bytes(),
+            content_type="text/javascript",
+            charset="utf-8",
+            headers={"Cache-Control": "no-cache"},
+        )
+    authorization = request.headers.get("Authorization", "")
+    if (
+        request.method == "POST"
+        and request.path in _PUBLISHABLE_KEY_PATHS
+        and re.fullmatch(r"Bearer pk_(test|live)_\w+", authorization)
+    ):
+        # localstripe checks only that a key looks secret; Stripe takes the publishable key
+        # for creating payment methods from a browser.
+        headers = dict(request.headers)
+        headers["Authorization"] = f"Bearer sk_{authorization.split('pk_', 1)[1]}"
+        return await handler(request.clone(headers=headers))
+    return await handler(request)
+
+
 # --- the 3-D Secure page ---------------------------------------------------------------------
 
 
@@ -309,7 +348,17 @@ def _answer_challenge(intent_id: str, client_secret: str, success: bool) -> web.
     return_url = getattr(intent, "_return_url", None)
     if not return_url:
         outcome = "completed" if succeeded else "failed"
-        return _page("3-D Secure", f"Authentication {outcome}; you can close this page.", 200)
+        # Stripe.js shows this page in a frame and learns the outcome by message.
+        message = json.dumps(
+            {
+                "type": "stripe-3ds-result",
+                "payment_intent": intent.id,
+                "status": "succeeded" if succeeded else "failed",
+            }
+        )
+        script = f"<script>window.parent.postMessage({message}, '*');</script>"
+        text = f"Authentication {outcome}; you can close this page."
+        return _page("3-D Secure", f"{text}{script}", 200)
     query = urllib.parse.urlencode(
         {
             "payment_intent": intent.id,
