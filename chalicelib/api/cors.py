@@ -14,7 +14,7 @@ from chalice.app import Request
 from chalicelib.settings import get_settings
 
 ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key"
-EXPOSE_HEADERS = "Location, Idempotent-Replayed"
+EXPOSE_HEADERS = "Location, Idempotent-Replayed, Retry-After"
 MAX_AGE_SECONDS = "600"
 
 

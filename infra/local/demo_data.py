@@ -59,6 +59,8 @@ class DemoUser:
     groups: tuple[str, ...]
     email: str
     name: str
+    phone: str | None = None
+    locale: str = "zh-CN"
 
 
 # City-centre coordinates. Spread north, east, south, west and centre so that the nearest
@@ -448,9 +450,9 @@ PRODUCTS = (
 )
 
 DEMO_USERS = (
-    DemoUser("cust-li-wei", ("customers",), "li.wei@example.com", "李伟"),
-    DemoUser("cust-wang-fang", ("customers",), "wang.fang@example.com", "王芳"),
-    DemoUser("cust-alice-chen", ("customers",), "alice.chen@example.com", "Alice Chen"),
+    DemoUser("cust-li-wei", ("customers",), "li.wei@example.com", "李伟", "+8613800000001"),
+    DemoUser("cust-wang-fang", ("customers",), "wang.fang@example.com", "王芳", "+8613800000002"),
+    DemoUser("cust-alice-chen", ("customers",), "alice.chen@example.com", "Alice Chen", None, "en"),
     DemoUser("ops-zhang-min", ("ops",), "zhang.min@example.com", "张敏"),
     DemoUser("support-liu-yang", ("support",), "liu.yang@example.com", "刘洋"),
     DemoUser("finance-chen-jing", ("finance",), "chen.jing@example.com", "陈静"),

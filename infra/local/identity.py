@@ -25,10 +25,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from chalicelib.adapters.identity import USER_ID_PATTERN
+from infra.local.hosted_ui import HostedUi, User, WebClient
 
 CLIENT_ID = "orderdesk-local-client"
 POOL_PATH = "/local-pool"
 KEY_BITS = 2048
+MAX_REQUEST_BYTES = 64 * 1024
 
 
 class LocalIdentityProvider:
@@ -44,6 +46,46 @@ class LocalIdentityProvider:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.jwks_requests = 0  # how often the JWKS was served; lets tests see caching
+        # The hosted UI's sign-in flow (authorize, login, token, logout) for web clients.
+        self.hosted_ui = HostedUi(issuer=lambda: self.issuer, sign=self.sign)
+
+    @property
+    def base_url(self) -> str:
+        """Where the hosted UI's endpoints live (Cognito: the user pool's domain)."""
+        return self.issuer.removesuffix(POOL_PATH)
+
+    def add_web_client(
+        self, client_id: str, callback_urls: list[str], logout_urls: list[str]
+    ) -> WebClient:
+        """Register a public app client (PKCE, no secret) with its exact URLs."""
+        return self.hosted_ui.add_client(client_id, callback_urls, logout_urls)
+
+    def set_users(self, users: list[User]) -> None:
+        """The users the sign-in page lists (others may still sign in by typing an id)."""
+        self.hosted_ui.users = tuple(users)
+
+    def web_client_config(self, client_id: str) -> dict[str, Any]:
+        """What a web app needs to sign in with ``client_id`` (its config.json's part)."""
+        client = self.hosted_ui.clients[client_id]
+        endpoints = self.hosted_ui.endpoints(self.base_url)
+        return {
+            "issuer": self.issuer,
+            "client_id": client.client_id,
+            "authorization_endpoint": endpoints["authorization_endpoint"],
+            "token_endpoint": endpoints["token_endpoint"],
+            "end_session_endpoint": endpoints["end_session_endpoint"],
+            "redirect_uri": client.callback_urls[0],
+            "logout_uri": client.logout_urls[0],
+            "scope": "openid email phone profile",
+        }
+
+    def oidc_configuration(self) -> dict[str, Any]:
+        return {
+            "issuer": self.issuer,
+            "jwks_uri": self.jwks_url,
+            "id_token_signing_alg_values_supported": ["RS256"],
+            **self.hosted_ui.endpoints(self.base_url),
+        }
 
     @property
     def issuer(self) -> str:
@@ -94,7 +136,7 @@ class LocalIdentityProvider:
         return {
             "JWT_ISSUER": self.issuer,
             "JWKS_URL": self.jwks_url,
-            "JWT_CLIENT_IDS": self.client_id,
+            "JWT_CLIENT_IDS": ",".join([self.client_id, *self.hosted_ui.clients]),
         }
 
     def mint(
@@ -232,16 +274,35 @@ def _handler_for(provider: LocalIdentityProvider) -> type[BaseHTTPRequestHandler
                 provider.jwks_requests += 1
                 self._send_json(200, provider.jwks())
             elif path == f"{POOL_PATH}/.well-known/openid-configuration":
-                self._send_json(
-                    200,
-                    {
-                        "issuer": provider.issuer,
-                        "jwks_uri": provider.jwks_url,
-                        "id_token_signing_alg_values_supported": ["RS256"],
-                    },
-                )
+                self._send_json(200, provider.oidc_configuration())
+            elif provider.hosted_ui.handles(path):
+                self._hosted_ui("GET")
             else:
                 self._send_json(404, {"message": "not found"})
+
+        def do_POST(self) -> None:
+            self._hosted_ui("POST")
+
+        def do_OPTIONS(self) -> None:
+            self._hosted_ui("OPTIONS")
+
+        def _hosted_ui(self, method: str) -> None:
+            path, _, query = self.path.partition("?")
+            if not provider.hosted_ui.handles(path):
+                self._send_json(404, {"message": "not found"})
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_REQUEST_BYTES:
+                self._send_json(413, {"error": "invalid_request"})
+                return
+            body = self.rfile.read(length) if length > 0 else b""
+            reply = provider.hosted_ui.handle(method, path, query, body, dict(self.headers))
+            self.send_response(reply.status)
+            for name, value in reply.headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
 
         def _send_json(self, status: int, document: dict[str, Any]) -> None:
             body = json.dumps(document).encode()

@@ -37,6 +37,7 @@ from typing import Any
 
 from chalicelib.adapters.payments.card import WEBHOOK_EVENTS as STRIPE_WEBHOOK_EVENTS
 from infra.local.emulators.localstripe_server import read_ready_file, register_webhook
+from infra.local.hosted_ui import User
 from infra.local.identity import LocalIdentityProvider
 from infra.local.provision import provision
 from infra.local.web_apps import write_app_config
@@ -48,8 +49,9 @@ STATE_DIR = REPO_ROOT / ".local"
 WEB_ROOT = REPO_ROOT / "web"
 HOST = "127.0.0.1"
 REGION = "us-east-1"
-DEFAULT_CORS_ORIGINS = "http://localhost:3000"
-DEFAULT_STOREFRONT_URL = "http://localhost:3000"
+# The public web clients of the local identity provider: (app, client id). Each signs in
+# at <api>/<app>/callback and returns to <api>/<app>/ after signing out.
+WEB_CLIENTS = (("shop", "orderdesk-local-shop"), ("console", "orderdesk-local-console"))
 READY_TIMEOUT_SECONDS = 120.0
 _STOP_GRACE_SECONDS = 10.0
 EMULATOR_START_SECONDS = 30.0
@@ -125,6 +127,10 @@ class LocalStack:
     @property
     def api_url(self) -> str:
         return f"http://{HOST}:{self.options.port}"
+
+    @property
+    def storefront_url(self) -> str:
+        return f"{self.api_url}/shop/"
 
     @property
     def moto_url(self) -> str:
@@ -257,6 +263,11 @@ class LocalStack:
     def _start_identity(self) -> dict[str, str]:
         self._identity = LocalIdentityProvider(self.options.state_dir / "idp-key.pem")
         self._identity.start(host=HOST)
+        for app, client_id in WEB_CLIENTS:
+            self._identity.add_web_client(
+                client_id, [f"{self.api_url}/{app}/callback"], [f"{self.api_url}/{app}/"]
+            )
+        self._identity.set_users(demo_users())
         identity_env: dict[str, str] = self._identity.env()
         return identity_env
 
@@ -342,14 +353,15 @@ class LocalStack:
             {
                 "STAGE": self.options.stage,
                 "PUBLIC_API_URL": self.api_url,  # providers' and carriers' notify URLs
-                # Links in customer messages (the storefront is not part of this stack yet).
-                "STOREFRONT_URL": os.environ.get("STOREFRONT_URL", DEFAULT_STOREFRONT_URL),
+                # Links in customer messages go to the shop this stack serves.
+                "STOREFRONT_URL": os.environ.get("STOREFRONT_URL", self.storefront_url),
                 "AWS_ENDPOINT_URL": self.moto_url,
                 "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing",
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION,
-                "CORS_ALLOW_ORIGINS": os.environ.get("CORS_ALLOW_ORIGINS", DEFAULT_CORS_ORIGINS),
+                # The shop's origin (a CORS origin has no path).
+                "CORS_ALLOW_ORIGINS": os.environ.get("CORS_ALLOW_ORIGINS", self.api_url),
             }
         )
         return env
@@ -471,6 +483,11 @@ class LocalStack:
             "issuer": identity.issuer,
             "jwks_url": identity.jwks_url,
             "jwt_client_id": identity.client_id,
+            "storefront_url": self.storefront_url,
+            # Per web app: its client id, the hosted UI's endpoints and its URLs.
+            "web_clients": {
+                app: identity.web_client_config(client_id) for app, client_id in WEB_CLIENTS
+            },
             "env": self.env,
             "emulators": {
                 "aws": self.moto_url,
@@ -572,6 +589,16 @@ class LocalStack:
             log.warning("the %s did not stop in time; killing it", name)
             child.process.kill()
             child.process.wait()
+
+
+def demo_users() -> list[User]:
+    """The demo users, as the identity provider's sign-in page lists them."""
+    from infra.local.demo_data import DEMO_USERS
+
+    return [
+        User(user.id, user.groups, user.email, user.name, user.phone, user.locale)
+        for user in DEMO_USERS
+    ]
 
 
 def chalice_environment(
