@@ -137,10 +137,6 @@ class LocalStack:
         return f"http://{HOST}:{self.options.moto_port}"
 
     @property
-    def shop_url(self) -> str:
-        return f"{self.api_url}/shop/"
-
-    @property
     def web_config_dir(self) -> Path:
         return self.options.state_dir / f"web-{self.options.port}"
 
@@ -367,27 +363,19 @@ class LocalStack:
         return env
 
     def _write_web_config(self) -> None:
-        """``/shop/config.json`` (and the console's): what the browser apps need to know."""
+        """``/<app>/config.json``: the API, the app's sign-in client and the Stripe key."""
         identity = self._identity
         assert identity is not None, "the identity provider starts first"
-        issuer = identity.issuer
         stripe_url = self._emulator_urls.get("stripe", "")
-        document = {
-            "api_url": self.api_url,
-            "identity": {
-                "issuer": issuer,
-                "client_id": getattr(identity, "web_client_id", identity.client_id),
-                "authorization_endpoint": f"{issuer}/oauth2/authorize",
-                "token_endpoint": f"{issuer}/oauth2/token",
-                "end_session_endpoint": f"{issuer}/logout",
-                "scopes": ["openid", "email", "phone", "profile"],
-            },
-            "stripe": {
-                "publishable_key": self._stripe_publishable_key,
-                "js_url": f"{stripe_url}/js.stripe.com/v3/" if stripe_url else "",
-            },
-        }
-        for app in ("shop", "console"):
+        for app, client_id in WEB_CLIENTS:
+            document = {
+                "api_url": self.api_url,
+                "identity": identity.web_client_config(client_id),
+                "stripe": {
+                    "publishable_key": self._stripe_publishable_key,
+                    "js_url": f"{stripe_url}/js.stripe.com/v3/" if stripe_url else "",
+                },
+            }
             write_app_config(self.web_config_dir, app, document)
 
     def _child_env(self) -> dict[str, str]:
@@ -511,7 +499,7 @@ class LocalStack:
         lines = [
             "",
             "orderdesk local stack is running",
-            f"  Shop           {self.shop_url}",
+            f"  Shop           {self.storefront_url}",
             f"  API            {self.api_url}",
             f"  API docs       {self.api_url}/docs",
             f"  OpenAPI        {self.api_url}/openapi.json",

@@ -8,7 +8,8 @@ const PENDING = "orderdesk.pkce";
 const REFRESH_MARGIN_SECONDS = 60;
 
 export function createAuth(identity, { callbackPath, homePath }) {
-  const redirectUri = new URL(callbackPath, location.origin).href;
+  const redirectUri = identity.redirect_uri || new URL(callbackPath, location.origin).href;
+  const logoutUri = identity.logout_uri || new URL(homePath, location.origin).href;
   let tokens = read(TOKENS);
   let refreshing = null;
   let timer = null;
@@ -101,7 +102,7 @@ export function createAuth(identity, { callbackPath, homePath }) {
       response_type: "code",
       client_id: identity.client_id,
       redirect_uri: redirectUri,
-      scope: (identity.scopes || ["openid"]).join(" "),
+      scope: identity.scope || "openid",
       state,
       code_challenge: base64url(digest),
       code_challenge_method: "S256",
@@ -137,7 +138,7 @@ export function createAuth(identity, { callbackPath, homePath }) {
     const url = new URL(identity.end_session_endpoint);
     url.search = new URLSearchParams({
       client_id: identity.client_id,
-      logout_uri: new URL(homePath, location.origin).href,
+      logout_uri: logoutUri,
     });
     location.assign(url.href);
   }

@@ -134,6 +134,7 @@
         var read = element._read();
         if (read.error) return Promise.resolve({ error: read.error });
         var body = {
+          key: key,
           type: "card",
           "card[number]": read.card.number,
           "card[exp_month]": String(read.card.exp_month),
@@ -146,7 +147,7 @@
         });
         return fetch(base + "/v1/payment_methods", {
           method: "POST",
-          headers: { "Authorization": "Bearer " + key, "Content-Type": "application/x-www-form-urlencoded" },
+          headers: { "Content-Type": "application/x-www-form-urlencoded" },
           body: form(body)
         }).then(function (response) {
           return response.json().then(function (json) {

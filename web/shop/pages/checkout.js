@@ -242,7 +242,7 @@ export function CheckoutPage(ctx) {
     </section>
     <${Problem} error=${placeError} t=${t} />
     <p style="text-align:right">
-      <button onClick=${place} disabled=${!quote || placing}>${placing ? t("checkout.placing") : t("checkout.place")}</button>
+      <button onClick=${place} disabled=${!(quote || quoteError?.status === 404) || !body || placing}>${placing ? t("checkout.placing") : t("checkout.place")}</button>
     </p>
   `;
 }

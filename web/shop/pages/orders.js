@@ -119,10 +119,9 @@ export function OrderPage(ctx) {
     </div>
     <h2>${t("order.timeline")}</h2>
     <ol class="timeline">
-      ${order.history.map(
-        (h, i) => html`<li key=${i}><${StatusPill} status=${h.to} t=${t} /> <span class="muted">${formatDate(h.at, lang, true)}</span>
-          ${h.reason && html`<div class="muted">${h.reason}</div>`}</li>`,
-      )}
+      ${order.history
+        .filter((h, i, all) => i === 0 || all[i - 1].to !== h.to)
+        .map((h, i) => html`<li key=${i}><${StatusPill} status=${h.to} t=${t} /> <span class="muted">${formatDate(h.at, lang, true)}</span></li>`)}
     </ol>
     <h2>${t("order.shipments")}</h2>
     ${(tracking?.shipments || []).map(

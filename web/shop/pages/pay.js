@@ -106,7 +106,9 @@ export function PayPage(ctx) {
     if (!stripe || !elementRef.current) return;
     setBusy(true);
     setError(null);
-    const result = await stripe.createPaymentMethod({ type: "card", card: elementRef.current });
+    const result = await stripe
+      .createPaymentMethod({ type: "card", card: elementRef.current })
+      .catch((e) => ({ error: { message: e.message } }));
     if (result.error) {
       setBusy(false);
       setError(new Error(result.error.message));
