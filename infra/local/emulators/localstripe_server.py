@@ -26,6 +26,8 @@ it talks to Stripe, by base URL. Run through this module it differs from ``local
 - it also sends events Stripe sends and localstripe does not:
   ``payment_intent.requires_action``, ``refund.created`` and ``charge.refunded``;
 - the balance history filters on ``created`` (``gt``, ``gte``, ``lt``, ``lte``) as Stripe's does;
+- Stripe's declining test cards (``4000000000000002`` and the other decline reasons) decline
+  a payment, not only attaching to a customer;
 - ``/js.stripe.com/v3/`` is a Stripe.js stand-in (``stripe_js_stand_in.js``) that browsers can
   pay with: ``elements()`` with a card element, ``createPaymentMethod`` (which, as with Stripe,
   posts the card to ``/v1/payment_methods`` with the publishable key: localstripe itself wants
@@ -71,6 +73,17 @@ STRIPE_JS_PATH = "/js.stripe.com/v3/"
 STRIPE_JS_FILE = Path(__file__).with_name("stripe_js_stand_in.js")
 # Where Stripe takes a publishable key instead of a secret one (localstripe: tokens, sources).
 _PUBLISHABLE_KEY_PATHS = ("/v1/payment_methods",)
+_DECLINED_TEST_CARDS = frozenset(
+    {
+        "4000000000000002",
+        "4000000000009995",
+        "4000000000009987",
+        "4000000000009979",
+        "4000000000000069",
+        "4000000000000127",
+        "4000000000000119",
+    }
+)
 _SETUP_FUTURE_USAGE = (None, "on_session", "off_session")
 _CREATED_BOUNDS: dict[str, Callable[[int, int], bool]] = {
     "gt": lambda created, bound: created > bound,
@@ -127,6 +140,7 @@ def install(base_url: str) -> None:
     _accept_stripe_intent_parameters()
     _redirect_for_authentication(base_url)
     _save_cards_for_later()
+    _decline_charges_as_stripe_does()
     _send_refund_events()
     _filter_balance_history_by_date()
     # After localstripe's error middleware, which turns its errors into Stripe's JSON.
@@ -217,6 +231,21 @@ def _save_cards_for_later() -> None:
         original(self)
 
     PaymentIntent._on_success = on_success  # type: ignore[method-assign]
+
+
+def _decline_charges_as_stripe_does() -> None:
+    """Stripe's test cards that decline (generic, insufficient funds, lost, stolen, expired,
+    incorrect CVC, processing error) decline a payment; localstripe declines them only when
+    they are attached to a customer, and would let a shopper pay with them."""
+    from localstripe.resources import PaymentMethod
+
+    original = PaymentMethod._charging_is_declined
+
+    def declined(self: PaymentMethod) -> bool:
+        number = getattr(self, "_card_number", None)
+        return bool(original(self)) or (self.type == "card" and number in _DECLINED_TEST_CARDS)
+
+    PaymentMethod._charging_is_declined = declined  # type: ignore[method-assign]
 
 
 def _send_refund_events() -> None:
