@@ -6,6 +6,7 @@ from chalice import Chalice
 
 from chalicelib import observability
 from chalicelib.api import (
+    addresses,
     alerts,
     auth,
     cors,
@@ -15,6 +16,7 @@ from chalicelib.api import (
     operations,
     orders,
     payments,
+    places,
     products,
     reports,
     shipments,
@@ -31,6 +33,7 @@ BLUEPRINTS += [me.blueprint]
 BLUEPRINTS += [shipments.blueprint, operations.blueprint]
 BLUEPRINTS += [alerts.blueprint]
 BLUEPRINTS += [reports.blueprint]
+BLUEPRINTS += [places.blueprint, addresses.blueprint]
 
 
 _registered = False

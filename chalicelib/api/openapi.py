@@ -48,6 +48,34 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 Auth = Literal["required", "optional", "none"]
 
+# The headers the API reads and sets, declared once (components/headers) and referred to.
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Makes the request safe to retry: the same key with the same body answers with the "
+        "original response (and Idempotent-Replayed: true); with another body, 422."
+    ),
+    "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$", "maxLength": 255},
+}
+RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "Location": {
+        "description": "The path of the resource this request created.",
+        "schema": {"type": "string"},
+    },
+    "Idempotent-Replayed": {
+        "description": "Present (true) when this is the replay of an earlier request's answer.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+}
+# Answers that tell the client to come back later carry Retry-After.
+RETRY_LATER_STATUSES = frozenset({429, 503})
+
 blueprint = Blueprint(__name__)
 
 
@@ -67,6 +95,10 @@ class Operation:
     # None: derived from the route (an authorizer means "required").
     auth: Auth | None = None
     path_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Reads Idempotency-Key; its successes may carry Idempotent-Replayed; 503 busy may answer.
+    idempotent: bool = False
+    # Status -> names from RESPONSE_HEADERS that the answer carries (e.g. 201: ("Location",)).
+    headers: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 def operation(
@@ -82,6 +114,8 @@ def operation(
     errors: Iterable[int] = (),
     auth: Auth | None = None,
     path_params: Mapping[str, Mapping[str, Any]] | None = None,
+    idempotent: bool = False,
+    headers: Mapping[int, Iterable[str]] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Describe a view for the spec; put it under ``@blueprint.route``. Nothing is built here."""
     described = Operation(
@@ -96,7 +130,12 @@ def operation(
         errors=tuple(errors),
         auth=auth,
         path_params=dict(path_params or {}),
+        idempotent=idempotent,
+        headers={status: tuple(names) for status, names in (headers or {}).items()},
     )
+    unknown = {name for names in described.headers.values() for name in names}
+    if unknown - set(RESPONSE_HEADERS):
+        raise ValueError(f"undeclared response headers: {sorted(unknown - set(RESPONSE_HEADERS))}")
 
     def attach(view: Callable[..., Any]) -> Callable[..., Any]:
         # functools.wraps copies __dict__, so this survives the error-mapping wrapper.
@@ -135,6 +174,8 @@ def _error_statuses(method: str, entry: RouteEntry, described: Operation | None)
         statuses.add(413)
     if described is not None:
         statuses |= set(described.errors)
+        if described.idempotent:
+            statuses.add(503)  # busy: contention outlasted the request's retries
     return sorted(statuses)
 
 
@@ -241,6 +282,8 @@ def _operation_object(
     ]
     if op.query:
         parameters += _query_parameters(op.query, schemas)
+    if op.idempotent:
+        parameters.append(dict(IDEMPOTENCY_KEY_PARAMETER))
     if parameters:
         result["parameters"] = parameters
 
@@ -257,16 +300,21 @@ def _operation_object(
             response["content"] = {op.media_type: {"schema": schemas.ref(model, "serialization")}}
         elif op.raw_schema is not None:
             response["content"] = {op.media_type: {"schema": dict(op.raw_schema)}}
+        names = list(op.headers.get(status, ()))
+        if op.idempotent and 200 <= status < 300:
+            names.append("Idempotent-Replayed")
+        if names:
+            response["headers"] = _header_refs(names)
         responses[str(status)] = response
     error_ref = schemas.ref(_error_model(), "serialization")
     for status in _error_statuses(method, entry, described):
-        responses.setdefault(
-            str(status),
-            {
-                "description": _reason(status),
-                "content": {"application/json": {"schema": error_ref}},
-            },
-        )
+        error: dict[str, Any] = {
+            "description": _reason(status),
+            "content": {"application/json": {"schema": error_ref}},
+        }
+        if status in RETRY_LATER_STATUSES:
+            error["headers"] = _header_refs(["Retry-After"])
+        responses.setdefault(str(status), error)
     result["responses"] = responses
 
     auth = _auth_of(entry, described)
@@ -275,6 +323,10 @@ def _operation_object(
     elif auth == "optional":
         result["security"] = [{}, {SECURITY_SCHEME: []}]
     return result
+
+
+def _header_refs(names: Iterable[str]) -> dict[str, Any]:
+    return {name: {"$ref": f"#/components/headers/{name}"} for name in dict.fromkeys(names)}
 
 
 def _error_model() -> type[BaseModel]:
@@ -306,6 +358,7 @@ def build_spec(app: Chalice) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": components,
+            "headers": {name: dict(header) for name, header in RESPONSE_HEADERS.items()},
             "securitySchemes": {
                 SECURITY_SCHEME: {
                     "type": "http",

@@ -151,6 +151,22 @@ class OrderBody(models.ResponseModel):
     history: list[HistoryEntryBody]
 
 
+class QuoteShipmentBody(models.ResponseModel):
+    warehouse: str
+    city: str
+    estimated_delivery: models.DeliveryEstimateBody | None = Field(
+        description="Null when the address cannot be placed on a map."
+    )
+
+
+class QuoteBody(models.ResponseModel):
+    lines: list[OrderLineBody]
+    shipments: list[QuoteShipmentBody]
+    subtotal: models.MoneyBody
+    shipping_fee: models.MoneyBody
+    total: models.MoneyBody
+
+
 class OrderPage(models.ResponseModel):
     items: list[OrderBody]
     next_cursor: str | None
@@ -172,6 +188,8 @@ class OrderPage(models.ResponseModel):
     request=PlaceOrderIn,
     responses={201: OrderBody},
     errors=(422,),
+    idempotent=True,
+    headers={201: ("Location",)},
 )
 def place_order() -> Response:
     request = blueprint.current_request
@@ -191,6 +209,27 @@ def place_order() -> Response:
     if placement.replayed:
         headers[REPLAYED_HEADER] = "true"
     return Response(body=placement.body, status_code=201, headers=headers)
+
+
+@blueprint.route("/orders/quote", methods=["POST"], authorizer=authorizer)
+@operation(
+    "Quote an order",
+    description=(
+        "What POST /orders would make of the same body now: prices, the warehouses each "
+        "line ships from, the shipping fee and total, and each shipment's city and delivery "
+        "estimate. Nothing is reserved or written. A shortage is 409 out_of_stock, exactly "
+        "as when placing."
+    ),
+    tags=("orders",),
+    request=PlaceOrderIn,
+    responses={200: QuoteBody},
+)
+def quote_order() -> dict[str, Any]:
+    request = blueprint.current_request
+    caller = require_groups(request, CUSTOMERS)
+    body = parse_body(request, PlaceOrderIn)
+    quote = orders.quote_order(caller.user_id, body.lines, body.shipping_address.to_domain())
+    return quote.as_dict()
 
 
 @blueprint.route("/orders/{order_id}", methods=["GET"], authorizer=authorizer)

@@ -130,6 +130,8 @@ def _created(body: dict[str, Any], location: str, replayed: bool) -> Response:
     request=PayIn,
     responses={201: PaymentBody},
     errors=(422,),
+    idempotent=True,
+    headers={201: ("Location",)},
     path_params=ORDER_ID_PARAMETER,
 )
 def pay_order(order_id: str) -> Response:
@@ -179,6 +181,8 @@ def list_payments(order_id: str) -> dict[str, Any]:
     request=RefundIn,
     responses={201: RefundBody},
     errors=(422,),
+    idempotent=True,
+    headers={201: ("Location",)},
     path_params=ORDER_ID_PARAMETER,
 )
 def refund_order(order_id: str) -> Response:

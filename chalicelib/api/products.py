@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalice import Blueprint, Response
+from pydantic import Field
 
 from chalicelib.api import models
 from chalicelib.api.auth import OPS, authorizer, optional_principal, require_groups
@@ -41,6 +42,7 @@ def _caller_is_ops() -> bool:
     tags=("catalogue",),
     request=models.ProductPut,
     responses={200: models.ProductBody, 201: models.ProductBody},
+    headers={201: ("Location",)},
     path_params=SKU_PARAMETER,
 )
 def put_product(sku: str) -> Response:
@@ -114,3 +116,33 @@ def list_products() -> dict[str, Any]:
         next_cursor=page.next_cursor,
     )
     return models.dump(body)
+
+
+class CategoryBody(models.ResponseModel):
+    id: str = Field(pattern=models.CATEGORY_PATTERN, examples=["electronics"])
+    name: models.LocalizedTextBody
+    product_count: int = Field(description="Active products in the category.")
+
+
+class CategoryList(models.ResponseModel):
+    items: list[CategoryBody]
+
+
+@blueprint.route("/categories", methods=["GET"])
+@operation(
+    "The categories shoppers can browse",
+    description=(
+        "Categories holding active products, by id, with their zh-CN and en names. The "
+        "counts are kept up to date by every product write (no table scan)."
+    ),
+    tags=("catalogue",),
+    responses={200: CategoryList},
+)
+def list_categories() -> dict[str, Any]:
+    items = [
+        CategoryBody(
+            id=category.id, name=category.name.as_dict(), product_count=category.product_count
+        )
+        for category in catalogue.list_categories()
+    ]
+    return models.dump(CategoryList(items=items))

@@ -24,6 +24,7 @@ ID_PARAMETER = {"warehouse_id": {"type": "string", "pattern": models.ID_PATTERN}
     tags=("warehouses",),
     request=models.WarehousePut,
     responses={200: models.WarehouseBody, 201: models.WarehouseBody},
+    headers={201: ("Location",)},
     path_params=ID_PARAMETER,
 )
 def put_warehouse(warehouse_id: str) -> Response:

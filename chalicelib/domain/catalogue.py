@@ -30,6 +30,44 @@ EARTH_RADIUS_KM = 6371.0088  # mean radius (IUGG)
 COORDINATE_DECIMALS = 6
 
 
+# Display names of the categories in use; any other slug is shown by its own words.
+CATEGORY_NAMES: Mapping[str, tuple[str, str]] = {
+    "electronics": ("数码电子", "Electronics"),
+    "home": ("家居", "Home"),
+    "home-kitchen": ("家居厨房", "Home & Kitchen"),
+    "apparel": ("服饰", "Apparel"),
+    "beauty": ("美妆个护", "Beauty"),
+    "food": ("食品", "Food"),
+    "sports": ("运动户外", "Sports & Outdoors"),
+    "books": ("图书", "Books"),
+    "toys": ("玩具", "Toys"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A category shoppers can browse, with how many active products it holds."""
+
+    id: str
+    product_count: int
+
+    @property
+    def name(self) -> LocalizedText:
+        zh_cn, en = CATEGORY_NAMES.get(self.id) or (None, None)
+        fallback = self.id.replace("-", " ").capitalize()
+        return LocalizedText(zh_cn=zh_cn or fallback, en=en or fallback)
+
+
+def category_count_changes(before: Product | None, after: Product) -> dict[str, int]:
+    """How a product write moves the active-product count of each category it touches."""
+    changes: dict[str, int] = {}
+    if before is not None and before.active:
+        changes[before.category] = changes.get(before.category, 0) - 1
+    if after.active:
+        changes[after.category] = changes.get(after.category, 0) + 1
+    return {category: delta for category, delta in changes.items() if delta}
+
+
 class ProductNotFound(NotFound):
     def __init__(self, sku: str) -> None:
         super().__init__(f"Product {sku} was not found.", {"sku": sku})

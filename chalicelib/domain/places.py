@@ -228,6 +228,32 @@ def _lookup(index: dict[str, Place], name: str | None) -> Place | None:
     return None
 
 
+# The province-level region of each listed city that is not itself a region's capital.
+_REGION_OF_CITY = {
+    "深圳": "广东", "东莞": "广东", "佛山": "广东", "惠州": "广东", "珠海": "广东",
+    "中山": "广东", "汕头": "广东", "苏州": "江苏", "无锡": "江苏", "常州": "江苏",
+    "徐州": "江苏", "南通": "江苏", "扬州": "江苏", "宁波": "浙江", "温州": "浙江",
+    "绍兴": "浙江", "嘉兴": "浙江", "金华": "浙江", "青岛": "山东", "烟台": "山东",
+    "潍坊": "山东", "临沂": "山东", "淄博": "山东", "大连": "辽宁", "厦门": "福建",
+    "泉州": "福建", "芜湖": "安徽", "洛阳": "河南", "南阳": "河南", "唐山": "河北",
+    "保定": "河北", "邯郸": "河北", "襄阳": "湖北", "宜昌": "湖北", "赣州": "江西",
+    "绵阳": "四川", "桂林": "广西", "包头": "内蒙古", "大庆": "黑龙江", "三亚": "海南",
+}  # fmt: skip
+_REGION_BY_ZH = {region.name_zh: region for region in REGIONS}
+_REGION_BY_CAPITAL = {region.capital.name_zh: region for region in REGIONS}
+
+
+def region_of(city: City) -> Region:
+    """The province-level region ``city`` lies in."""
+    capital_of = _REGION_BY_CAPITAL.get(city.name_zh)
+    return capital_of or _REGION_BY_ZH[_REGION_OF_CITY[city.name_zh]]
+
+
+def city_id(city: City) -> str:
+    """A stable slug for a listed city: its English name in lowercase letters only."""
+    return "".join(ch for ch in city.name_en.casefold() if ch.isalnum())
+
+
 def find_city(name: str | None) -> City | None:
     return _lookup(_CITIES, name)
 

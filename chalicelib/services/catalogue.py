@@ -10,6 +10,7 @@ from typing import Generic, TypeVar
 
 from chalicelib.domain import search
 from chalicelib.domain.catalogue import (
+    Category,
     Product,
     ProductDetails,
     ProductNotFound,
@@ -134,6 +135,11 @@ def _search_position(cursor: str, scope: str) -> tuple[int, str]:
     if not isinstance(points, int) or isinstance(points, bool) or not isinstance(sku, str):
         raise InvalidCursor()
     return (-points, sku)
+
+
+def list_categories() -> list[Category]:
+    """The categories a shopper can browse: those holding active products, by id."""
+    return [category for category in products.categories() if category.product_count > 0]
 
 
 def put_warehouse(

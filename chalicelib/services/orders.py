@@ -24,7 +24,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from chalicelib.domain import allocation
@@ -48,6 +48,7 @@ from chalicelib.domain.orders import (
     ShippingFeeRule,
     require_prices,
 )
+from chalicelib.domain.time_zones import CHINA_TIME
 from chalicelib.observability import logger
 from chalicelib.services import refunds, stock
 from chalicelib.settings import get_settings
@@ -502,3 +503,92 @@ def _expire(candidate: Order, now: datetime) -> bool:
         return True
     logger.warning("could not expire order", extra={"order_id": candidate.order_id})
     return False
+
+
+# --- quoting -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where a quoted shipment leaves from and when it should arrive (dates in China)."""
+
+    warehouse: str
+    city: str
+    window: tuple[date, date] | None  # None when the address cannot be placed on a map
+
+    def as_dict(self) -> dict[str, Any]:
+        estimate = None
+        if self.window is not None:
+            earliest, latest = self.window
+            estimate = {"earliest": earliest.isoformat(), "latest": latest.isoformat()}
+        return {"warehouse": self.warehouse, "city": self.city, "estimated_delivery": estimate}
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """What ``place_order`` would make of a request now: the priced, allocated order."""
+
+    order: Order
+    deliveries: tuple[Delivery, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "lines": [line.as_dict() for line in self.order.lines],
+            "shipments": [delivery.as_dict() for delivery in self.deliveries],
+            "subtotal": self.order.subtotal.as_dict(),
+            "shipping_fee": self.order.shipping_fee.as_dict(),
+            "total": self.order.total.as_dict(),
+        }
+
+
+def quote_order(
+    customer_id: str,
+    lines: Sequence[Line],
+    shipping_address: ShippingAddress,
+    *,
+    now: datetime | None = None,
+) -> Quote:
+    """Plan the order exactly as ``place_order`` would, from one read, and write nothing.
+
+    Raises what placing raises for the same request: ``UnknownSku`` (400) and
+    ``OutOfStock`` (409, with the same details).
+    """
+    at = now or _now()
+    requested = [RequestedLine(line.sku, line.quantity) for line in lines]
+    warehouses = {w.id: w for w in stock.known_warehouses()}
+    snapshot = store.read_for_placement(
+        customer_id=customer_id,
+        key=None,
+        skus=[line.sku for line in requested],
+        warehouses=sorted(warehouses),
+    )
+    prices = require_prices(
+        requested, {p.sku: p.price for p in snapshot.products.values() if p.active}
+    )
+    plan = allocation.plan(
+        requested,
+        snapshot.levels.values(),
+        shipping_address.destination,
+        warehouse_locations={w.id: w.location for w in warehouses.values()},
+    )
+    order = Order.place(
+        order_id=new_order_id(at),
+        customer_id=customer_id,
+        lines=requested,
+        prices=prices,
+        plan=plan,
+        shipping_address=shipping_address,
+        fee_rule=fee_rule(),
+        at=at,
+        payment_window=payment_window(),
+    )
+    destination = shipping_address.destination
+    today = at.astimezone(CHINA_TIME).date()
+    deliveries = []
+    for shipment in order.shipments:
+        origin = warehouses[shipment.warehouse]
+        window = None
+        if destination is not None:
+            window = stock.delivery_window(origin.distance_km(destination), today)
+        deliveries.append(Delivery(shipment.warehouse, origin.city, window))
+    return Quote(order=order, deliveries=tuple(deliveries))

@@ -8,6 +8,9 @@ Item shapes (the only place that knows them):
                  ops only, each absent when not set: default_low_stock_threshold,
                  unit_cost {amount, currency}, lead_time_days, target_days_of_cover
     search term  pk=TERM#<term>        sk=PRODUCT#<sku>
+    category     pk=CATEGORY#<category> sk=COUNT
+                 gsi1pk=CATEGORIES           gsi1sk=<category>
+                 product_count: active products, moved in the write that changes a product
     warehouse    pk=WAREHOUSE#<id>     sk=WAREHOUSE
                  gsi1pk=WAREHOUSES           gsi1sk=<id>
 
@@ -35,10 +38,12 @@ from typing import Any
 from chalicelib.domain.catalogue import (
     COORDINATE_DECIMALS,
     ID_PATTERN,
+    Category,
     LocalizedText,
     Location,
     Product,
     Warehouse,
+    category_count_changes,
 )
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.money import Money
@@ -51,6 +56,8 @@ PRODUCT_SK = "PRODUCT"
 TERM_PREFIX = "TERM#"
 CATEGORY_PREFIX = "CATEGORY#"
 ALL_PRODUCTS = "PRODUCTS"
+CATEGORY_COUNT_SK = "COUNT"
+ALL_CATEGORIES = "CATEGORIES"
 WAREHOUSE_PREFIX = "WAREHOUSE#"
 WAREHOUSE_SK = "WAREHOUSE"
 ALL_WAREHOUSES = "WAREHOUSES"
@@ -205,20 +212,45 @@ class ProductRepository:
 
         condition = _version_condition(previous.version if previous else None)
         put = {"TableName": tables.table_name(), "Item": _product_item(product), **condition}
+        # Category counts move with the product, in its own conditional write.
+        counts = [
+            {"Update": _category_count_update(category, delta)}
+            for category, delta in sorted(category_count_changes(previous, product).items())
+        ]
         try:
-            if removed:
-                room = tables.TRANSACTION_LIMIT - 1
+            if removed or counts:
+                room = tables.TRANSACTION_LIMIT - 1 - len(counts)
                 deletes = [
                     {"Delete": {"TableName": tables.table_name(), "Key": _term_key(t, product.sku)}}
                     for t in removed[:room]
                 ]
-                tables.client().transact_write_items(TransactItems=[{"Put": put}, *deletes])
+                tables.client().transact_write_items(
+                    TransactItems=[{"Put": put}, *counts, *deletes]
+                )
             else:
                 tables.client().put_item(**put)
         except Exception as exc:
             if _is_condition_failure(exc):
                 raise StaleWrite(f"Product {product.sku}") from None
             raise
+
+    def categories(self) -> list[Category]:
+        """Every category that ever held a product, by id, with its active-product count."""
+        query: dict[str, Any] = {
+            "TableName": tables.table_name(),
+            "IndexName": tables.GSI1,
+            "KeyConditionExpression": "gsi1pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": ALL_CATEGORIES}},
+        }
+        found: list[Category] = []
+        while True:
+            response = tables.client().query(**query)
+            for raw in response.get("Items", []):
+                item = tables.from_item(raw)
+                found.append(Category(item["gsi1sk"], int(item.get("product_count", 0))))
+            if "LastEvaluatedKey" not in response:
+                return found
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def list_page(
         self, *, category: str | None, include_inactive: bool, limit: int, cursor: str | None
@@ -302,6 +334,25 @@ class ProductRepository:
             if len(skus) >= limit:
                 return frozenset(skus), False
             query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def _category_count_update(category: str, delta: int) -> dict[str, Any]:
+    return {
+        "TableName": tables.table_name(),
+        "Key": {
+            tables.PK: {"S": CATEGORY_PREFIX + category},
+            tables.SK: {"S": CATEGORY_COUNT_SK},
+        },
+        "UpdateExpression": (
+            "SET entity = :entity, gsi1pk = :all, gsi1sk = :category ADD product_count :delta"
+        ),
+        "ExpressionAttributeValues": {
+            ":entity": {"S": "category"},
+            ":all": {"S": ALL_CATEGORIES},
+            ":category": {"S": category},
+            ":delta": {"N": str(delta)},
+        },
+    }
 
 
 def _term_item(term: str, sku: str) -> dict[str, Any]:

@@ -140,6 +140,11 @@ def _address_from(value: Mapping[str, Any]) -> ShippingAddress:
     )
 
 
+# The address book keeps addresses in the shape orders keep them.
+address_attributes = _address
+address_from_attributes = _address_from
+
+
 def _change(change: StatusChange) -> dict[str, Any]:
     return {
         "from": change.from_status,

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import secrets
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 import pytest
@@ -19,7 +19,9 @@ import requests
 
 from infra.local.hosted_ui import User
 from infra.local.identity import LocalIdentityProvider
-from tests.integration.conftest import Api
+
+if TYPE_CHECKING:
+    from conftest import Api
 
 SHOP_CLIENT = "orderdesk-test-shop"
 CALLBACK = "http://127.0.0.1:8999/shop/callback"

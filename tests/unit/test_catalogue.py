@@ -3,12 +3,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chalicelib.domain.catalogue import (
+    Category,
     LocalizedText,
     Location,
     Product,
     ProductDetails,
     Warehouse,
     WarehouseDetails,
+    category_count_changes,
     nearest_first,
 )
 from chalicelib.domain.errors import InvalidInput
@@ -113,3 +115,17 @@ def test_localized_text_round_trips_and_trims() -> None:
     assert text.in_locale("en") == "耳机"
     with pytest.raises(InvalidInput):
         LocalizedText.from_mapping({"fr": "écouteurs"})
+
+
+def test_category_counts_move_only_for_active_products_that_change_category() -> None:
+    product = Product.create("MUG-1", details(category="home"), T0)
+    moved = product.replaced_by(details(category="garden"), T0)
+    retired = product.replaced_by(details(category="home", active=False), T0)
+
+    assert category_count_changes(None, product) == {"home": 1}
+    assert category_count_changes(product, product) == {}
+    assert category_count_changes(product, moved) == {"home": -1, "garden": 1}
+    assert category_count_changes(product, retired) == {"home": -1}
+    assert category_count_changes(None, retired) == {}
+    assert Category("home", 3).name.as_dict() == {"zh-CN": "家居", "en": "Home"}
+    assert Category("garden-tools", 1).name.en == "Garden tools"

@@ -127,3 +127,20 @@ def test_every_name_leads_back_to_its_own_place() -> None:
 def test_nearest_city_to_a_point_in_pudong_is_shanghai() -> None:
     assert places.nearest_city(Location(31.22, 121.54)).name_en == "Shanghai"
     assert places.nearest_city(Location(22.55, 114.10)).name_en == "Shenzhen"
+
+
+def test_every_listed_city_has_a_region_and_a_unique_id() -> None:
+    ids = [places.city_id(city) for city in places.CITIES]
+
+    assert len(set(ids)) == len(ids)
+    assert all(places.region_of(city) in places.REGIONS for city in places.CITIES)
+
+
+def test_a_city_lies_in_its_province_not_the_nearest_capital() -> None:
+    suzhou = places.find_city("苏州")
+    shanghai = places.find_city("上海")
+    assert suzhou is not None and shanghai is not None
+
+    assert places.region_of(suzhou).name_zh == "江苏"
+    assert places.region_of(shanghai).name_zh == "上海"
+    assert places.city_id(places.find_city("Xi'an")) == "xian"  # type: ignore[arg-type]
