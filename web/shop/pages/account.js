@@ -142,7 +142,7 @@ function Addresses({ api, t, lang }) {
   const [error, setError] = useState(null);
   const items = book.data?.items || [];
   async function add(address, makeDefault) {
-    await api.post("/me/addresses", { ...address, is_default: makeDefault });
+    await api.post("/me/addresses", { ...address, is_default: makeDefault || undefined });
     book.reload();
   }
   async function remove(id) {

@@ -172,7 +172,7 @@ export function CheckoutPage(ctx) {
 
   async function saveAddress(address, makeDefault) {
     try {
-      const saved = await api.post("/me/addresses", { ...address, is_default: makeDefault || !addresses.length });
+      const saved = await api.post("/me/addresses", { ...address, is_default: makeDefault || undefined });
       book.reload();
       setAddressId(saved.address_id);
     } catch (e) {
