@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 MOTO_PORT ?= 5000
 STAMP := $(VENV)/.installed
+# make test: the local stack's tests on one worker, the in-process tests beside them (tests/conftest.py).
+TEST_WORKERS ?= 2
 
 .PHONY: install run test lint unit bench package token tick clean check-stock redrive fast-forward history
 
@@ -20,7 +22,7 @@ run: install  ## start the local stack with demo data (Ctrl-C stops it)
 	$(PY) -m infra.local.stack --port $(PORT) --moto-port $(MOTO_PORT)
 
 test: install lint  ## the whole suite: lint, unit, integration, e2e, packaging checks
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 lint: install
 	$(PY) -m ruff check .

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra import lambda_bundle
 from infra.local.gateway import swagger_gateway_responses
 from infra.local.provision import TEMPLATE_PATH as RESOURCES_TEMPLATE
 from infra.local.provision import load_template
@@ -62,6 +63,10 @@ from infra.report_catalog import glue_resources
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHALICE_TEMPLATE_FILE = "sam.json"
+DEPLOYMENT_ZIP = "deployment.zip"
+CLOUDFORMATION_FILE = "cloudformation.json"
+# What `aws cloudformation package` would put in place of the local zip before SAM translates.
+PLACEHOLDER_CODE_URI = "s3://orderdesk-artifacts/deployment.zip"
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,7 @@ def package(
         shutil.rmtree(out_dir)
     packaged = _run_chalice_package(project_dir, stage, out_dir, merge_template=merge_path)
     _verify_event_sources_patched(merge, packaged)
+    lambda_bundle.slim(out_dir / DEPLOYMENT_ZIP)
     return out_dir / CHALICE_TEMPLATE_FILE
 
 
@@ -438,6 +444,33 @@ def lint(template_path: Path) -> list[str]:
     return [str(match) for match in lint_file(Path(template_path))]
 
 
+def translate_to_cloudformation(sam_template: Mapping[str, Any]) -> dict[str, Any]:
+    """The plain CloudFormation that the SAM transform makes of ``sam_template`` on deploy.
+
+    Local ``CodeUri``s are replaced by an S3 URI first, as ``aws cloudformation package``
+    does. The roles are Chalice's own, so no managed policy needs looking up."""
+    import boto3
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    template = copy.deepcopy(dict(sam_template))
+    for resource in template.get("Resources", {}).values():
+        properties = resource.get("Properties", {})
+        if resource.get("Type") == "AWS::Serverless::Function" and "CodeUri" in properties:
+            properties["CodeUri"] = PLACEHOLDER_CODE_URI
+    translator = Translator(None, Parser(), boto_session=boto3.Session(region_name="us-east-1"))
+    return translator.translate(
+        template,
+        parameter_values={"AWS::AccountId": "123456789012"},
+        get_managed_policy_map=dict,
+    )
+
+
+def lint_template(template: Mapping[str, Any], path: Path) -> list[str]:
+    path.write_text(json.dumps(template, indent=2), encoding="utf-8")
+    return lint(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="chalice package with the merged resources")
     parser.add_argument("--stage", default="dev")
@@ -455,7 +488,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"packaged {args.stage}: {template}")
     if not args.lint:
         return 0
-    findings = lint(RESOURCES_TEMPLATE) + lint(template)
+    cloudformation = translate_to_cloudformation(json.loads(template.read_text(encoding="utf-8")))
+    findings = (
+        lint(RESOURCES_TEMPLATE)
+        + lint(template)
+        + lint_template(cloudformation, args.out / CLOUDFORMATION_FILE)
+    )
+    lambda_bundle.verify(args.out / DEPLOYMENT_ZIP)
+    zipped = (args.out / DEPLOYMENT_ZIP).stat().st_size
+    print(f"deployment.zip: {zipped / 1e6:.1f} MB, imports and creates its clients")
     for finding in findings:
         print(finding, file=sys.stderr)
     print("cfn-lint: clean" if not findings else f"cfn-lint: {len(findings)} finding(s)")

@@ -24,7 +24,9 @@ from infra.package import (
     PackagingError,
     build_merge_template,
     lint,
+    lint_template,
     package,
+    translate_to_cloudformation,
 )
 
 STAGE = "dev"
@@ -136,6 +138,18 @@ def test_resources_template_alone_is_cfn_lint_clean() -> None:
 
 def test_project_package_is_cfn_lint_clean(project_package: Packaged) -> None:
     assert lint(project_package.path) == []
+
+
+def test_project_package_translates_to_plain_cloudformation_that_is_cfn_lint_clean(
+    project_package: Packaged, tmp_path: Path
+) -> None:
+    cloudformation = translate_to_cloudformation(project_package.template)
+
+    kinds = {resource["Type"] for resource in cloudformation["Resources"].values()}
+    assert "Transform" not in cloudformation
+    assert not {kind for kind in kinds if kind.startswith("AWS::Serverless::")}
+    assert {"AWS::Lambda::Function", "AWS::ApiGateway::RestApi"} <= kinds
+    assert lint_template(cloudformation, tmp_path / "cloudformation.json") == []
 
 
 def test_project_package_holds_the_stateful_resources(project_package: Packaged) -> None:
