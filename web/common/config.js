@@ -2,7 +2,7 @@
 let loaded = null;
 
 export function loadConfig(url = "config.json") {
-  loaded ??= fetch(new URL(url, document.baseURI), { cache: "no-cache" }).then((r) => {
+  loaded ??= fetch(new URL(url, document.baseURI), { credentials: "same-origin" }).then((r) => {
     if (!r.ok) throw new Error(`config.json: ${r.status}`);
     return r.json();
   });

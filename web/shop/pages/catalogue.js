@@ -6,7 +6,9 @@ import { formatMoney } from "../../common/money.js";
 import { addToCart } from "../cart.js";
 import { Picture, Problem, chooseCity, chosenCity, loadCities, useLoad } from "./shared.js";
 
-const SEARCH_DEBOUNCE_MS = 120;
+const SEARCH_DEBOUNCE_MS = 100;
+// Answers already seen this visit: typing back to an earlier query shows it at once.
+const searchCache = new Map();
 const PAGE_SIZE = 12;
 
 function ProductTiles({ items, lang, t, href }) {
@@ -40,12 +42,19 @@ export function Home(ctx) {
       setResults(null);
       return;
     }
+    const query = value.trim();
+    if (searchCache.has(query)) {
+      state.seq++;
+      setResults(searchCache.get(query));
+      return;
+    }
     state.timer = setTimeout(async () => {
       const seq = ++state.seq;
       try {
-        const page = await api.get("/products", { auth: false, query: { q: value.trim(), limit: 8 } });
+        const page = await api.get("/products", { auth: false, query: { q: query, limit: 8 } });
+        searchCache.set(query, { q: query, items: page.items, more: Boolean(page.next_cursor) });
         if (seq === state.seq) {
-          setResults({ q: value.trim(), items: page.items, more: Boolean(page.next_cursor) });
+          setResults(searchCache.get(query));
           setError(null);
         }
       } catch (e) {
