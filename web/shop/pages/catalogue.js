@@ -6,7 +6,7 @@ import { formatMoney } from "../../common/money.js";
 import { addToCart } from "../cart.js";
 import { Picture, Problem, chooseCity, chosenCity, loadCities, useLoad } from "./shared.js";
 
-const SEARCH_DEBOUNCE_MS = 100;
+const SEARCH_DEBOUNCE_MS = 60;
 // Answers already seen this visit: typing back to an earlier query shows it at once.
 const searchCache = new Map();
 const PAGE_SIZE = 12;
