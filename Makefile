@@ -11,7 +11,7 @@ TEST_WORKERS ?= 2
 # Browser tests drive Debian's Chromium (no browser is ever downloaded) with CJK fonts.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install browser-deps run test lint unit bench package token tick clean check-stock redrive fast-forward history
+.PHONY: install browser-deps run test lint unit bench package token tick clean check-stock redrive fast-forward history replay-outbox
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ token: install  ## print a bearer token for the running local stack: make token 
 tick: install  ## run a schedule handler once against the running stack: make tick JOB=analytics [DATE=2026-11-24] [AT=2026-11-24T12:00:00Z]
 	@test -n "$(JOB)" || { echo "usage: make tick JOB=<schedule handler> [DATE=YYYY-MM-DD] [AT=<ISO time>] [PORT=8000]" >&2; exit 2; }
 	@$(PY) -m infra.local.tick --port $(PORT) $(JOB) $(if $(DATE),--date $(DATE)) $(if $(AT),--at $(AT))
+
+replay-outbox: install  ## forward again every outbox event not yet forwarded (the sweep, for everything up to now)
+	@$(PY) -m infra.local.tick --port $(PORT) sweep_outbox --at "$$($(PY) -c 'from datetime import UTC, datetime, timedelta; print((datetime.now(UTC) + timedelta(minutes=5)).isoformat())')"
 
 history: install  ## simulated orders on the running stack: today over HTTP, the DAYS before with an injected clock: make history DAYS=7
 	@$(PY) -m infra.local.history --port $(PORT) --days $(or $(DAYS),7)

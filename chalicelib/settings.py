@@ -81,7 +81,10 @@ class Settings:
     wechatpay_merchant_serial: str = ""
     wechatpay_apiv3_key: str = ""
     wechatpay_platform_public_key: str = ""
-    wechatpay_platform_serial: str = ""
+    wechatpay_platform_serial: str = ""  # the public key's id (PUB_KEY_ID_...)
+    # WeChat Pay platform certificates (PEM, one or more), trusted by their serial beside
+    # the public key: a merchant moving from certificates to the public key needs both.
+    wechatpay_platform_certificates: str = ""
     # Alipay open platform (empty = not configured). Keys are PEM text (or the console's
     # bare base64); an empty gateway URL means Alipay's production gateway.
     alipay_app_id: str = ""
@@ -147,6 +150,7 @@ class Settings:
             wechatpay_apiv3_key=env.get("WECHATPAY_APIV3_KEY", ""),
             wechatpay_platform_public_key=env.get("WECHATPAY_PLATFORM_PUBLIC_KEY", ""),
             wechatpay_platform_serial=env.get("WECHATPAY_PLATFORM_SERIAL", ""),
+            wechatpay_platform_certificates=env.get("WECHATPAY_PLATFORM_CERTIFICATES", ""),
             alipay_app_id=env.get("ALIPAY_APP_ID", ""),
             alipay_gateway_url=env.get("ALIPAY_GATEWAY_URL", ""),
             alipay_app_private_key=env.get("ALIPAY_APP_PRIVATE_KEY", ""),

@@ -3,7 +3,10 @@
     python -m infra.package --stage dev --out build/package [--lint]
 
 writes ``<out>/sam.json`` and ``<out>/deployment.zip``, ready for
-``aws cloudformation package`` / ``deploy`` (parameters ``JwtIssuer`` and ``JwtClientIds``).
+``aws cloudformation package`` / ``deploy`` (optional parameter ``PublicApiUrl``). With ``--lint``
+it also checks the plain CloudFormation that SAM's transform makes of it
+(``<out>/cloudformation.json``) and that the slimmed ``deployment.zip`` imports and creates its
+AWS clients (``infra/lambda_bundle.py``).
 
 The stateful resources are defined once, in ``infra/resources.yaml``, which also deploys on
 its own and is what the local stack creates. What only makes sense next to Chalice's own
@@ -22,6 +25,9 @@ template for the same app and stage (so handlers added later are picked up witho
   in our error shape, and the stage is throttled;
 * the Athena catalogue over the report exports (a Glue database and a table per report and
   format) is generated from the declared report schemas (``infra/report_catalog.py``);
+* what exists only in AWS — Cognito, log retention, SES feedback, the dashboard, alarms and
+  the cost budget — comes from ``infra/production.py``; the authorizer's issuer and client
+  ids are read from its Cognito resources;
 * every function gets ``CODE_VERSION``: $CODE_VERSION if set, else the git commit packaged
   (recorded in report manifests).
 
@@ -55,7 +61,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra import lambda_bundle
+from infra import lambda_bundle, production
 from infra.local.gateway import swagger_gateway_responses
 from infra.local.provision import TEMPLATE_PATH as RESOURCES_TEMPLATE
 from infra.local.provision import load_template
@@ -84,12 +90,14 @@ STREAM_STARTING_POSITION = "TRIM_HORIZON"
 
 # Variables wired from deployment parameters unless the stage's config already sets them.
 PARAMETER_ENVIRONMENT = {
-    "JWT_ISSUER": (
-        "JwtIssuer",
-        "Token issuer, e.g. https://cognito-idp.<region>.amazonaws.com/<user pool id>",
+    "PUBLIC_API_URL": (
+        "PublicApiUrl",
+        "The API's public base URL (its custom domain, https://...), where Alipay and WeChat "
+        "Pay notifications are sent; empty: derived from each request (domain and stage)",
     ),
-    "JWT_CLIENT_IDS": ("JwtClientIds", "Comma-separated app client ids accepted in tokens"),
 }
+# Parameters that may be left empty (the rest must be given at deploy time).
+OPTIONAL_PARAMETERS = frozenset({"PublicApiUrl"})
 
 
 class PackagingError(RuntimeError):
@@ -161,6 +169,8 @@ def build_merge_template(
     for variable, (parameter, description) in PARAMETER_ENVIRONMENT.items():
         if variable not in chalice_env:
             merge["Parameters"][parameter] = {"Type": "String", "Description": description}
+            if parameter in OPTIONAL_PARAMETERS:
+                merge["Parameters"][parameter]["Default"] = ""
 
     throttling = THROTTLING_BY_STAGE.get(stage, DEFAULT_THROTTLING)
     merge["Parameters"]["ApiThrottlingRateLimit"] = {
@@ -176,6 +186,20 @@ def build_merge_template(
 
     metadata = resources["Metadata"]
     app_name = _app_name(chalice_resources)
+    function_names = {
+        logical_id: _function_name(resource["Properties"]["Handler"], app_name, stage)
+        for logical_id, resource in chalice_resources.items()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    }
+    queues = {logical_id: name for name, logical_id in metadata["SqsEventSources"].items()}
+    extra = production.production_template(
+        function_names, queues, api_function=_function_name("app.app", app_name, stage)
+    )
+    for section in ("Parameters", "Resources", "Outputs"):
+        taken = set(merge[section]) | set(chalice_template.get(section, {}))
+        if clashes := sorted(taken & set(extra[section])):
+            raise PackagingError(f"{section} defined twice (infra/production.py): {clashes}")
+        merge[section].update(copy.deepcopy(extra[section]))
     for logical_id, resource in chalice_resources.items():
         kind = resource.get("Type")
         if kind == "AWS::Serverless::Function":
@@ -280,6 +304,9 @@ def _globals_environment(merge: Mapping[str, Any], chalice_env: set[str]) -> dic
         variable: copy.deepcopy(merge["Outputs"][output]["Value"])
         for variable, output in wiring.items()
     }
+    for variable, value in production.APP_ENVIRONMENT.items():
+        if variable not in chalice_env:
+            variables[variable] = copy.deepcopy(value)
     for variable, (parameter, _description) in PARAMETER_ENVIRONMENT.items():
         if variable not in chalice_env:
             variables[variable] = {"Ref": parameter}

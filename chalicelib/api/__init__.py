@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from chalice import Chalice
 
-from chalicelib import observability
+from chalicelib import observability, public_api
 from chalicelib.api import (
     addresses,
     alerts,
@@ -39,6 +41,12 @@ BLUEPRINTS += [places.blueprint, addresses.blueprint]
 _registered = False
 
 
+def _public_url_of_request(event: Any, get_response: Any) -> Any:
+    # Without PUBLIC_API_URL, notify URLs are built from the URL this request came in at.
+    with public_api.serving(event.context):
+        return get_response(event)
+
+
 def register(app: Chalice) -> None:
     # Chalice consumes a blueprint's route options on first registration: registering the
     # same blueprints with a second app would silently drop their authorizers.
@@ -47,6 +55,7 @@ def register(app: Chalice) -> None:
         raise RuntimeError("chalicelib.api.register may run once per process (use app.app)")
     _registered = True
     observability.register(app)
+    app.register_middleware(_public_url_of_request, "http")
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     # Map every view's errors to our error shape in one place.

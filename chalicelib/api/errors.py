@@ -52,6 +52,7 @@ DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.InvalidInput: 400,
     domain.IdempotencyKeyReused: 422,
     domain.Conflict: 409,
+    domain.ServiceUnavailable: 503,
     domain.DomainError: 409,
 }
 

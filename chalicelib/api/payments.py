@@ -124,12 +124,15 @@ def _created(body: dict[str, Any], location: str, replayed: bool) -> Response:
         "usually succeeds (or fails) at once; 3-D Secure answers requires_action with a "
         "redirect; Alipay and WeChat Pay answer pending with a QR code, and the provider's "
         "notification completes the payment. Send an Idempotency-Key to retry safely. "
-        "409 invalid_transition when the order is not waiting for payment."
+        "409 invalid_transition when the order is not waiting for payment; 503 "
+        "payments_unavailable for Alipay and WeChat Pay while the API's public URL is "
+        "not configured. A card payment whose outcome Stripe did not tell stays pending "
+        "until its webhook or the resolving sweep says."
     ),
     tags=("payments",),
     request=PayIn,
     responses={201: PaymentBody},
-    errors=(422,),
+    errors=(422, 503),
     idempotent=True,
     headers={201: ("Location",)},
     path_params=ORDER_ID_PARAMETER,

@@ -32,6 +32,12 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class ServiceUnavailable(DomainError):
+    """Something the request needs is not available (e.g. not configured): HTTP 503."""
+
+    code = "service_unavailable"
+
+
 class OutOfStock(Conflict):
     """An order asks for more than the warehouses can give it.
 

@@ -8,7 +8,9 @@ partition per provider instead of guessing across midnight.
 Discrepancies:
 - ``missing_at_provider``: we recorded money moving that the provider does not list;
 - ``missing_in_records``: the provider lists money moving that we have no record of;
-- ``amount_mismatch``: both list it with different amounts;
+- ``amount_mismatch``: both list it with different amounts (the payment's or refund's own
+  amount and currency: a card account settles in its own currency at an exchange rate, so
+  the settled amount and the fee are reported beside it, not compared);
 - ``duplicate``: the provider lists the same reference more than once.
 """
 
@@ -42,8 +44,12 @@ class Entry:
 
     kind: str  # "payment" | "refund"
     reference: str | None  # our payment or refund id
-    amount: Money
+    amount: Money  # in the payment's own currency: what is compared
     provider_reference: str | None = None
+    # The provider's side only: what reached the balance in the settlement currency, and
+    # the fee taken; reported beside the amount, never compared with ours.
+    settlement: Money | None = None
+    fee: Money | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,8 @@ class Discrepancy:
     provider_reference: str | None
     ours: Money | None
     theirs: Money | None
+    settlement: Money | None = None
+    fee: Money | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +75,8 @@ class Discrepancy:
             "provider_reference": self.provider_reference,
             "ours": self.ours.as_dict() if self.ours else None,
             "theirs": self.theirs.as_dict() if self.theirs else None,
+            "settlement": self.settlement.as_dict() if self.settlement else None,
+            "fee": self.fee.as_dict() if self.fee else None,
         }
 
 
@@ -97,6 +107,8 @@ def reconcile(provider: str, day: date, ours: Iterable[Entry], theirs: Iterable[
                 provider_reference=entry.provider_reference,
                 ours=mine.amount if mine else None,
                 theirs=line.amount if line else None,
+                settlement=line.settlement if line else None,
+                fee=line.fee if line else None,
             )
         )
 

@@ -6,14 +6,16 @@ say (the order and product names from the store when the event's payload lacks t
 sends one message per channel that has an address: email (SES), SMS (SNS), push (SNS, to
 every registered device).
 
-At most once per (event, channel), even when the queue delivers a message twice: before
-sending, a delivery claim is put conditionally; after sending, the claim is marked sent in
-the same transaction that writes the inbox entry. A channel that fails gives its claim back
-and the others still go out; ``DeliveryFailed`` then tells the caller to have the message
-retried, and the retry skips the channels already sent. Should the process die between a
-send and its record, the claim's lease lets a later retry send again: one rare duplicate is
-better than a refund the customer never hears about. A failing push to one of several
-devices is retried for all of them.
+At most once per (event, channel), even when the queue delivers a message twice or the
+process dies: before sending, the attempt is recorded (a conditional delivery claim); after
+sending, the claim is marked sent in the same transaction that writes the inbox entry. A
+channel that fails gives its claim back and the others still go out; ``DeliveryFailed``
+then tells the caller to have the message retried, and the retry skips the channels
+already sent. When one of several push devices fails, the claim remembers the devices that
+got it, and the retry sends only to the others. Should the process die between recording
+the attempt and recording the send, nobody can know whether the message went out (SES and
+SNS take no idempotency key): the redelivery finds the attempt past its lease, marks it
+``unknown`` (``Outcome.unknown``) and does not send it again.
 """
 
 from __future__ import annotations
@@ -112,6 +114,8 @@ class Outcome:
     already_sent: tuple[Channel, ...] = ()
     # Wanted, but no address (no email, no phone, no device) or every address unreachable.
     unreachable: tuple[Channel, ...] = ()
+    # An earlier attempt died mid-send: it may have gone out, and is not sent again.
+    unknown: tuple[Channel, ...] = ()
 
 
 @dataclass
@@ -120,6 +124,7 @@ class _Progress:
     sent: list[Channel] = field(default_factory=list)
     already_sent: list[Channel] = field(default_factory=list)
     failed: list[Channel] = field(default_factory=list)
+    unknown: list[Channel] = field(default_factory=list)
 
     def outcome(self, event: NotificationEvent) -> Outcome:
         return Outcome(
@@ -128,6 +133,7 @@ class _Progress:
             sent=tuple(self.sent),
             already_sent=tuple(self.already_sent),
             unreachable=tuple(self.unreachable),
+            unknown=tuple(self.unknown),
         )
 
 
@@ -203,27 +209,35 @@ class _Notification:
         """Send ``channel``'s message under a claim, then record it in the inbox."""
         event_id = self.event.event_id
         claim_id = uuid.uuid4().hex
-        claim = customer_store.claim_delivery(
+        claim = customer_store.claim_delivery_attempt(
             event_id, channel, claim_id, now=self.at, lease=CLAIM_LEASE
         )
-        if claim is ClaimOutcome.ALREADY_SENT:
+        if claim.outcome is ClaimOutcome.ALREADY_SENT:
             progress.already_sent.append(channel)
             return
-        if claim is ClaimOutcome.IN_PROGRESS:
+        if claim.outcome is ClaimOutcome.UNKNOWN:
+            logger.warning(
+                "an earlier attempt died mid-send; not sending again",
+                extra={"channel": channel.value},
+            )
+            progress.unknown.append(channel)
+            return
+        if claim.outcome is ClaimOutcome.IN_PROGRESS:
             # Another delivery of this message is sending it now; look again on the retry.
             logger.info("delivery claimed elsewhere", extra={"channel": channel.value})
             progress.failed.append(channel)
             return
 
         message = render(self.facts, channel, self.locale)
-        try:
-            provider_ids = self._send(channel, addresses, message)
-        except Exception:  # noqa: BLE001 - any provider failure: give the claim back, retry
-            logger.exception("sending failed", extra={"channel": channel.value})
-            customer_store.release_delivery(event_id, channel, claim_id)
+        remaining = [address for address in addresses if not claim.reached(address)]
+        provider_ids, reached, failed = self._send(channel, remaining, message)
+        if failed:
+            # Give the claim back, remembering who has it, so the retry sends to the rest.
+            done = claim.done | {customer_store.address_digest(a) for a in reached}
+            customer_store.release_delivery(event_id, channel, claim_id, done=done)
             progress.failed.append(channel)
             return
-        if not provider_ids:
+        if not provider_ids and not claim.done:
             customer_store.release_delivery(event_id, channel, claim_id)
             progress.unreachable.append(channel)
             return
@@ -250,16 +264,25 @@ class _Notification:
 
     def _send(
         self, channel: Channel, addresses: Sequence[str], message: RenderedMessage
-    ) -> list[str]:
-        """The provider's message ids; addresses that cannot receive are skipped."""
+    ) -> tuple[list[str], list[str], list[str]]:
+        """(provider message ids, addresses reached, addresses that failed); addresses that
+        cannot receive are skipped."""
         sender = self.senders[channel]
-        provider_ids = []
+        provider_ids: list[str] = []
+        reached: list[str] = []
+        failed: list[str] = []
         for address in addresses:
             try:
                 provider_ids.append(sender.send(address, message))
             except channels.RecipientUnreachable:
                 logger.info("recipient unreachable", extra={"channel": channel.value})
-        return provider_ids
+                continue
+            except Exception:  # noqa: BLE001 - any provider failure: this address is retried
+                logger.exception("sending failed", extra={"channel": channel.value})
+                failed.append(address)
+                continue
+            reached.append(address)
+        return provider_ids, reached, failed
 
 
 # --- what to say -------------------------------------------------------------------------------

@@ -446,14 +446,15 @@ def cancel_order(
         at = now or _now()
         changed = order.cancel(at=at, actor=actor_id, reason=reason or "cancelled")
         uow = _release_all(order, changed, event_type=ORDER_CANCELLED, at=at, actor=actor_id)
+        # Money it took goes back: owed in this transaction, sent by the refund.pending consumer.
+        refunds.add_refunds_for_cancelled_order(uow, order_id, at=at)
         try:
             uow.commit()
         except TransactionCancelled:
-            # The order moved on (paid, expired, cancelled) or its stock did: look again.
+            # The order moved on (paid, expired, cancelled), its stock did, or a payment
+            # changed: look again.
             _pause(attempt)
             continue
-        if order.status is not OrderStatus.PENDING_PAYMENT:
-            refunds.refund_cancelled_order(order_id, now=at)  # it was paid: all back
         return changed
     raise Conflict(f"Order {order_id} is changing too quickly to cancel; try again.")
 

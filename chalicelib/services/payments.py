@@ -12,7 +12,8 @@ Alipay, WeChat Pay and 3-D Secure — goes through the same ``capture`` path:
 - the amount or currency differs: the payment is flagged for review, the order stays
   unpaid and ops are alerted;
 - the order can no longer take it (expired, cancelled, paid by another payment): the
-  payment is recorded and refunded in full automatically.
+  same transaction records the capture and a ``pending`` refund of all of it, which the
+  ``refund.pending`` consumer then sends.
 
 A notification's event id is claimed in the transaction of the change it causes, so a
 replay, or two copies at once, change nothing the second time.
@@ -139,6 +140,8 @@ def start_payment(
     """Pay for the customer's own ``pending_payment`` order (409 ``invalid_transition``
     otherwise). The same Idempotency-Key answers with the payment it started."""
     _check_method_fields(method, payment_method, saved_payment_method_id, save_for_later)
+    # Before anything is written: 503 payments_unavailable when it cannot be absolute.
+    notify_url = refunds.notify_url(method)
     fingerprint = orders_store.request_hash(
         {
             "method": method,
@@ -151,7 +154,7 @@ def start_payment(
     if idempotency_key is not None:
         replay = _replay(order_id, idempotency_key, fingerprint)
         if replay is not None:
-            return replay
+            return _resume(replay, order, payment_method, saved_payment_method_id, save_for_later)
     saved = None
     if saved_payment_method_id is not None:
         saved = store.get_saved_method(customer_id, saved_payment_method_id)
@@ -201,7 +204,9 @@ def start_payment(
             _pause(attempt)
             order = orders.get_order(order_id, viewer_id=customer_id, staff=False)
             continue
-        request = _provider_request(payment, held, saved, save_for_later, payment_method)
+        request = _provider_request(
+            payment, held, saved, save_for_later, payment_method, notify_url=notify_url
+        )
         return PaymentAttempt(_ask_provider(payment, request, save_for_later=save_for_later))
     raise Conflict(f"Order {order_id} is changing too quickly to pay; try again.")
 
@@ -218,12 +223,38 @@ def _replay(order_id: str, key: str, fingerprint: str) -> PaymentAttempt | None:
     return PaymentAttempt(payment, replayed=True)
 
 
+def _resume(
+    attempt: PaymentAttempt,
+    order: Order,
+    payment_method: str | None,
+    saved_payment_method_id: str | None,
+    save_for_later: bool,
+) -> PaymentAttempt:
+    """A replayed start whose provider never answered (the first request died after its
+    commit, or is still waiting): ask the provider now. Every provider keys a payment by our
+    payment id (Stripe's idempotency key, Alipay's out_trade_no, WeChat Pay's out_trade_no),
+    so asking again cannot charge twice."""
+    payment = attempt.payment
+    if payment.status is not PaymentStatus.PENDING or payment.provider_payment_id:
+        return attempt
+    saved = (
+        store.get_saved_method(payment.customer_id, saved_payment_method_id)
+        if saved_payment_method_id
+        else None
+    )
+    request = _provider_request(payment, order, saved, save_for_later, payment_method)
+    resumed = _ask_provider(payment, request, save_for_later=save_for_later)
+    return PaymentAttempt(resumed, replayed=True)
+
+
 def _provider_request(
     payment: Payment,
     order: Order,
     saved: store.StoredMethod | None,
     save_for_later: bool,
     payment_method: str | None,
+    *,
+    notify_url: str,
 ) -> PaymentRequest:
     provider_customer = (
         store.get_provider_customer(payment.customer_id, payment.method)
@@ -235,13 +266,21 @@ def _provider_request(
         order_id=order.order_id,
         amount=payment.amount,
         description=f"orderdesk {order.order_id}",
-        notify_url=refunds.notify_url(payment.method),
+        notify_url=notify_url,
+        return_url=card_return_url(order.order_id) if payment.method == CARD else None,
         expires_at=order.expires_at,
         payment_method=payment_method,
         saved_method=_provider_method(saved) if saved else None,
         save_for_later=save_for_later,
         provider_customer_id=saved.provider_customer_id if saved else provider_customer,
     )
+
+
+def card_return_url(order_id: str) -> str | None:
+    """Where 3-D Secure sends the shopper back: the storefront's page for the order
+    (configured, never taken from the client); None without a storefront."""
+    storefront = get_settings().storefront_url
+    return f"{storefront}/orders/{order_id}" if storefront else None
 
 
 def _provider_method(method: store.StoredMethod) -> SavedMethod:
@@ -259,6 +298,15 @@ def _ask_provider(payment: Payment, request: PaymentRequest, *, save_for_later: 
     try:
         answer = get_provider(payment.method).create_payment(request)
     except ProviderError as exc:
+        if exc.retryable and payment.method == CARD:
+            # No answer, 429 or 5xx: Stripe may have charged the card. The payment stays
+            # pending until its webhook or resolve_pending_payments tells. (A QR-code
+            # payment without its code cannot have been paid, so that one fails below.)
+            logger.warning(
+                "card payment outcome unknown; it stays pending",
+                extra={"payment_id": payment.payment_id, "code": exc.code},
+            )
+            return payment
         logger.warning(
             "provider refused a payment",
             extra={"payment_id": payment.payment_id, "code": exc.code},
@@ -415,7 +463,6 @@ def capture(
             received, at=at, provider_payment_id=provider_payment_id, expected=order.total
         )
         uow = UnitOfWork()
-        store.add_payment_change(uow, captured, previous=payment)
         if receipt is not None:
             store.add_webhook_receipt(uow, *receipt, at=at, summary="succeeded")
         payable = captured.review is None and order.status is OrderStatus.PENDING_PAYMENT
@@ -423,6 +470,12 @@ def capture(
             _add_order_paid(uow, order, captured, at=at)
         elif captured.review is not None:
             outbox.add_event(uow, PAYMENT_FLAGGED, _flag_payload(captured), occurred_at=at)
+        else:
+            # The order can no longer take it: the refund is owed by this very capture.
+            captured, _ = refunds.add_refund_owed(
+                uow, captured, reason=_late_payment_reason(order), at=at
+            )
+        store.add_payment_change(uow, captured, previous=payment)
         try:
             uow.commit()
         except TransactionCancelled as cancelled:
@@ -489,13 +542,18 @@ def _after_capture(payment: Payment, order: Order, *, paid: bool, at: datetime) 
             kind=PAYMENT_FLAGGED,
         )
         return
-    # The order expired, was cancelled, or another payment paid it first.
-    reason = (
-        "order already paid"
-        if order.status not in (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
-        else f"order {order.status.value}"
+    logger.info(
+        "payment for an order that cannot take it; refund owed",
+        extra={"order_id": order.order_id, "payment_id": payment.payment_id},
     )
-    refunds.refund_in_full(payment, reason=reason, now=at)
+
+
+def _late_payment_reason(order: Order) -> str:
+    """Why money for ``order`` goes back: it expired, was cancelled, or another payment
+    paid it first."""
+    if order.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
+        return f"order {order.status.value}"
+    return "order already paid"
 
 
 # --- notifications -------------------------------------------------------------------------
@@ -531,13 +589,16 @@ def receive_notification(
         logger.info("payment notification replayed; nothing to do")
         return provider.acknowledge()
     if notification.kind is NotificationKind.PAYMENT:
-        _on_payment_notification(notification)
+        if not _on_payment_notification(notification):
+            return provider.reject("The notification cannot be recorded.")
     elif notification.kind is NotificationKind.REFUND:
         refunds.on_refund_notification(notification)
     return provider.acknowledge()
 
 
-def _on_payment_notification(notification: ProviderNotification) -> None:
+def _on_payment_notification(notification: ProviderNotification) -> bool:
+    """Record a payment notification; False when it must not be acknowledged (the
+    provider then sends it again)."""
     receipt = (notification.provider, notification.event_id)
     payment_id = notification.payment_id
     payment = (
@@ -548,11 +609,25 @@ def _on_payment_notification(notification: ProviderNotification) -> None:
             "payment notification for no payment of ours",
             extra={"provider": notification.provider, "reference": payment_id},
         )
-        return
+        return True
     logger.append_keys(order_id=payment.order_id)
     if notification.status is ProviderStatus.SUCCEEDED and notification.amount is None:
-        logger.error("success notification without an amount; not recorded")
-        return
+        # Signed, but we cannot tell what was paid: not acknowledged, so the provider
+        # retries, and a person looks.
+        details = {
+            "payment_id": payment.payment_id,
+            "order_id": payment.order_id,
+            "provider": notification.provider,
+            "event_id": notification.event_id,
+        }
+        logger.error("success notification without an amount; not recorded", extra=details)
+        alerts.publish(
+            f"Payment {payment.payment_id}: {notification.provider} reported a success "
+            "without an amount",
+            details,
+            kind="payment.notification_without_amount",
+        )
+        return False
     apply_provider_answer(
         payment.payment_id,
         ProviderPayment(
@@ -564,6 +639,7 @@ def _on_payment_notification(notification: ProviderNotification) -> None:
         ),
         receipt=receipt,
     )
+    return True
 
 
 # --- reading -------------------------------------------------------------------------------

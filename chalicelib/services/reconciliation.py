@@ -63,6 +63,8 @@ def _their_entries(provider: str, day: date) -> list[Entry]:
             line.reference,
             line.amount,
             line.provider_reference,
+            settlement=line.settlement or line.amount,
+            fee=line.fee,
         )
         for line in get_provider(provider).settlement(day)
     ]

@@ -10,6 +10,11 @@ more than was captured: the second one's write fails, it reads again, and is ref
 by notification) settles the refund: a success counts as refunded and tells the customer
 (``payment.refunded``), a failure gives the committed amount back. A refund whose provider
 could not be reached stays ``pending``, and ``retry_pending_refunds`` asks again.
+
+The refunds the system owes (a paid order cancelled; money captured for an order that
+expired, was cancelled or is already paid) are written ``pending`` in the transaction that
+owes them (``add_refund_owed``), with a ``refund.pending`` event: its consumer asks the
+provider at once (``send_refund``), and the retry schedule asks again if that died.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from chalicelib import public_api
 from chalicelib.adapters.payments import (
+    CARD,
     Notification,
     ProviderError,
     ProviderStatus,
@@ -37,13 +44,13 @@ from chalicelib.domain.payments import (
     RefundStatus,
 )
 from chalicelib.observability import logger
-from chalicelib.settings import get_settings
 from chalicelib.store import orders as orders_store
 from chalicelib.store import outbox
 from chalicelib.store import payments as store
 from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
 
 PAYMENT_REFUNDED = "payment.refunded"
+REFUND_PENDING = "refund.pending"
 ATTEMPTS = 5
 SYSTEM_ACTOR = "system"
 RETRY_AFTER = timedelta(minutes=5)  # well past the longest provider call
@@ -60,7 +67,11 @@ def _pause(attempt: int) -> None:
 
 
 def notify_url(provider: str) -> str:
-    return f"{get_settings().public_api_url.rstrip('/')}/webhooks/payments/{provider}"
+    """Where ``provider`` posts its notifications: absolute, or ``PaymentsUnavailable``.
+    Stripe's webhook endpoint is set at Stripe, so a card needs none ("")."""
+    if provider == CARD:
+        return ""
+    return f"{public_api.base_url().rstrip('/')}/webhooks/payments/{provider}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +97,7 @@ def request_refund(
     if idempotency_key is not None:
         replay = _replay(order_id, idempotency_key, fingerprint)
         if replay is not None:
-            return replay
+            return _resume(replay)
     payment = _refundable_payment(order_id, amount)
     request_key = (
         store.RequestKey("refund", order_id, idempotency_key, fingerprint, "")
@@ -110,15 +121,27 @@ def _replay(order_id: str, key: str, fingerprint: str) -> RefundOutcome | None:
     return RefundOutcome(refund, replayed=True)
 
 
+def _resume(replay: RefundOutcome) -> RefundOutcome:
+    """A replayed refund the provider never answered (the first request died after its
+    commit): ask now rather than wait for the retry job; keyed by our refund id, it is made
+    once."""
+    refund = replay.refund
+    if refund.is_settled or refund.provider_refund_id:
+        return replay
+    payment = store.get_payment(refund.payment_id)
+    if payment is None:  # pragma: no cover - a refund is written with its payment
+        return replay
+    return RefundOutcome(_ask_provider(refund, payment, at=_now()), replayed=True)
+
+
 def _refundable_payment(order_id: str, amount: Money) -> Payment:
     """The captured payment to refund from: the one that paid the order, else any other
     captured one with enough left (an order is paid once; others were refunded already)."""
-    captured = [p for p in store.payments_of_order(order_id) if p.is_captured]
-    if not captured:
+    payments = [p for p in store.order_payments(order_id) if p.is_captured]
+    if not payments:
         raise NothingToRefund(
             f"Order {order_id} has no captured payment to refund.", {"order_id": order_id}
         )
-    payments = [store.get_payment(p.payment_id) or p for p in captured]
     payments.sort(key=lambda p: (p.review is not None, p.created_at))
     for payment in payments:
         if amount.currency == payment.amount.currency and amount <= payment.refundable:
@@ -191,7 +214,12 @@ def _ask_provider(refund: Refund, payment: Payment, *, at: datetime) -> Refund:
         amount=refund.amount,
         payment_amount=payment.captured or payment.amount,
         reason=refund.reason,
-        notify_url=notify_url(payment.method),
+        # Only where the provider takes one: a job cannot always build it.
+        notify_url=(
+            notify_url(payment.method)
+            if getattr(provider, "refund_needs_notify_url", False)
+            else ""
+        ),
     )
     try:
         answer = provider.refund(request)
@@ -335,30 +363,68 @@ def refund_event_payload(refund: Refund) -> dict[str, object]:
     }
 
 
-def refund_in_full(payment: Payment, *, reason: str, now: datetime | None = None) -> Refund | None:
-    """Give back everything still refundable on ``payment`` (the system's own refunds)."""
-    current = store.get_payment(payment.payment_id) or payment
-    if not current.is_captured or current.refundable.is_zero():
-        return None
-    outcome = refund_payment(
-        current, current.refundable, reason=reason, actor_id=SYSTEM_ACTOR, automatic=True, now=now
+def add_refund_owed(
+    uow: UnitOfWork, payment: Payment, *, reason: str, at: datetime
+) -> tuple[Payment, Refund | None]:
+    """Add to ``uow`` a ``pending`` refund of everything still refundable on ``payment`` and
+    the ``refund.pending`` event that has it sent; ``payment`` with that amount committed
+    (the caller writes it, conditional on the version it read) and the refund, or
+    ``payment`` unchanged and None when nothing is left to give back.
+
+    This is how the system owes money back: in the very transaction that makes it owed
+    (a cancellation, a capture the order cannot take), so a crash right after the commit
+    still leaves the refund on record for ``send_refund`` and ``retry_pending_refunds``.
+    """
+    if not payment.is_captured or payment.refundable.is_zero():
+        return payment, None
+    amount = payment.refundable
+    committed = payment.commit_refund(amount, at=at)
+    refund = Refund(
+        refund_id=sortable_id("rfd_", at),
+        payment_id=payment.payment_id,
+        order_id=payment.order_id,
+        customer_id=payment.customer_id,
+        method=payment.method,
+        amount=amount,
+        reason=reason,
+        status=RefundStatus.PENDING,
+        requested_by=SYSTEM_ACTOR,
+        created_at=at,
+        updated_at=at,
+        automatic=True,
     )
-    logger.info(
-        "refunded automatically",
-        extra={"order_id": current.order_id, "payment_id": current.payment_id, "reason": reason},
-    )
-    return outcome.refund
+    store.add_new_refund(uow, refund)
+    outbox.add_event(uow, REFUND_PENDING, refund_event_payload(refund), occurred_at=at)
+    return committed, refund
 
 
-def refund_cancelled_order(order_id: str, *, now: datetime | None = None) -> list[Refund]:
-    """A paid order was cancelled before shipping: every captured payment back in full."""
-    refunds = []
-    for payment in store.payments_of_order(order_id):
-        if payment.is_captured:
-            refund = refund_in_full(payment, reason="order cancelled", now=now)
-            if refund is not None:
-                refunds.append(refund)
-    return refunds
+def add_refunds_for_cancelled_order(
+    uow: UnitOfWork, order_id: str, *, at: datetime
+) -> list[Refund]:
+    """The cancellation's side: every captured payment of the order back in full, read
+    consistently from the base table and written conditionally on the version read."""
+    owed = []
+    for payment in store.order_payments(order_id):
+        committed, refund = add_refund_owed(uow, payment, reason="order cancelled", at=at)
+        if refund is not None:
+            store.add_payment_change(uow, committed, previous=payment)
+            owed.append(refund)
+    return owed
+
+
+def send_refund(refund_id: str) -> Refund | None:
+    """Ask the provider for a refund that is still pending (the ``refund.pending`` consumer).
+
+    Safe to repeat: every provider keys a refund by our refund id, and a refund settles
+    once. None when there is no such refund.
+    """
+    refund = store.get_refund(refund_id)
+    if refund is None or refund.is_settled:
+        return refund
+    payment = store.get_payment(refund.payment_id)
+    if payment is None:  # pragma: no cover - a refund is written with its payment
+        return refund
+    return _ask_provider(refund, payment, at=_now())
 
 
 def on_refund_notification(notification: Notification) -> None:

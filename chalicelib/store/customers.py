@@ -14,18 +14,23 @@ Item shapes (the only place that knows them):
                  notification_id, event_id, event_type, channel, subject, body, order_id,
                  sent_at, expires_ttl
     delivery     pk=DELIVERY#<event_id>      sk=<channel>
-                 state (sending | sent), claim_id, lease_until (epoch seconds), sent_at,
-                 provider_ids, expires_ttl
+                 state (sending | sent | retry | unknown), claim_id, lease_until (epoch
+                 seconds), sent_at, provider_ids, done (digests of the addresses that
+                 already have it), expires_ttl
 
-A delivery item is the claim that makes "at most once per (event, channel)" hold: it is put
-conditionally before anything is sent, and marked sent in the same transaction that writes
-the inbox entry. A claim whose sender crashed is taken over once its lease has run out.
+A delivery item is the claim that makes "at most once per (event, channel)" hold: the
+attempt is recorded (``sending``) before anything is sent, and marked ``sent`` in the same
+transaction that writes the inbox entry. A send that failed gives the claim back (``retry``,
+keeping the addresses that did receive it, so a retry sends only to the others). A claim
+still ``sending`` after its lease means its sender died mid-send: whether the message went
+out is unknown, so it is marked ``unknown`` and never sent again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -52,7 +57,7 @@ DEVICE_PREFIX = "DEVICE#"
 DEVICE_OWNER_SK = "OWNER"
 INBOX_PREFIX = "INBOX#"
 DELIVERY_PREFIX = "DELIVERY#"
-SENDING, SENT = "sending", "sent"
+SENDING, SENT, RETRY, UNKNOWN = "sending", "sent", "retry", "unknown"
 
 INBOX_RETENTION = timedelta(days=365)
 # Longer than a message can live in the queue and its dead-letter queue (4 + 14 days), so a
@@ -401,61 +406,123 @@ class ClaimOutcome(StrEnum):
     CLAIMED = "claimed"  # ours to send now
     ALREADY_SENT = "already_sent"  # sent before: nothing to do
     IN_PROGRESS = "in_progress"  # someone else is sending it right now
+    UNKNOWN = "unknown"  # an attempt died mid-send: it may have gone out; never resent
+
+
+def address_digest(address: str) -> str:
+    """How a delivery remembers an address that has the message (not the address itself)."""
+    return hashlib.sha256(address.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    outcome: ClaimOutcome
+    done: frozenset[str] = frozenset()  # digests of addresses an earlier attempt reached
+
+    def reached(self, address: str) -> bool:
+        return address_digest(address) in self.done
 
 
 def claim_delivery(
     event_id: str, channel: Channel, claim_id: str, *, now: datetime, lease: timedelta
 ) -> ClaimOutcome:
     """Claim the sending of ``event_id`` on ``channel`` for ``lease``."""
-    item = tables.to_item(
-        {
-            **{name: value["S"] for name, value in delivery_key(event_id, channel).items()},
-            "entity": "notification_delivery",
-            "event_id": event_id,
-            "channel": Channel(channel).value,
-            "state": SENDING,
-            "claim_id": claim_id,
-            "lease_until": int((now + lease).timestamp()),
-            tables.TTL_ATTRIBUTE: int((now + DELIVERY_RETENTION).timestamp()),
-        }
-    )
+    return claim_delivery_attempt(event_id, channel, claim_id, now=now, lease=lease).outcome
+
+
+def claim_delivery_attempt(
+    event_id: str, channel: Channel, claim_id: str, *, now: datetime, lease: timedelta
+) -> Claim:
+    """Record an attempt to send ``event_id`` on ``channel`` before sending anything.
+
+    Claimed when nothing was tried yet or an earlier attempt failed cleanly (``retry``; the
+    claim then says which addresses already have it). A claim found ``sending`` past its
+    lease belonged to a sender that died: it is marked ``unknown`` and not claimed.
+    """
     try:
-        tables.client().put_item(
+        response = tables.client().update_item(
             TableName=tables.table_name(),
-            Item=item,
-            ConditionExpression=(
-                "attribute_not_exists(pk) OR (#state = :sending AND lease_until < :now)"
+            Key=delivery_key(event_id, channel),
+            UpdateExpression=(
+                "SET entity = :entity, event_id = :event, channel = :channel, #state = :sending,"
+                " claim_id = :claim, lease_until = :lease, #ttl = :ttl"
             ),
-            ExpressionAttributeNames={"#state": "state"},
+            ConditionExpression="attribute_not_exists(pk) OR #state = :retry",
+            ExpressionAttributeNames={"#state": "state", "#ttl": tables.TTL_ATTRIBUTE},
             ExpressionAttributeValues={
+                ":entity": {"S": "notification_delivery"},
+                ":event": {"S": event_id},
+                ":channel": {"S": Channel(channel).value},
                 ":sending": {"S": SENDING},
-                ":now": {"N": str(int(now.timestamp()))},
+                ":retry": {"S": RETRY},
+                ":claim": {"S": claim_id},
+                ":lease": {"N": str(int((now + lease).timestamp()))},
+                ":ttl": {"N": str(int((now + DELIVERY_RETENTION).timestamp()))},
             },
+            ReturnValues="ALL_NEW",
         )
     except Exception as exc:
         if not _is_condition_failure(exc):
             raise
-        response = tables.client().get_item(
-            TableName=tables.table_name(), Key=delivery_key(event_id, channel), ConsistentRead=True
-        )
-        state = tables.from_item(response.get("Item") or {}).get("state")
-        return ClaimOutcome.ALREADY_SENT if state == SENT else ClaimOutcome.IN_PROGRESS
-    return ClaimOutcome.CLAIMED
+        return Claim(_claimed_elsewhere(event_id, channel, now))
+    done = tables.from_item(response.get("Attributes") or {}).get("done") or []
+    return Claim(ClaimOutcome.CLAIMED, frozenset(str(d) for d in done))
 
 
-def release_delivery(event_id: str, channel: Channel, claim_id: str) -> None:
-    """Give a claim back after a failed send, so the next delivery of the event retries it."""
+def _claimed_elsewhere(event_id: str, channel: Channel, now: datetime) -> ClaimOutcome:
+    response = tables.client().get_item(
+        TableName=tables.table_name(), Key=delivery_key(event_id, channel), ConsistentRead=True
+    )
+    item = tables.from_item(response.get("Item") or {})
+    state = item.get("state")
+    if state == SENT:
+        return ClaimOutcome.ALREADY_SENT
+    if state == SENDING and int(item.get("lease_until") or 0) < int(now.timestamp()):
+        try:
+            tables.client().update_item(
+                TableName=tables.table_name(),
+                Key=delivery_key(event_id, channel),
+                UpdateExpression="SET #state = :unknown REMOVE lease_until",
+                ConditionExpression="claim_id = :claim AND #state = :sending",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":unknown": {"S": UNKNOWN},
+                    ":claim": {"S": str(item.get("claim_id"))},
+                    ":sending": {"S": SENDING},
+                },
+            )
+        except Exception as exc:
+            if not _is_condition_failure(exc):
+                raise
+            return _claimed_elsewhere(event_id, channel, now)  # it moved on: look again
+        return ClaimOutcome.UNKNOWN
+    if state == UNKNOWN:
+        return ClaimOutcome.UNKNOWN
+    return ClaimOutcome.IN_PROGRESS
+
+
+def release_delivery(
+    event_id: str, channel: Channel, claim_id: str, *, done: Collection[str] = ()
+) -> None:
+    """Give a claim back after a failed send, so the next delivery of the event retries it;
+    ``done`` are the digests of every address that did receive it, not sent to again."""
     try:
-        tables.client().delete_item(
+        tables.client().update_item(
             TableName=tables.table_name(),
             Key=delivery_key(event_id, channel),
+            UpdateExpression="SET #state = :retry, done = :done REMOVE lease_until",
             ConditionExpression="claim_id = :claim AND #state = :sending",
             ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":claim": {"S": claim_id}, ":sending": {"S": SENDING}},
+            ExpressionAttributeValues={
+                ":retry": {"S": RETRY},
+                ":done": {"L": [{"S": digest} for digest in sorted(done)]},
+                ":claim": {"S": claim_id},
+                ":sending": {"S": SENDING},
+            },
         )
     except Exception as exc:
         if not _is_condition_failure(exc):
-            raise  # the lease will free it
+            raise  # the lease will end it
 
 
 def record_delivery(

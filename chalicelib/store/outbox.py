@@ -4,18 +4,25 @@ Item shape (the only place that knows it):
 
     event   pk=OUTBOX#<event_id>   sk=EVENT
             type, event_id, occurred_at (ISO 8601 UTC), payload (map), expires_ttl,
-            correlation_id (the request or event whose handling wrote it, when known)
+            correlation_id (the request or event whose handling wrote it, when known),
+            forwarded_at (once its queues have it)
+            gsi3pk=OUTBOXUNSENT#<n>   gsi3sk=<occurred_at>#<event_id>   until forwarded
 
 A change and its event commit together, so an event exists exactly when its change does.
 The table's stream then carries each new OUTBOX item to a handler that forwards it to SQS
-(``event_from_item`` decodes the stream's image). Items expire after ``RETENTION`` via the
-table's TTL; nothing reads them back in a request path.
+(``event_from_item`` decodes the stream's image) and marks it forwarded, which also drops
+its ``OUTBOXUNSENT#`` index keys. That sparse index therefore holds only events still to be
+delivered, spread over ``UNSENT_SHARDS`` partitions (n from a hash of the event id); the
+sweep Queries each shard for those older than a few minutes (``unforwarded_events``) and
+forwards them again, so an event the stream gave up on is not lost. Items expire after
+``RETENTION`` via the table's TTL; nothing reads them back in a request path.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +36,8 @@ from chalicelib.store.unit_of_work import UnitOfWork
 OUTBOX_PREFIX = "OUTBOX#"
 EVENT_SK = "EVENT"
 RETENTION = timedelta(days=7)
+UNSENT_PREFIX = "OUTBOXUNSENT#"
+UNSENT_SHARDS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +72,7 @@ def add_event(
     """
     event_id = event_id or new_event_id()
     moment = (occurred_at or datetime.now(UTC)).astimezone(UTC)
+    occurred_at = moment.isoformat(timespec="microseconds")
     item = tables.to_item(
         {
             tables.PK: OUTBOX_PREFIX + event_id,
@@ -70,10 +80,12 @@ def add_event(
             "entity": "outbox_event",
             "type": event_type,
             "event_id": event_id,
-            "occurred_at": moment.isoformat(timespec="microseconds"),
+            "occurred_at": occurred_at,
             "payload": _storable(dict(payload)),
             tables.TTL_ATTRIBUTE: int((moment + RETENTION).timestamp()),
             "correlation_id": correlation_id(),
+            "gsi3pk": f"{UNSENT_PREFIX}{unsent_shard(event_id)}",
+            "gsi3sk": f"{occurred_at}#{event_id}",
         }
     )
     uow.put(item, tag=("outbox", event_id), condition="attribute_not_exists(pk)")
@@ -90,6 +102,67 @@ def event_from_item(raw: Mapping[str, Any]) -> OutboxEvent:
         payload=_plain(item.get("payload") or {}),
         correlation_id=item.get("correlation_id"),
     )
+
+
+def unsent_shard(event_id: str) -> int:
+    return zlib.crc32(event_id.encode()) % UNSENT_SHARDS
+
+
+def _event_key(event_id: str) -> tables.RawItem:
+    return {tables.PK: {"S": OUTBOX_PREFIX + event_id}, tables.SK: {"S": EVENT_SK}}
+
+
+def mark_forwarded(event_id: str, at: datetime) -> bool:
+    """Record that the event's queues have it (and drop it from the unsent index); False
+    when the item is gone (expired)."""
+    try:
+        tables.client().update_item(
+            TableName=tables.table_name(),
+            Key=_event_key(event_id),
+            UpdateExpression="SET forwarded_at = :at REMOVE gsi3pk, gsi3sk",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={
+                ":at": {"S": at.astimezone(UTC).isoformat(timespec="microseconds")}
+            },
+        )
+    except Exception as exc:
+        if tables.error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def forwarded_at(event_id: str) -> datetime | None:
+    """When the event was forwarded to its queues (None: not yet, or no such event)."""
+    response = tables.client().get_item(
+        TableName=tables.table_name(), Key=_event_key(event_id), ConsistentRead=True
+    )
+    value = (response.get("Item") or {}).get("forwarded_at", {}).get("S")
+    return datetime.fromisoformat(value) if value else None
+
+
+def unforwarded_events(
+    occurred_before: datetime, *, limit_per_shard: int = 100
+) -> list[OutboxEvent]:
+    """Events not yet forwarded that occurred before ``occurred_before``, oldest first per
+    shard: one Query per shard of the sparse unsent index (index copies: a few may have been
+    forwarded a moment ago, which only means a duplicate message consumers ignore)."""
+    before = occurred_before.astimezone(UTC).isoformat(timespec="microseconds")
+    events: list[OutboxEvent] = []
+    for shard in range(UNSENT_SHARDS):
+        response = tables.client().query(
+            TableName=tables.table_name(),
+            IndexName=tables.GSI3,
+            KeyConditionExpression="#pk = :pk AND #sk < :before",
+            ExpressionAttributeNames={"#pk": "gsi3pk", "#sk": "gsi3sk"},
+            ExpressionAttributeValues={
+                ":pk": {"S": f"{UNSENT_PREFIX}{shard}"},
+                ":before": {"S": before},
+            },
+            Limit=limit_per_shard,
+        )
+        events.extend(event_from_item(raw) for raw in response.get("Items", []))
+    return events
 
 
 class MalformedMessage(ValueError):

@@ -5,6 +5,10 @@ Item shapes (the only place that knows them):
     payment        pk=PAYMENT#<payment_id>           sk=PAYMENT
                    gsi1pk=ORDERPAYMENTS#<order_id>   gsi1sk=<created_at>#<payment_id>
                    gsi2pk=SETTLED#<method>#<day>     gsi2sk=P#<payment_id>   once captured
+    order's link   pk=ORDER#<order_id>               sk=PAYMENT#<payment_id>   written with the
+                   payment, so an order's payments are read from the base table, consistently
+                   gsi2pk=PAYMENTS#PENDING#<method>  gsi2sk=<created_at>#<payment_id>
+                                                     while pending (sparse)
     refund         pk=REFUND#<refund_id>             sk=REFUND
                    gsi1pk=ORDERREFUNDS#<order_id>    gsi1sk=<created_at>#<refund_id>
                    gsi2pk=SETTLED#<method>#<day>     gsi2sk=R#<refund_id>    once succeeded
@@ -40,15 +44,17 @@ from chalicelib.domain.payments import (
 )
 from chalicelib.domain.reconciliation import settlement_day
 from chalicelib.store import tables
-from chalicelib.store.orders import timestamp
+from chalicelib.store.orders import ORDER_PREFIX, timestamp
 from chalicelib.store.unit_of_work import UnitOfWork
 
 PAYMENT_PREFIX = "PAYMENT#"
 REFUND_PREFIX = "REFUND#"
 ORDER_PAYMENTS_PREFIX = "ORDERPAYMENTS#"
+ORDER_PAYMENT_SK_PREFIX = "PAYMENT#"
 ORDER_REFUNDS_PREFIX = "ORDERREFUNDS#"
 SETTLED_PREFIX = "SETTLED#"
 PENDING_REFUNDS = "REFUNDS#PENDING"
+PENDING_PAYMENTS_PREFIX = "PAYMENTS#PENDING#"
 WEBHOOK_PREFIX = "WEBHOOK#"
 WALLET_PREFIX = "WALLET#"
 METHOD_SK_PREFIX = "METHOD#"
@@ -136,6 +142,10 @@ def payment_item(payment: Payment) -> tables.RawItem:
         day = settlement_day(payment.method, payment.captured_at)
         values["gsi2pk"] = _settled_partition(payment.method, day)
         values["gsi2sk"] = "P#" + payment.payment_id
+    elif payment.status is PaymentStatus.PENDING:
+        # Findable by the resolving sweep while its outcome is not known.
+        values["gsi2pk"] = PENDING_PAYMENTS_PREFIX + payment.method
+        values["gsi2sk"] = f"{timestamp(payment.created_at)}#{payment.payment_id}"
     return tables.to_item(values)
 
 
@@ -184,8 +194,20 @@ def _plain(value: Any) -> Any:
 
 
 def add_new_payment(uow: UnitOfWork, payment: Payment) -> None:
+    """The payment and its link in its order's partition (see ``order_payments``)."""
     uow.put_versioned(
         payment_item(payment), tag=("payment", payment.payment_id), previous_version=None
+    )
+    link = {
+        tables.PK: ORDER_PREFIX + payment.order_id,
+        tables.SK: ORDER_PAYMENT_SK_PREFIX + payment.payment_id,
+        "entity": "order_payment",
+        "payment_id": payment.payment_id,
+    }
+    uow.put(
+        tables.to_item(link),
+        tag=("payment_link", payment.payment_id),
+        condition="attribute_not_exists(pk)",
     )
 
 
@@ -244,6 +266,32 @@ def payments_of_order(order_id: str) -> list[Payment]:
     return [
         payment_from_item(raw) for raw in _query_all(ORDER_PAYMENTS_PREFIX + order_id, tables.GSI1)
     ]
+
+
+def order_payments(order_id: str) -> list[Payment]:
+    """Every payment of an order as it stands now, oldest first: its links are read from the
+    base table and each payment by key, all with consistent reads (unlike
+    ``payments_of_order``, a payment committed a moment ago is never missed or stale)."""
+    query: dict[str, Any] = {
+        "TableName": tables.table_name(),
+        "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+        "ExpressionAttributeNames": {"#pk": tables.PK, "#sk": tables.SK},
+        "ExpressionAttributeValues": {
+            ":pk": {"S": ORDER_PREFIX + order_id},
+            ":prefix": {"S": ORDER_PAYMENT_SK_PREFIX},
+        },
+        "ConsistentRead": True,
+    }
+    payment_ids: list[str] = []
+    while True:
+        response = tables.client().query(**query)
+        payment_ids.extend(item["payment_id"]["S"] for item in response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            break
+        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    found = [get_payment(payment_id) for payment_id in payment_ids]
+    payments = [payment for payment in found if payment is not None]
+    return sorted(payments, key=lambda p: (p.created_at, p.payment_id))
 
 
 # --- refunds -------------------------------------------------------------------------------
@@ -336,6 +384,18 @@ def pending_refunds(created_from: datetime, created_before: datetime) -> list[Re
     between = (timestamp(created_from), timestamp(created_before))
     return [
         refund_from_item(raw) for raw in _query_all(PENDING_REFUNDS, tables.GSI2, between=between)
+    ]
+
+
+def pending_payments(
+    method: str, created_from: datetime, created_before: datetime
+) -> list[Payment]:
+    """``method``'s payments still pending, created in [from, before), oldest first (index
+    copies: read each again before acting on it)."""
+    between = (timestamp(created_from), timestamp(created_before))
+    return [
+        payment_from_item(raw)
+        for raw in _query_all(PENDING_PAYMENTS_PREFIX + method, tables.GSI2, between=between)
     ]
 
 

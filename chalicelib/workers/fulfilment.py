@@ -1,9 +1,11 @@
-"""The fulfilment queue: ``order.paid`` releases the order's shipments to their warehouses.
+"""The fulfilment queue: ``order.paid`` releases the order's shipments to their warehouses,
+and ``refund.pending`` sends a refund the system owes to its provider.
 
 Records are handled one by one (Powertools ``BatchProcessor``); failed ones come back in
 ``batchItemFailures`` and one that keeps failing ends in the dead-letter queue while the
 rest of its batch is done. Releasing is idempotent, so a message delivered twice, or the
-same event sent twice, releases each shipment once.
+same event sent twice, releases each shipment once; a refund is asked for by its own id
+and settles once, so sending it again cannot refund twice.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from chalice import Blueprint
 from chalice.app import SQSEvent
 
 from chalicelib.observability import logger
-from chalicelib.services import fulfilment
+from chalicelib.services import fulfilment, refunds
 from chalicelib.store import outbox
 from chalicelib.workers import batches
 
@@ -34,6 +36,12 @@ def _handle_record(record: SQSRecord) -> None:
         event = outbox.event_from_message(record.body)
         order_id = event.payload.get("order_id")
         logger.append_keys(event_id=event.event_id, event_type=event.type, order_id=order_id)
+        if event.type == refunds.REFUND_PENDING:
+            refund_id = event.payload.get("refund_id")
+            if not isinstance(refund_id, str):
+                raise outbox.MalformedMessage("refund.pending without a refund_id")
+            refunds.send_refund(refund_id)
+            return
         if event.type != ORDER_PAID:
             return  # not ours to act on
         if not isinstance(order_id, str):

@@ -8,9 +8,16 @@ from typing import Any
 from chalice import Blueprint, Cron, Rate
 from chalice.app import CloudWatchEvent
 
-from chalicelib.services import low_stock, orders, reconciliation, refunds
+from chalicelib import public_api
+from chalicelib.services import low_stock, orders, pending_payments, reconciliation, refunds
 
 blueprint = Blueprint(__name__)
+
+
+@blueprint.middleware("scheduled")
+def _configuration_check(event: CloudWatchEvent, get_response: Any) -> Any:
+    public_api.report_if_unresolvable_for_jobs()  # once per process
+    return get_response(event)
 
 
 def run_moment(event: CloudWatchEvent) -> datetime:
@@ -40,6 +47,12 @@ def check_low_stock(event: CloudWatchEvent) -> dict[str, Any]:
 def retry_pending_refunds(event: CloudWatchEvent) -> dict[str, Any]:
     """Ask the providers again about refunds they have not confirmed."""
     return refunds.retry_pending_refunds(run_moment(event)).as_dict()
+
+
+@blueprint.schedule(Rate(5, unit=Rate.MINUTES))
+def resolve_pending_payments(event: CloudWatchEvent) -> dict[str, Any]:
+    """Ask Stripe how card payments whose answer never came ended."""
+    return pending_payments.resolve_pending_payments(run_moment(event)).as_dict()
 
 
 def requested_day(event: CloudWatchEvent, default: date) -> date:

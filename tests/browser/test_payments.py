@@ -66,13 +66,15 @@ def test_alipay_qr_page_paid_by_hand_updates_the_shop(shop: Shop) -> None:
     expect_paid(shop, user, order_id)
 
 
-def test_card_with_3d_secure_is_authenticated_in_the_dialog(shop: Shop) -> None:
+def test_card_with_3d_secure_goes_to_the_bank_and_back_to_the_paid_order(shop: Shop) -> None:
     user, order_id = open_payment(shop)
     fill_card(shop, CARD_3DS)
     shop.page.get_by_role("button", name="用银行卡支付").click()
-    challenge = shop.page.frame_locator("dialog iframe")
-    challenge.get_by_role("button", name="Complete authentication").click()
-    expect_paid(shop, user, order_id)
+    shop.page.get_by_role("button", name="Complete authentication").click()
+    shop.page.wait_for_url(re.compile(rf"/shop/orders/{order_id}$"))
+    assert "client_secret" not in shop.page.url
+    expect(shop.page.get_by_test_id("order-status")).not_to_have_text("待支付", timeout=30_000)
+    assert shop.order(user, order_id)["status"] != "pending_payment"
 
 
 def test_declined_card_shows_the_banks_message_and_leaves_the_order_unpaid(shop: Shop) -> None:

@@ -330,7 +330,14 @@ def test_a_3d_secure_card_needs_the_shopper_then_the_webhook_pays_the_order(
         allow_redirects=False,
         timeout=TIMEOUT,
     )
-    assert completed.status_code in (200, 302, 303), completed.text
+    # ... and comes back to the storefront's page for the order, which the server set.
+    assert completed.status_code == 303, completed.text
+    back = urllib.parse.urlsplit(completed.headers["Location"])
+    storefront = stack.env["STOREFRONT_URL"].rstrip("/")
+    assert f"{back.scheme}://{back.netloc}{back.path}" == (
+        f"{storefront}/orders/{order['order_id']}"
+    )
+    assert urllib.parse.parse_qs(back.query)["redirect_status"] == ["succeeded"]
     wait_for_status(stack, shopper, order["order_id"], "paid")
     [recorded] = payments_of(stack, shopper, order["order_id"])
     assert recorded["status"] == "succeeded"

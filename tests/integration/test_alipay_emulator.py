@@ -256,11 +256,28 @@ def test_emulator_notification_also_verifies_with_the_sdk(
     emulator.pay("pay_sdk_1")
 
     (received,) = receiver.wait_for(1)
-    fields = dict(urllib.parse.parse_qsl(received.body.decode()))
+    fields = dict(urllib.parse.parse_qsl(received.body.decode(), keep_blank_values=True))
     signature = fields.pop("sign")
 
     assert _sdk(emulator).verify(fields, signature)
     assert fields["subject"] == "龙井茶 250g" and fields["notify_type"] == "trade_status_sync"
+
+
+def test_payment_notification_carries_alipays_real_fields_and_is_a_payment(
+    emulator: AlipayEmulator, provider: AlipayProvider, receiver: Receiver
+) -> None:
+    provider.create_payment(_payment(receiver, "pay_real_1", 990))
+    emulator.pay("pay_real_1")
+
+    (received,) = receiver.wait_for(1)
+    fields = dict(urllib.parse.parse_qsl(received.body.decode(), keep_blank_values=True))
+
+    # As in Alipay's documented sample: a zero refund_fee, gmt_close, and an empty value.
+    assert fields["refund_fee"] == "0.00" and fields["gmt_close"]
+    assert "" in fields.values()
+    assert received.notification is not None, received.error
+    assert received.notification.kind is NotificationKind.PAYMENT
+    assert received.notification.amount == Money(990, "CNY")
 
 
 def test_scanning_the_code_shows_a_pay_page_that_pays(

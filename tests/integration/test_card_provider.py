@@ -40,7 +40,12 @@ from chalicelib.adapters.payments import (
 )
 from chalicelib.adapters.payments.card import StripeCardProvider
 from chalicelib.domain.money import Money
-from infra.local.emulators.localstripe_server import read_ready_file, register_webhook
+from infra.local.emulators.localstripe_server import (
+    EXCHANGE_RATES,
+    read_ready_file,
+    register_webhook,
+    settlement_fee,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 API_KEY = f"sk_test_{secrets.token_hex(12)}"
@@ -417,7 +422,13 @@ def test_settlement_for_today_names_our_payments_and_refunds(
     assert paid[0].kind is SettlementKind.PAYMENT
     assert paid[0].provider_reference == payment.provider_payment_id
     assert paid[0].amount == Money(7_700, "CNY")
-    assert paid[0].fee == Money(0, "CNY")
+    # The account settles in HKD: the line keeps the charge's own amount and currency,
+    # with the converted amount, the rate and Stripe's fee beside it.
+    rate = EXCHANGE_RATES["cny"]
+    assert paid[0].settlement == Money(round(7_700 * rate), "HKD")
+    assert paid[0].details["exchange_rate"] == rate
+    assert paid[0].fee == Money(settlement_fee(round(7_700 * rate)), "HKD")
+    assert refunded[0].settlement == Money(round(700 * rate), "HKD")
     assert refunded[0].kind is SettlementKind.REFUND
     assert refunded[0].amount == Money(700, "CNY")  # positive: a refund by its kind
     assert refunded[0].provider_reference.startswith("re_")
@@ -473,4 +484,120 @@ def test_an_unreachable_stripe_is_a_retryable_provider_error() -> None:
         unreachable.create_payment(payment_request())
 
     assert failed.value.code == "connection_error"
+    assert failed.value.retryable is True
+
+
+# --- confirming needs a return_url (Stripe API 2023-08-16 and later) ------------------------
+
+
+def test_stripe_sdk_confirm_without_return_url_is_refused_as_stripe_refuses_it(
+    stripe_client: stripe.StripeClient,
+) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        stripe_client.v1.payment_intents.create(
+            {
+                "amount": 1_000,
+                "currency": "cny",
+                "payment_method": "pm_card_visa",
+                "confirm": True,
+            }
+        )
+
+    error = refused.value
+    assert error.http_status == 400
+    assert error.param == "return_url"
+    assert (error.json_body or {})["error"]["type"] == "invalid_request_error"
+
+
+def test_stripe_sdk_confirming_later_without_return_url_is_refused_too(
+    stripe_client: stripe.StripeClient,
+) -> None:
+    intent = stripe_client.v1.payment_intents.create(
+        {"amount": 1_000, "currency": "cny", "payment_method": "pm_card_visa"}
+    )
+
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        stripe_client.v1.payment_intents.confirm(intent.id)
+    assert refused.value.param == "return_url"
+
+    confirmed = stripe_client.v1.payment_intents.confirm(
+        intent.id, {"return_url": "https://shop.example.com/orders/ord-2"}
+    )
+    assert confirmed.status == "succeeded"
+
+
+@pytest.mark.parametrize(
+    "bypass",
+    [
+        {"return_url": "https://shop.example.com/orders/ord-1"},
+        {"payment_method_types": ["card"]},
+        {"automatic_payment_methods": {"enabled": True, "allow_redirects": "never"}},
+    ],
+)
+def test_stripe_sdk_confirm_with_a_documented_bypass_is_accepted(
+    stripe_client: stripe.StripeClient, bypass: dict[str, Any]
+) -> None:
+    intent = stripe_client.v1.payment_intents.create(
+        {
+            "amount": 1_000,
+            "currency": "cny",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            **bypass,
+        }
+    )
+
+    assert intent.status == "succeeded"
+
+
+def test_a_new_card_is_confirmed_with_the_servers_return_url(
+    provider: StripeCardProvider, stripe_client: stripe.StripeClient
+) -> None:
+    return_url = "https://shop.example.com/orders/ord-return-1"
+    payment = provider.create_payment(
+        payment_request(
+            payment_method=card_method(stripe_client, CARD_REQUIRING_3DS), return_url=return_url
+        )
+    )
+
+    assert payment.status is ProviderStatus.REQUIRES_ACTION
+    intent = stripe_client.v1.payment_intents.retrieve(payment.provider_payment_id)
+    assert intent.next_action.redirect_to_url.return_url == return_url
+
+
+# --- an unknown outcome ------------------------------------------------------------------------
+
+
+def test_a_payment_whose_answer_was_lost_is_found_by_our_payment_id(
+    provider: StripeCardProvider,
+) -> None:
+    request = payment_request()
+    made = provider.create_payment(request)  # as if the answer had never arrived
+
+    found = provider.retrieve_payment(request.payment_id, "")
+
+    assert found.provider_payment_id == made.provider_payment_id
+    assert found.status is ProviderStatus.SUCCEEDED
+    with pytest.raises(ProviderError) as missing:
+        provider.retrieve_payment("pay-never-sent", "")
+    assert missing.value.code == "payment_not_found"
+
+
+def test_a_stripe_server_error_is_retryable_and_one_call_stays_inside_api_gateways_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chalicelib.adapters.payments import card
+
+    assert card.REQUEST_TIMEOUT_SECONDS * (card.NETWORK_RETRIES + 1) <= 20
+
+    class Failing:
+        def create(self, *args: Any) -> None:
+            raise stripe.APIError("Stripe is having trouble", http_status=500)
+
+    provider = StripeCardProvider(API_KEY, api_base="http://127.0.0.1:9")
+    monkeypatch.setattr(provider._client.v1, "payment_intents", Failing())
+
+    with pytest.raises(ProviderError) as failed:
+        provider.create_payment(payment_request())
+
     assert failed.value.retryable is True

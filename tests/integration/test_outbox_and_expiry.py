@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -393,3 +393,128 @@ def test_the_request_that_wrote_an_event_is_named_in_every_log_line_of_its_consu
     assert handled, lines
     assert {line["correlation_id"] for line in handled} == {"req-origin-1"}
     assert all(line.get("invocation_id") != "req-origin-1" for line in handled)
+
+
+# --- events the stream did not deliver: marked forwarded, or swept ---------------------------
+
+
+def sweep(api: Api, at: datetime) -> Any:
+    """Fire the outbox sweep as EventBridge would, for the moment ``at``."""
+    event = scheduled_event("orderdesk-test-sweep_outbox", region=REGION, when=at)
+    return api.client.lambda_.invoke("sweep_outbox", event).payload
+
+
+def test_a_forwarded_event_records_when_and_leaves_the_sweeps_index(
+    world: Api, queue_urls: dict[str, str]
+) -> None:
+    stream = Stream()
+    uow = UnitOfWork()
+    event_id = outbox.add_event(uow, "order.placed", {"order_id": "ord_1"})
+    uow.commit()
+    assert outbox.forwarded_at(event_id) is None
+    assert [e.event_id for e in outbox.unforwarded_events(datetime.now(UTC))] == [event_id]
+
+    deliver(world, stream.new_records())
+
+    assert outbox.forwarded_at(event_id) is not None
+    assert outbox.unforwarded_events(datetime.now(UTC) + timedelta(hours=1)) == []
+    assert sweep(world, datetime.now(UTC) + timedelta(hours=1)) == {"forwarded": [], "failed": []}
+    assert len(received(queue_urls["notifications"])) == 1
+
+
+def test_an_event_the_stream_gave_up_on_is_forwarded_by_the_sweep_after_five_minutes(
+    world: Api, queue_urls: dict[str, str]
+) -> None:
+    # The stream's retries ran out: nothing was forwarded (its records are never delivered).
+    occurred = datetime.now(UTC)
+    uow = UnitOfWork()
+    paid = outbox.add_event(uow, "order.paid", {"order_id": "ord_1"}, occurred_at=occurred)
+    placed = outbox.add_event(uow, "order.placed", {"order_id": "ord_2"}, occurred_at=occurred)
+    uow.commit()
+
+    too_soon = sweep(world, occurred + timedelta(minutes=4))
+    assert too_soon == {"forwarded": [], "failed": []}
+    assert received(queue_urls["fulfilment"]) == []
+
+    due = sweep(world, occurred + timedelta(minutes=5, seconds=1))
+
+    assert sorted(due["forwarded"]) == sorted([paid, placed]) and due["failed"] == []
+    (order_paid,) = received(queue_urls["fulfilment"])
+    assert json.loads(order_paid["Body"])["event_id"] == paid
+    notified = sorted(
+        json.loads(m["Body"])["event_id"] for m in received(queue_urls["notifications"])
+    )
+    assert notified == sorted([paid, placed])
+    assert outbox.forwarded_at(paid) is not None and outbox.forwarded_at(placed) is not None
+    # Forwarded once: the next sweep finds nothing more to do.
+    assert sweep(world, occurred + timedelta(hours=1)) == {"forwarded": [], "failed": []}
+
+
+def test_the_sweep_reads_every_shard_of_the_unsent_index(
+    world: Api, queue_urls: dict[str, str]
+) -> None:
+    occurred = datetime.now(UTC) - timedelta(minutes=10)
+    uow = UnitOfWork()
+    ids = [
+        outbox.add_event(uow, "order.cancelled", {"order_id": f"ord_{n}"}, occurred_at=occurred)
+        for n in range(24)
+    ]
+    uow.commit()
+    assert len({outbox.unsent_shard(event_id) for event_id in ids}) > 1
+
+    report = sweep(world, datetime.now(UTC))
+
+    assert sorted(report["forwarded"]) == sorted(ids)
+    assert len(received(queue_urls["notifications"])) == len(ids)
+
+
+def test_an_event_whose_queue_refuses_it_stays_for_the_next_sweep(
+    world: Api, queue_urls: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    occurred = datetime.now(UTC) - timedelta(minutes=10)
+    uow = UnitOfWork()
+    paid = outbox.add_event(uow, "order.paid", {"order_id": "ord_1"}, occurred_at=occurred)
+    uow.commit()
+    missing = queue_urls["fulfilment"].rsplit("/", 1)[0] + "/no-such-queue"
+    monkeypatch.setenv("FULFILMENT_QUEUE_URL", missing)
+    get_settings.cache_clear()
+
+    assert sweep(world, datetime.now(UTC)) == {"forwarded": [], "failed": [paid]}
+    assert outbox.forwarded_at(paid) is None
+
+    monkeypatch.setenv("FULFILMENT_QUEUE_URL", queue_urls["fulfilment"])
+    get_settings.cache_clear()
+    assert sweep(world, datetime.now(UTC)) == {"forwarded": [paid], "failed": []}
+    (message,) = received(queue_urls["fulfilment"])
+    assert json.loads(message["Body"])["event_id"] == paid
+
+
+class ForwarderDied(BaseException):
+    """The forwarder's process died (nothing of ours catches a BaseException)."""
+
+
+def test_a_forwarder_that_dies_after_sending_leaves_only_a_duplicate_consumers_ignore(
+    world: Api, queue_urls: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = Stream()
+    uow = UnitOfWork()
+    event_id = outbox.add_event(uow, "order.placed", {"order_id": "ord_1"})
+    uow.commit()
+    records = stream.new_records()
+
+    def die(event_id: str, at: datetime) -> bool:
+        raise ForwarderDied(event_id)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(outbox, "mark_forwarded", die)
+        with pytest.raises(ForwarderDied):
+            deliver(world, records)
+    assert outbox.forwarded_at(event_id) is None
+
+    # Lambda retries the batch from the stream; had it given up, the sweep would send it.
+    assert deliver(world, records) == {"batchItemFailures": []}
+
+    copies = received(queue_urls["notifications"])
+    assert [json.loads(m["Body"])["event_id"] for m in copies] == [event_id, event_id]
+    assert outbox.forwarded_at(event_id) is not None
+    assert sweep(world, datetime.now(UTC) + timedelta(hours=1))["forwarded"] == []

@@ -195,6 +195,15 @@ def test_every_function_reads_the_resources_through_its_environment(
         assert not set(own) & {"TABLE_NAME", "FULFILMENT_QUEUE_URL", "REPORTS_BUCKET"}
 
 
+def test_public_api_url_is_an_optional_stack_parameter_every_function_reads(
+    project_package: Packaged,
+) -> None:
+    parameter = project_package.template["Parameters"]["PublicApiUrl"]
+    assert parameter["Type"] == "String" and parameter["Default"] == ""
+    variables = project_package.template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["PUBLIC_API_URL"] == {"Ref": "PublicApiUrl"}
+
+
 def test_api_stage_is_throttled(project_package: Packaged) -> None:
     (setting,) = project_package.resources["RestAPI"]["Properties"]["MethodSettings"]
     assert setting["ResourcePath"] == "/*" and setting["HttpMethod"] == "*"

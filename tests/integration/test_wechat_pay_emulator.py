@@ -42,6 +42,7 @@ from chalicelib.adapters.payments.wechat_pay import (
     WeChatPayApiError,
     WeChatPayProvider,
     load_platform_key,
+    platform_certificates,
     verify_signature,
 )
 from chalicelib.domain.identifiers import sortable_id
@@ -414,12 +415,11 @@ def test_emulator_refuses_a_badly_signed_request(
         body = error.read()
         assert error.code == 401
         assert json.loads(body)["code"] == "SIGN_ERROR"
-        # Even the refusal is signed by the platform key.
+        # Even the refusal is signed: without Wechatpay-Serial, by the platform certificate.
         env = emulator.app_env()
         keys = {
-            env["WECHATPAY_PLATFORM_SERIAL"]: load_platform_key(
-                env["WECHATPAY_PLATFORM_PUBLIC_KEY"]
-            )
+            serial: load_platform_key(pem)
+            for serial, pem in platform_certificates(env["WECHATPAY_PLATFORM_CERTIFICATES"]).items()
         }
         verify_signature(error.headers, body, keys, now=time.time())
 
@@ -697,3 +697,167 @@ class TamperingProxy:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+
+
+# --- notify URLs as WeChat Pay takes them ----------------------------------------------------
+
+
+def _sdk_core(emulator: WeChatPayEmulator) -> Core:
+    env = emulator.app_env()
+    core = Core(
+        env["WECHATPAY_MCHID"],
+        env["WECHATPAY_MERCHANT_SERIAL"],
+        env["WECHATPAY_MERCHANT_PRIVATE_KEY"],
+        env["WECHATPAY_APIV3_KEY"],
+        public_key=env["WECHATPAY_PLATFORM_PUBLIC_KEY"],
+        public_key_id=env["WECHATPAY_PLATFORM_SERIAL"],
+        timeout=5,
+    )
+    core._gate_way = emulator.url  # the SDK knows only WeChat Pay's own host
+    return core
+
+
+@pytest.mark.parametrize(
+    "notify_url",
+    [
+        "http://api.example.com/webhooks/payments/wechat_pay",
+        "https://api.example.com/webhooks/payments/wechat_pay?order=1",
+        "/webhooks/payments/wechat_pay",
+    ],
+)
+def test_emulator_refuses_a_notify_url_wechat_pay_refuses(
+    emulator: WeChatPayEmulator, provider: WeChatPayProvider, receiver: Receiver, notify_url: str
+) -> None:
+    payload = _native_payload(provider, receiver, notify_url=notify_url)
+
+    status, text = _sdk_core(emulator).request(
+        "/v3/pay/transactions/native", method=RequestType.POST, data=payload
+    )
+
+    assert status == 400, text
+    assert json.loads(text)["code"] == "PARAM_ERROR"
+    assert emulator.order(payload["out_trade_no"]) is None
+
+
+@pytest.mark.parametrize(
+    "notify_url",
+    [
+        "https://api.example.com/webhooks/payments/wechat_pay",
+        "http://127.0.0.1:9/webhooks/payments/wechat_pay",
+        "http://localhost:9/webhooks/payments/wechat_pay?local=1",
+    ],
+)
+def test_emulator_takes_https_and_loopback_notify_urls(
+    emulator: WeChatPayEmulator, provider: WeChatPayProvider, receiver: Receiver, notify_url: str
+) -> None:
+    payload = _native_payload(provider, receiver, notify_url=notify_url)
+
+    status, text = _sdk_core(emulator).request(
+        "/v3/pay/transactions/native", method=RequestType.POST, data=payload
+    )
+
+    assert status == 200, text
+
+
+def test_adapter_refuses_a_plain_http_notify_url_before_calling(
+    emulator: WeChatPayEmulator, provider: WeChatPayProvider, receiver: Receiver
+) -> None:
+    request = replace(
+        payment_request(receiver), notify_url="http://api.example.com/webhooks/payments/wechat_pay"
+    )
+
+    with pytest.raises(ProviderError) as refused:
+        provider.create_payment(request)
+
+    assert refused.value.code == "invalid_notify_url"
+    assert emulator.order(request.payment_id) is None
+
+
+# --- public key and platform certificates, by serial -----------------------------------------
+
+
+def _provider_trusting(
+    emulator: WeChatPayEmulator, *, public_key: bool, certificate: bool
+) -> WeChatPayProvider:
+    env = emulator.app_env()
+    if not public_key:
+        env["WECHATPAY_PLATFORM_PUBLIC_KEY"] = env["WECHATPAY_PLATFORM_SERIAL"] = ""
+    if not certificate:
+        env["WECHATPAY_PLATFORM_CERTIFICATES"] = ""
+    return WeChatPayProvider.from_settings(settings_for(env))
+
+
+@pytest.mark.parametrize(
+    ("public_key", "certificate"), [(True, False), (False, True), (True, True)]
+)
+def test_answers_are_signed_with_the_key_the_request_names_and_verify(
+    emulator: WeChatPayEmulator, receiver: Receiver, public_key: bool, certificate: bool
+) -> None:
+    provider = _provider_trusting(emulator, public_key=public_key, certificate=certificate)
+    request = payment_request(receiver)
+
+    payment = provider.create_payment(request)  # the answer verified, or this raised
+
+    assert payment.status is ProviderStatus.PENDING
+    expected = emulator.platform_serial if public_key else emulator.platform_keys.certificate_serial
+    assert provider._request_serial == expected
+
+
+def test_callbacks_signed_with_either_key_verify_during_the_switch(
+    emulator: WeChatPayEmulator, provider: WeChatPayProvider, receiver: Receiver
+) -> None:
+    serials = []
+    try:
+        for kind in ("certificate", "public_key"):
+            status, _ = post(f"{emulator.url}/_emulator/callback-key", {"key": kind})
+            assert status == 200
+            paid(emulator, provider, receiver)
+            deadline = time.monotonic() + 5
+            while len(receiver.verified) < len(serials) + 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            serials.append(receiver.headers[-1]["Wechatpay-Serial"])
+    finally:
+        emulator.sign_callbacks_with("public_key")
+
+    assert receiver.rejected == []
+    assert serials == [emulator.platform_keys.certificate_serial, emulator.platform_serial]
+
+
+def test_a_merchant_without_the_certificate_refuses_a_callback_signed_with_it(
+    emulator: WeChatPayEmulator, receiver: Receiver
+) -> None:
+    receiver.provider = _provider_trusting(emulator, public_key=True, certificate=False)
+    emulator.sign_callbacks_with("certificate")
+    try:
+        paid(emulator, receiver.provider, receiver)
+        deadline = time.monotonic() + 5
+        while not receiver.rejected and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        emulator.sign_callbacks_with("public_key")
+
+    assert receiver.rejected and "unknown platform key serial" in receiver.rejected[0]
+
+
+def test_sdk_naming_an_unknown_serial_is_refused(
+    emulator: WeChatPayEmulator, provider: WeChatPayProvider, receiver: Receiver
+) -> None:
+    env = emulator.app_env()
+    core = Core(
+        env["WECHATPAY_MCHID"],
+        env["WECHATPAY_MERCHANT_SERIAL"],
+        env["WECHATPAY_MERCHANT_PRIVATE_KEY"],
+        env["WECHATPAY_APIV3_KEY"],
+        public_key=env["WECHATPAY_PLATFORM_PUBLIC_KEY"],
+        public_key_id="PUB_KEY_ID_0199999999999999999999999999999999",
+        timeout=5,
+    )
+    core._gate_way = emulator.url
+
+    status, text = core.request(
+        "/v3/pay/transactions/native",
+        method=RequestType.POST,
+        data=_native_payload(provider, receiver),
+    )
+
+    assert status == 400 and json.loads(text)["code"] == "PARAM_ERROR"

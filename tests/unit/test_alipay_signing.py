@@ -269,6 +269,62 @@ def test_refund_notification_is_a_refund_for_our_refund_id(
     assert notification.occurred_at == datetime(2026, 10, 4, 1, 0, 1, 250000, tzinfo=UTC)
 
 
+def test_documented_payment_sample_with_zero_refund_fee_and_gmt_close_is_a_payment(
+    provider: AlipayProvider, alipay_key: rsa.RSAPrivateKey
+) -> None:
+    # Alipay's own async-notify sample of a payment carries refund_fee=0.00 and gmt_close.
+    fields = _payment_notification(
+        refund_fee="0.00",
+        gmt_close="2026-10-03 10:16:01",
+        buyer_pay_amount="128.80",
+        invoice_amount="128.80",
+        point_amount="0.00",
+        fund_bill_list='[{"amount":"128.80","fundChannel":"ALIPAYACCOUNT"}]',
+    )
+    notification = provider.verify_notification(
+        FORM, _form(_signed_the_sdk_way(fields, alipay_key))
+    )
+
+    assert notification.kind is NotificationKind.PAYMENT
+    assert notification.status is ProviderStatus.SUCCEEDED
+    assert notification.amount == Money(12880, "CNY")
+    assert notification.refund_id is None
+
+
+def test_notification_signed_over_an_empty_value_is_accepted(
+    provider: AlipayProvider, alipay_key: rsa.RSAPrivateKey
+) -> None:
+    fields = _payment_notification(body="", passback_params="")
+    signed = _signed_the_sdk_way(fields, alipay_key)
+
+    notification = provider.verify_notification(FORM, _form(signed))
+
+    assert notification.kind is NotificationKind.PAYMENT
+    assert notification.amount == Money(12880, "CNY")
+
+
+def test_notification_with_an_empty_value_dropped_after_signing_is_rejected(
+    provider: AlipayProvider, alipay_key: rsa.RSAPrivateKey
+) -> None:
+    signed = _signed_the_sdk_way(_payment_notification(body=""), alipay_key)
+    del signed["body"]
+
+    with pytest.raises(NotificationRejected):
+        provider.verify_notification(FORM, _form(signed))
+
+
+def test_verified_success_without_an_amount_carries_no_amount(
+    provider: AlipayProvider, alipay_key: rsa.RSAPrivateKey
+) -> None:
+    fields = _payment_notification(total_amount=None)
+    notification = provider.verify_notification(
+        FORM, _form(_signed_the_sdk_way(fields, alipay_key))
+    )
+
+    assert notification.status is ProviderStatus.SUCCEEDED
+    assert notification.amount is None
+
+
 def test_notification_signed_with_another_key_is_rejected(
     provider: AlipayProvider, stranger_key: rsa.RSAPrivateKey
 ) -> None:
@@ -336,9 +392,7 @@ def test_notification_with_a_malformed_amount_is_rejected(
         provider.verify_notification(FORM, _form(signed))
 
 
-@pytest.mark.parametrize(
-    "missing", ["notify_id", "out_trade_no", "trade_no", "trade_status", "total_amount"]
-)
+@pytest.mark.parametrize("missing", ["notify_id", "out_trade_no", "trade_no", "trade_status"])
 def test_notification_missing_a_required_field_is_rejected(
     provider: AlipayProvider, alipay_key: rsa.RSAPrivateKey, missing: str
 ) -> None:

@@ -69,3 +69,29 @@ def test_settlement_days_follow_each_providers_calendar() -> None:
     assert settlement_day("card", moment) == date(2026, 11, 23)
     assert settlement_day("alipay", moment) == date(2026, 11, 24)
     assert settlement_day("wechat_pay", moment) == date(2026, 11, 24)
+
+
+def test_a_card_line_settled_in_another_currency_matches_on_its_own_amount() -> None:
+    ours = [Entry("payment", "pay_1", cny(12_900)), Entry("refund", "rfd_1", cny(900))]
+    theirs = [
+        Entry("payment", "pay_1", cny(12_900), "pi_1", Money(14_007, "HKD"), Money(711, "HKD")),
+        Entry("refund", "rfd_1", cny(900), "re_1", Money(977, "HKD"), Money(0, "HKD")),
+    ]
+
+    outcome = reconcile("card", DAY, ours, theirs)
+
+    assert outcome.matched == 2 and outcome.discrepancies == ()
+
+
+def test_a_mismatch_reports_the_settled_amount_and_fee_beside_the_amounts() -> None:
+    ours = [Entry("payment", "pay_1", cny(12_900))]
+    theirs = [
+        Entry("payment", "pay_1", cny(12_800), "pi_1", Money(13_898, "HKD"), Money(707, "HKD"))
+    ]
+
+    (found,) = reconcile("card", DAY, ours, theirs).discrepancies
+
+    assert found.as_dict()["ours"] == {"amount": 12_900, "currency": "CNY"}
+    assert found.as_dict()["theirs"] == {"amount": 12_800, "currency": "CNY"}
+    assert found.as_dict()["settlement"] == {"amount": 13_898, "currency": "HKD"}
+    assert found.as_dict()["fee"] == {"amount": 707, "currency": "HKD"}

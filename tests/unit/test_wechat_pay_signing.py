@@ -36,9 +36,9 @@ from chalicelib.adapters.payments.wechat_pay import (
     WeChatPayProvider,
     build_authorization,
     decrypt_resource,
-    parse_trade_bill,
     sign_message,
 )
+from chalicelib.adapters.payments.wechat_pay_bill import parse_trade_bill
 from chalicelib.domain.money import Money
 from chalicelib.settings import Settings
 
@@ -703,3 +703,93 @@ def test_malformed_trade_bill_is_refused(content: bytes) -> None:
     with pytest.raises(ProviderError) as raised:
         parse_trade_bill(content, mchid=MCHID)
     assert raised.value.code == "invalid_bill"
+
+
+# --- the public key and platform certificates, side by side ------------------------------------
+
+
+def _certificate(key: rsa.RSAPrivateKey, serial_number: int, days_ago: int) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com Root CA")])
+    start = datetime.now(UTC) - timedelta(days=days_ago)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(serial_number)
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=1825))
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _settings_with_keys(merchant_key: rsa.RSAPrivateKey, **keys: str) -> Settings:
+    return _settings(
+        wechatpay_mchid=MCHID,
+        wechatpay_appid=APPID,
+        wechatpay_merchant_private_key=_pem_private(merchant_key),
+        wechatpay_merchant_serial=MERCHANT_SERIAL,
+        wechatpay_apiv3_key=APIV3_KEY,
+        **keys,
+    )
+
+
+def test_a_merchant_in_the_switch_verifies_callbacks_signed_with_either_key(
+    merchant_key: rsa.RSAPrivateKey,
+    platform_key: rsa.RSAPrivateKey,
+    stranger_key: rsa.RSAPrivateKey,
+    network_attempts: list[Any],
+) -> None:
+    certificate_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    serial_number = 0x5C3A0B1D2E4F60718293A4B5C6D7E8F901234567
+    settings = _settings_with_keys(
+        merchant_key,
+        wechatpay_platform_public_key=_pem_public(platform_key),
+        wechatpay_platform_serial=PLATFORM_SERIAL,
+        wechatpay_platform_certificates=_certificate(certificate_key, serial_number, 30),
+    )
+    provider = WeChatPayProvider(WeChatPayConfig.from_settings(settings), clock=lambda: NOW)
+    body = envelope(seal(transaction()))
+
+    by_public_key = provider.verify_notification(signed(body, platform_key), body)
+    # WeChat Pay writes certificate serials in upper case; its case does not matter.
+    by_certificate = provider.verify_notification(
+        signed(body, certificate_key, serial=format(serial_number, "x")), body
+    )
+
+    assert by_public_key.event_id == by_certificate.event_id
+    assert provider._request_serial == PLATFORM_SERIAL  # the public key wins, as in the SDK
+    with pytest.raises(NotificationRejected):
+        provider.verify_notification(
+            signed(body, stranger_key, serial=format(serial_number, "X")), body
+        )
+
+
+def test_a_merchant_on_certificates_names_the_newest_in_wechatpay_serial(
+    merchant_key: rsa.RSAPrivateKey, platform_key: rsa.RSAPrivateKey
+) -> None:
+    bundle = _certificate(platform_key, 0xA1, 400) + _certificate(platform_key, 0xB2, 10)
+    provider = WeChatPayProvider.from_settings(
+        _settings_with_keys(merchant_key, wechatpay_platform_certificates=bundle)
+    )
+
+    assert provider._request_serial == "B2"
+    assert set(provider.config.platform_public_keys) == {"A1", "B2"}
+
+
+def test_a_public_key_without_its_id_is_not_configured(
+    merchant_key: rsa.RSAPrivateKey, platform_key: rsa.RSAPrivateKey
+) -> None:
+    with pytest.raises(ProviderError, match="WECHATPAY_PLATFORM_SERIAL"):
+        WeChatPayProvider.from_settings(
+            _settings_with_keys(
+                merchant_key, wechatpay_platform_public_key=_pem_public(platform_key)
+            )
+        )

@@ -156,14 +156,20 @@ class SettlementRecord:
     kind: SettlementKind
     reference: str | None  # our payment_id (or refund_id for refunds) when the line names it
     provider_reference: str  # the provider's transaction / trade / refund number
-    amount: Money  # positive; a refund is a refund by its kind
-    fee: Money | None = None
+    amount: Money  # positive, in the payment's own currency; a refund is one by its kind
+    fee: Money | None = None  # in the settlement currency
+    # What reached the balance, in the account's settlement currency (Stripe converts a
+    # charge in another currency at details["exchange_rate"]); None when it is ``amount``.
+    settlement: Money | None = None
     settled_at: datetime | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
 
 class PaymentProvider(Protocol):
     name: str
+    # Whether a refund request carries the URL its outcome is posted to (WeChat Pay); the
+    # others notify at the payment's URL (Alipay) or a dashboard-configured one (Stripe).
+    refund_needs_notify_url: bool
 
     def create_payment(self, request: PaymentRequest) -> ProviderPayment:
         """Start (card: and confirm) a payment for ``request.amount``; idempotent per

@@ -4,9 +4,9 @@ Every request is a form POST of the common parameters plus a JSON ``biz_content`
 with the merchant app's private key (SHA256withRSA over the sorted ``k=v`` pairs). Every
 answer is ``{"<method>_response": {...}, "sign": "..."}``, where the signature covers the
 response node exactly as its characters appear in the body, so the node is cut out of the
-raw text and verified before it is parsed. Notifications are form posts signed the same
-way, minus ``sign_type``, and are verified with Alipay's public key before any field is
-read.
+raw text and verified before it is parsed. Notifications are form posts signed over every
+parameter but ``sign`` and ``sign_type``, empty values included (requests leave empty values
+out), and are verified with Alipay's public key before any field is read.
 
 Alipay amounts are yuan strings with at most two decimals ("12.34"); here they are fen in
 ``Money("CNY")`` and are parsed strictly. Alipay's clock is China Standard Time; China has
@@ -88,7 +88,6 @@ TRADE_STATUSES: dict[str, ProviderStatus] = {
     "TRADE_FINISHED": ProviderStatus.SUCCEEDED,
     "TRADE_CLOSED": ProviderStatus.FAILED,
 }
-_REFUND_FIELDS = ("refund_fee", "out_biz_no", "gmt_refund")
 
 # Trade bill columns, by their header names.
 COL_TRADE_NO = "支付宝交易号"
@@ -108,10 +107,21 @@ _BUSINESS_KINDS = {"交易": SettlementKind.PAYMENT, "退款": SettlementKind.RE
 
 
 def signing_content(params: Mapping[str, str], *, exclude: tuple[str, ...] = ("sign",)) -> str:
-    """The string Alipay signs: non-empty parameters but ``exclude``, sorted by key, as
-    ``k=v`` joined with ``&`` (values not URL-encoded)."""
+    """The string a request is signed over: non-empty parameters but ``exclude``, sorted by
+    key, as ``k=v`` joined with ``&`` (values not URL-encoded)."""
     return "&".join(
         f"{key}={value}" for key, value in sorted(params.items()) if key not in exclude and value
+    )
+
+
+def notification_signing_content(params: Mapping[str, str]) -> str:
+    """The string a notification is verified over: every parameter but ``sign`` and
+    ``sign_type``, empty values included (Alipay's documentation and SDK), sorted by key.
+    Unlike ``signing_content``: leaving an empty one out would refuse a genuine notification."""
+    return "&".join(
+        f"{key}={value}"
+        for key, value in sorted(params.items())
+        if key not in ("sign", "sign_type")
     )
 
 
@@ -300,6 +310,7 @@ class AlipayProvider:
     query, synchronous refunds, trade bills and RSA2-verified notifications."""
 
     name = ALIPAY
+    refund_needs_notify_url = False
 
     def __init__(
         self, config: AlipayConfig, *, clock: Callable[[], datetime] = _now_in_china
@@ -476,7 +487,7 @@ class AlipayProvider:
             raise NotificationRejected("notification has no signature")
         if params.get("sign_type", "RSA2") != "RSA2":
             raise NotificationRejected("notification sign_type is not RSA2")
-        content = signing_content(params, exclude=("sign", "sign_type"))
+        content = notification_signing_content(params)
         if not rsa2_verify(self._alipay_key, content, signature):
             raise NotificationRejected("notification signature does not verify")
 
@@ -495,7 +506,7 @@ class AlipayProvider:
         notified_at = _notification_time(params, "notify_time")
         event_type = f"{params.get('notify_type', 'trade_status_sync')}:{trade_status}"
 
-        if any(params.get(name) for name in _REFUND_FIELDS):
+        if _is_refund(params):
             return Notification(
                 provider=self.name,
                 event_id=notify_id,
@@ -521,7 +532,12 @@ class AlipayProvider:
             status=status,
             payment_id=out_trade_no,
             provider_payment_id=trade_no,
-            amount=Money(_notification_amount(params, "total_amount"), CURRENCY),
+            # Left out, the amount is None: a success without one is not acknowledged.
+            amount=(
+                Money(_notification_amount(params, "total_amount"), CURRENCY)
+                if params.get("total_amount")
+                else None
+            ),
             occurred_at=(
                 _notification_time(params, "gmt_payment")
                 if params.get("gmt_payment")
@@ -681,6 +697,21 @@ class AlipayProvider:
                 raise NotificationRejected(f"notification repeats the field {key[:40]!r}")
             params[key] = value
         return params
+
+
+def _is_refund(params: Mapping[str, str]) -> bool:
+    """A refund notification names the refund request (``out_biz_no``, ``gmt_refund``) or
+    carries a refunded total above zero. Alipay's own sample of a plain payment carries
+    ``refund_fee=0.00`` (and ``gmt_close``): that is a payment."""
+    if params.get("out_biz_no") or params.get("gmt_refund"):
+        return True
+    refund_fee = params.get("refund_fee", "")
+    if not refund_fee:
+        return False
+    try:
+        return _parse_signed_yuan(refund_fee) != 0
+    except ValueError:
+        raise NotificationRejected("notification refund_fee is not a valid amount") from None
 
 
 def _required(params: Mapping[str, str], name: str) -> str:

@@ -15,11 +15,24 @@ PaymentMethod with Stripe.js, and nothing below logs or returns one.
 with ``payment_intent`` and ``redirect_status`` in its query, and the webhook (or
 ``retrieve_payment``) tells the outcome. Without a return URL Stripe leaves the challenge to
 Stripe.js: ``{"type": "use_stripe_sdk", "client_secret"}``.
+
+Since API version 2023-08-16 Stripe refuses to confirm a PaymentIntent without a
+``return_url`` unless it is ``off_session`` or names its ``payment_method_types``: a saved
+card is confirmed off session, a new card with the server's return URL (the storefront's
+order page), and without one the intent names ``card`` as its only method.
+
+An answer that never came (timeout, connection error, 429, 5xx) says nothing about the
+card: the error is ``retryable`` and the payment stays pending until the webhook or
+``retrieve_payment`` tells. Without the PaymentIntent's id, ``retrieve_payment`` finds the
+intent by our payment id in its metadata (Stripe's search). One call waits at most
+``REQUEST_TIMEOUT_SECONDS`` and is retried once (same idempotency key), so the time spent on
+Stripe inside one API request stays well inside API Gateway's 29 s.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -49,9 +62,11 @@ from chalicelib.settings import Settings
 
 SIGNATURE_HEADER = "Stripe-Signature"
 SIGNATURE_TOLERANCE_SECONDS = 300
-REQUEST_TIMEOUT_SECONDS = 20.0  # well inside API Gateway's 29 s
+REQUEST_TIMEOUT_SECONDS = 10.0
+NETWORK_RETRIES = 1  # 2 x 10 s: well inside API Gateway's 29 s
 _SETTLEMENT_PAGE_SIZE = 100
 _METADATA_VALUE_LIMIT = 500  # Stripe's limit for one metadata value
+_METADATA_SEARCH_VALUE = re.compile(r"[A-Za-z0-9_\-]{1,64}")  # safe inside a search query
 
 _PAYMENT_EVENTS = {
     "payment_intent.succeeded": ProviderStatus.SUCCEEDED,
@@ -90,6 +105,7 @@ class StripeCardProvider(CardProvider):
     """The card provider on Stripe's API (or an emulator of it, by base URL)."""
 
     name = CARD
+    refund_needs_notify_url = False
 
     def __init__(
         self,
@@ -98,7 +114,7 @@ class StripeCardProvider(CardProvider):
         webhook_secret: str = "",
         api_base: str = "",
         timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
-        max_network_retries: int = 2,
+        max_network_retries: int = NETWORK_RETRIES,
     ) -> None:
         # A client per provider, not stripe's module globals: settings stay per instance.
         self._client = stripe.StripeClient(
@@ -146,8 +162,10 @@ class StripeCardProvider(CardProvider):
             params["expand"] = ["payment_method"]
         if saved is not None:
             params["off_session"] = True  # the shopper is not there to authenticate again
-        if request.return_url:
-            params["return_url"] = request.return_url
+        elif request.return_url:
+            params["return_url"] = request.return_url  # where 3-D Secure comes back to
+        else:
+            params["payment_method_types"] = ["card"]  # no redirect-based methods
         try:
             intent = self._client.v1.payment_intents.create(
                 params, {"idempotency_key": request.payment_id}
@@ -162,6 +180,10 @@ class StripeCardProvider(CardProvider):
         return payment
 
     def retrieve_payment(self, payment_id: str, provider_payment_id: str) -> ProviderPayment:
+        """The PaymentIntent as Stripe has it; without its id, the one whose metadata names
+        ``payment_id`` (``ProviderError`` ``payment_not_found`` when there is none)."""
+        if not provider_payment_id:
+            return _payment_from_intent(self._intent_for_payment(payment_id))
         intent = self._call(self._client.v1.payment_intents.retrieve, provider_payment_id)
         named = (intent.get("metadata") or {}).get("payment_id")
         if named and named != payment_id:
@@ -171,6 +193,21 @@ class StripeCardProvider(CardProvider):
                 code="payment_mismatch",
             )
         return _payment_from_intent(intent)
+
+    def _intent_for_payment(self, payment_id: str) -> dict[str, Any]:
+        if not _METADATA_SEARCH_VALUE.fullmatch(payment_id):
+            raise ProviderError("Not a payment id to search for.", code="invalid_request")
+        found = self._call(
+            self._client.v1.payment_intents.search,
+            {"query": f"metadata['payment_id']:'{payment_id}'", "limit": 1},
+        )
+        intents = found.get("data") or []
+        if not intents:
+            raise ProviderError(
+                f"Stripe has no PaymentIntent for payment {payment_id}.",
+                code="payment_not_found",
+            )
+        return dict(intents[0])
 
     def _customer_for(self, request: PaymentRequest) -> str:
         if request.saved_method is not None:
@@ -297,15 +334,22 @@ class StripeCardProvider(CardProvider):
             params = {**params, "starting_after": lines[-1]["id"]}
 
     def _settlement_record(self, line: dict[str, Any]) -> SettlementRecord | None:
+        """A balance transaction as a settlement line. The transaction is in the account's
+        settlement currency (converted at its ``exchange_rate``), so the line's ``amount``
+        is the charge's or refund's own, and the settled amount and fee go beside it."""
         kind = str(line.get("type"))
         currency = str(line["currency"]).upper()
         common: dict[str, Any] = {
             "provider": CARD,
-            "amount": Money(abs(int(line["amount"])), currency),
+            "settlement": Money(abs(int(line["amount"])), currency),
             "fee": Money(int(line.get("fee") or 0), currency),
             "settled_at": datetime.fromtimestamp(int(line["created"]), UTC),
         }
-        details: dict[str, Any] = {"balance_transaction": line["id"], "net": line.get("net")}
+        details: dict[str, Any] = {
+            "balance_transaction": line["id"],
+            "net": line.get("net"),
+            "exchange_rate": line.get("exchange_rate"),
+        }
         source = line.get("source")
         if kind in _CHARGE_LINES:
             charge = source if isinstance(source, dict) else self._charge(str(source))
@@ -317,6 +361,7 @@ class StripeCardProvider(CardProvider):
                 kind=SettlementKind.PAYMENT,
                 reference=(intent.get("metadata") or {}).get("payment_id"),
                 provider_reference=str(intent.get("id") or charge["id"]),
+                amount=_own_amount(charge),
                 details={**details, "charge": charge["id"]},
                 **common,
             )
@@ -330,6 +375,7 @@ class StripeCardProvider(CardProvider):
                 kind=SettlementKind.REFUND,
                 reference=(refund.get("metadata") or {}).get("refund_id"),
                 provider_reference=str(refund["id"]),
+                amount=_own_amount(refund),
                 details={**details, "payment_intent": _id_of(refund.get("payment_intent"))},
                 **common,
             )
@@ -352,7 +398,10 @@ class StripeCardProvider(CardProvider):
 
 
 def _provider_error(exc: stripe.StripeError) -> ProviderError:
-    retryable = isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError)
+    # No answer, 429 or 5xx: Stripe may have done it; the same idempotency key asks again.
+    retryable = isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError) or (
+        isinstance(exc, stripe.APIError) or (exc.http_status or 0) >= 500
+    )
     if isinstance(exc, stripe.APIConnectionError):
         code = "connection_error"
     elif isinstance(exc, stripe.RateLimitError):
@@ -482,6 +531,10 @@ def _refund_notification(
         failure_code=refund.get("failure_reason") if status is ProviderStatus.FAILED else None,
         **common,
     )
+
+
+def _own_amount(charge_or_refund: dict[str, Any]) -> Money:
+    return Money(abs(int(charge_or_refund["amount"])), str(charge_or_refund["currency"]).upper())
 
 
 def _id_of(value: Any) -> str:

@@ -8,11 +8,18 @@ Our own small client on the standard library's HTTP and ``cryptography``. The wi
 - Every API answer and every notification is signed with WeChat Pay's platform key over
   ``TIMESTAMP\\nNONCE\\nBODY\\n`` (headers ``Wechatpay-Timestamp``, ``-Nonce``,
   ``-Signature``, ``-Serial``). Only the platform keys configured here are trusted, chosen
-  by serial: an unknown serial is rejected and never looked up over the network, and a
-  timestamp 300 s or more away from our clock is stale.
+  by serial: the WeChat Pay public key (by its ``PUB_KEY_ID_…``) and any platform
+  certificates (by their serial numbers), so a merchant moving from certificates to the
+  public key keeps verifying both kinds of signature. An unknown serial is rejected and
+  never looked up over the network, and a timestamp 300 s or more away from our clock is
+  stale.
+- Every request names the key we verify with in ``Wechatpay-Serial`` (the public key's id
+  when one is configured, else the newest certificate's serial), as the official SDK does:
+  WeChat Pay signs its answer with that key.
 - A notification's ``resource`` is AEAD_AES_256_GCM-encrypted with the APIv3 key.
 - The bill file is the one answer WeChat Pay does not sign: the signed bill API answer
-  carries the file's SHA1, which the downloaded bytes must match.
+  carries the file's SHA1, which the downloaded bytes must match; its rows are read in
+  ``wechat_pay_bill``.
 
 Amounts are integers in fen and WeChat Pay takes CNY only. Our ``payment_id`` is the
 merchant reference ``out_trade_no`` and our ``refund_id`` is ``out_refund_no``; WeChat Pay's
@@ -56,7 +63,6 @@ from chalicelib.adapters.payments import (
     ProviderRefund,
     ProviderStatus,
     RefundRequest,
-    SettlementKind,
     SettlementRecord,
     WebhookReply,
 )
@@ -77,6 +83,7 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # a busy day's bill file
 MAX_DESCRIPTION_CHARS = 127
 MAX_REASON_CHARS = 80
 MAX_NOTIFY_URL_CHARS = 255
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 # WeChat Pay's own rules for merchant references and ids.
 OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")
@@ -89,8 +96,6 @@ STATE = re.compile(r"[A-Z_]{1,32}")
 TIMESTAMP = re.compile(r"[0-9]{1,12}")
 NONCE = re.compile(r"[!-~]{1,64}")  # printable ASCII, no spaces or newlines
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
-YUAN = re.compile(r"(-?)(\d{1,13})\.(\d{2})")
-CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 SHA1_HEX = re.compile(r"[0-9A-Fa-f]{40}")
 
 TRADE_STATES = {
@@ -124,46 +129,6 @@ SIGNATURE_HEADERS = (
     "wechatpay-signature",
     "wechatpay-serial",
 )
-
-# The trade bill (bill_type=ALL) columns we read, by their header names: names rather than
-# positions, because WeChat Pay has appended columns over the years.
-BILL_TRADE_TIME = "交易时间"
-BILL_APPID = "公众账号ID"
-BILL_MCHID = "商户号"
-BILL_TRANSACTION_ID = "微信订单号"
-BILL_OUT_TRADE_NO = "商户订单号"
-BILL_TRADE_TYPE = "交易类型"
-BILL_TRADE_STATE = "交易状态"
-BILL_CURRENCY = "货币种类"
-BILL_SETTLEMENT_TOTAL = "应结订单金额"  # what settles for a payment: total less vouchers
-BILL_REFUND_ID = "微信退款单号"
-BILL_OUT_REFUND_NO = "商户退款单号"
-BILL_REFUND = "退款金额"  # what settles for a refund
-BILL_REFUND_STATUS = "退款状态"
-BILL_FEE = "手续费"  # charged on a payment, handed back (negative) on a refund
-BILL_RATE = "费率"
-BILL_ORDER_TOTAL = "订单金额"
-BILL_REQUESTED_REFUND = "申请退款金额"
-BILL_COLUMNS = (
-    BILL_TRADE_TIME,
-    BILL_APPID,
-    BILL_MCHID,
-    BILL_TRANSACTION_ID,
-    BILL_OUT_TRADE_NO,
-    BILL_TRADE_TYPE,
-    BILL_TRADE_STATE,
-    BILL_CURRENCY,
-    BILL_SETTLEMENT_TOTAL,
-    BILL_REFUND_ID,
-    BILL_OUT_REFUND_NO,
-    BILL_REFUND,
-    BILL_REFUND_STATUS,
-    BILL_FEE,
-    BILL_RATE,
-    BILL_ORDER_TOTAL,
-    BILL_REQUESTED_REFUND,
-)
-BILL_SUMMARY_COUNT = "总交易单数"  # first header of the summary lines after the rows
 
 
 # --- signatures and encryption (pure functions) -------------------------------------------
@@ -242,7 +207,8 @@ def verify_signature(
     if not NONCE.fullmatch(nonce):
         raise SignatureRejected("malformed nonce")
     serial = values["wechatpay-serial"]
-    key = _find_by_serial(platform_keys, serial)
+    # A certificate serial is hex: its case does not matter.
+    key = _find_by_serial(platform_keys, serial) or _find_by_serial(platform_keys, serial.upper())
     if key is None:
         raise SignatureRejected("unknown platform key serial")
     try:
@@ -395,6 +361,7 @@ class WeChatPayConfig:
     platform_public_keys: Mapping[str, str]  # serial -> public key (or certificate) PEM
     base_url: str = DEFAULT_BASE_URL
     timeout_seconds: float = 10.0
+    request_serial: str = ""  # sent as Wechatpay-Serial; empty = the first platform key's
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WeChatPayConfig:
@@ -404,25 +371,55 @@ class WeChatPayConfig:
             "WECHATPAY_MERCHANT_PRIVATE_KEY": settings.wechatpay_merchant_private_key,
             "WECHATPAY_MERCHANT_SERIAL": settings.wechatpay_merchant_serial,
             "WECHATPAY_APIV3_KEY": settings.wechatpay_apiv3_key,
-            "WECHATPAY_PLATFORM_PUBLIC_KEY": settings.wechatpay_platform_public_key,
-            "WECHATPAY_PLATFORM_SERIAL": settings.wechatpay_platform_serial,
         }
+        certificates = platform_certificates(settings.wechatpay_platform_certificates)
+        public_key = settings.wechatpay_platform_public_key.strip()
+        public_key_id = settings.wechatpay_platform_serial.strip()
+        if public_key or public_key_id or not certificates:
+            # The public key and its id go together; one of the two kinds is needed.
+            required["WECHATPAY_PLATFORM_PUBLIC_KEY"] = public_key
+            required["WECHATPAY_PLATFORM_SERIAL"] = public_key_id
         missing = sorted(name for name, value in required.items() if not value.strip())
         if missing:
             raise ProviderError(
                 f"WeChat Pay is not configured: {', '.join(missing)} unset", code="not_configured"
             )
+        keys = dict(certificates)
+        if public_key_id:
+            keys[public_key_id] = public_key
         return cls(
             mchid=settings.wechatpay_mchid.strip(),
             appid=settings.wechatpay_appid.strip(),
             merchant_private_key_pem=settings.wechatpay_merchant_private_key,
             merchant_serial_no=settings.wechatpay_merchant_serial.strip(),
             apiv3_key=settings.wechatpay_apiv3_key.strip(),
-            platform_public_keys={
-                settings.wechatpay_platform_serial.strip(): settings.wechatpay_platform_public_key
-            },
+            platform_public_keys=keys,
             base_url=settings.wechatpay_base_url.strip() or DEFAULT_BASE_URL,
+            # The SDK's choice: the public key's id, else the newest certificate.
+            request_serial=public_key_id or next(reversed(certificates), ""),
         )
+
+
+def certificate_serial(certificate: x509.Certificate) -> str:
+    """A platform certificate's serial as WeChat Pay writes it: upper-case hex."""
+    return format(certificate.serial_number, "X")
+
+
+def platform_certificates(bundle: str) -> dict[str, str]:
+    """serial -> PEM for each certificate in ``bundle`` (PEM text, one or more), oldest
+    first by the start of their validity."""
+    text = bundle.strip().replace("\\n", "\n")
+    if not text:
+        return {}
+    try:
+        loaded = x509.load_pem_x509_certificates(text.encode("ascii", "replace"))
+    except ValueError:
+        raise _not_configured("a platform certificate cannot be read") from None
+    loaded.sort(key=lambda cert: cert.not_valid_before_utc)
+    return {
+        certificate_serial(cert): cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        for cert in loaded
+    }
 
 
 def _pem(text: str, label: str) -> bytes:
@@ -504,6 +501,7 @@ class WeChatPayProvider:
     """WeChat Pay Native payments behind the ``PaymentProvider`` interface."""
 
     name = WECHAT_PAY
+    refund_needs_notify_url = True
 
     def __init__(self, config: WeChatPayConfig, *, clock: Callable[[], float] = time.time) -> None:
         for label, value in (
@@ -532,6 +530,9 @@ class WeChatPayProvider:
         self._merchant_key = load_merchant_key(config.merchant_private_key_pem)
         self._apiv3_key = apiv3_key
         self._platform_keys = platform_keys
+        self._request_serial = config.request_serial or next(iter(platform_keys))
+        if self._request_serial not in platform_keys:
+            raise _not_configured("the request serial names no configured platform key")
         self._origin = f"{base.scheme}://{base.netloc}"
         self._base_path = base.path
         self._clock = clock
@@ -680,6 +681,8 @@ class WeChatPayProvider:
             raise self._api_error(bill)
         if not hmac.compare_digest(hashlib.sha1(bill.body).hexdigest(), expected_hash):
             raise ProviderError("The bill file does not match its SHA1.", code="invalid_bill")
+        from chalicelib.adapters.payments.wechat_pay_bill import parse_trade_bill
+
         return parse_trade_bill(bill.body, mchid=self.mchid)
 
     # -- notifications --
@@ -860,6 +863,8 @@ class WeChatPayProvider:
             ),
             "Accept": "application/json",
             "User-Agent": "orderdesk-wechatpay/1",  # WeChat Pay refuses requests without one
+            # The key WeChat Pay signs its answer with: one we trust.
+            "Wechatpay-Serial": self._request_serial,
         }
         data = None
         if method != "GET":
@@ -931,144 +936,20 @@ def _out_trade_no(payment_id: str) -> str:
 
 
 def _notify_url(url: str) -> str:
+    """WeChat Pay takes only an https notify URL without a query string; plain http is
+    allowed here for a loopback host alone (the local stack's emulator)."""
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.netloc or len(url) > MAX_NOTIFY_URL_CHARS:
+    loopback = parts.hostname in LOOPBACK_HOSTS
+    if (
+        parts.scheme not in ("https", "http")
+        or not parts.netloc
+        or len(url) > MAX_NOTIFY_URL_CHARS
+        or (parts.scheme == "http" and not loopback)
+        or ((parts.query or parts.fragment) and not loopback)
+    ):
         raise ProviderError(
-            "The notify URL must be an absolute http(s) URL.", code="invalid_request"
+            "The WeChat Pay notify URL must be an absolute https:// URL without a query "
+            "(set PUBLIC_API_URL to the API's https address).",
+            code="invalid_notify_url",
         )
     return url
-
-
-# --- the trade bill --------------------------------------------------------------------------
-
-
-def _bill_error(message: str) -> ProviderError:
-    return ProviderError(f"The WeChat Pay bill is malformed: {message}", code="invalid_bill")
-
-
-def _fen(text: str, column: str) -> int:
-    """A bill amount in yuan with two decimals (``12.30``, ``-0.07``), as integer fen."""
-    match = YUAN.fullmatch(text)
-    if match is None:
-        raise _bill_error(f"{column} {text!r} is not an amount")
-    sign, yuan, fen = match.groups()
-    value = int(yuan) * 100 + int(fen)
-    return -value if sign else value
-
-
-def _bill_fields(line: str) -> list[str]:
-    # Every field starts with a backtick (so spreadsheets keep long numbers as text); split
-    # on ",`" so that a comma inside a product name does not shift the columns.
-    if not line.startswith("`"):
-        raise _bill_error("a line does not start with a backtick")
-    return line[1:].split(",`")
-
-
-def parse_trade_bill(content: bytes, *, mchid: str) -> list[SettlementRecord]:
-    """The records of a ``bill_type=ALL`` trade bill: one per SUCCESS (payment) row and one
-    per REFUND row, amounts in fen, ``settled_at`` in China time. Other rows (REVOKED) count
-    toward the summary but settle nothing.
-
-    Columns read (by header name): 交易时间 (settled_at), 商户号 (must be ours), 微信订单号,
-    商户订单号, 交易状态, 货币种类, 应结订单金额 (a payment's amount), 微信退款单号, 商户退款单号,
-    退款金额 (a refund's amount), 退款状态, 手续费 (fee, as a positive amount: charged on a
-    payment, returned on a refund), and 公众账号ID, 交易类型, 费率, 订单金额, 申请退款金额 into
-    ``details``. The summary's 总交易单数 must equal the number of rows.
-    """
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise _bill_error("not UTF-8") from None
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        raise _bill_error("empty file")
-    header = [name.strip() for name in lines[0].split(",")]
-    missing = [name for name in BILL_COLUMNS if name not in header]
-    if missing:
-        raise _bill_error(f"missing columns {', '.join(missing)}")
-    column = {name: header.index(name) for name in BILL_COLUMNS}
-    records: list[SettlementRecord] = []
-    rows = 0
-    index = 1
-    while index < len(lines) and not lines[index].startswith(BILL_SUMMARY_COUNT):
-        fields = _bill_fields(lines[index])
-        if len(fields) != len(header):
-            raise _bill_error(f"line {index + 1} has {len(fields)} fields, not {len(header)}")
-        row = {name: fields[position].strip() for name, position in column.items()}
-        if not _same(row[BILL_MCHID], mchid):
-            raise _bill_error(f"line {index + 1} belongs to another merchant")
-        record = _bill_record(row, index + 1)
-        if record is not None:
-            records.append(record)
-        rows += 1
-        index += 1
-    if index + 1 >= len(lines):
-        raise _bill_error("the summary lines are missing")
-    summary_header = [name.strip() for name in lines[index].split(",")]
-    summary = _bill_fields(lines[index + 1])
-    if len(summary) != len(summary_header):
-        raise _bill_error("the summary line does not match its header")
-    count = summary[summary_header.index(BILL_SUMMARY_COUNT)].strip()
-    if not count.isdigit() or int(count) != rows:
-        raise _bill_error(f"the summary counts {count} rows, the file holds {rows}")
-    return records
-
-
-def _bill_record(row: dict[str, str], line: int) -> SettlementRecord | None:
-    state = row[BILL_TRADE_STATE]
-    if state not in ("SUCCESS", "REFUND"):
-        return None
-    currency = row[BILL_CURRENCY]
-    if not CURRENCY_CODE.fullmatch(currency):
-        raise _bill_error(f"line {line} has no currency")
-    try:
-        settled_at = datetime.strptime(row[BILL_TRADE_TIME], "%Y-%m-%d %H:%M:%S").replace(
-            tzinfo=CHINA_TIME
-        )
-        fee = Money(abs(_fen(row[BILL_FEE], BILL_FEE)), currency)
-    except ValueError:
-        raise _bill_error(f"line {line} has a malformed time") from None
-    details: dict[str, Any] = {
-        "appid": row[BILL_APPID],
-        "trade_type": row[BILL_TRADE_TYPE],
-        "rate": row[BILL_RATE],
-    }
-    if state == "SUCCESS":
-        transaction_id = row[BILL_TRANSACTION_ID]
-        if not PROVIDER_ID.fullmatch(transaction_id):
-            raise _bill_error(f"line {line} has no transaction id")
-        details["order_total"] = _fen(row[BILL_ORDER_TOTAL], BILL_ORDER_TOTAL)
-        amount = _fen(row[BILL_SETTLEMENT_TOTAL], BILL_SETTLEMENT_TOTAL)
-        kind, reference, provider_reference = (
-            SettlementKind.PAYMENT,
-            row[BILL_OUT_TRADE_NO] or None,
-            transaction_id,
-        )
-    else:
-        refund_id = row[BILL_REFUND_ID]
-        if not PROVIDER_ID.fullmatch(refund_id) or refund_id == "0":
-            raise _bill_error(f"line {line} has no refund id")
-        details.update(
-            out_trade_no=row[BILL_OUT_TRADE_NO],
-            transaction_id=row[BILL_TRANSACTION_ID],
-            refund_status=row[BILL_REFUND_STATUS],
-            requested_refund=_fen(row[BILL_REQUESTED_REFUND], BILL_REQUESTED_REFUND),
-        )
-        amount = _fen(row[BILL_REFUND], BILL_REFUND)
-        kind, reference, provider_reference = (
-            SettlementKind.REFUND,
-            row[BILL_OUT_REFUND_NO] or None,
-            refund_id,
-        )
-    if amount < 0:
-        raise _bill_error(f"line {line} has a negative amount")
-    return SettlementRecord(
-        provider=WECHAT_PAY,
-        kind=kind,
-        reference=reference,
-        provider_reference=provider_reference,
-        amount=Money(amount, currency),
-        fee=fee,
-        settled_at=settled_at,
-        details=details,
-    )

@@ -672,6 +672,12 @@ class AlipayEmulator:
             "subject": trade.subject,
             "gmt_create": trade.created_at.strftime(TIME_FORMAT),
             "gmt_payment": trade.paid_at.strftime(TIME_FORMAT),
+            # As in Alipay's documented sample of a payment: nothing refunded yet, and the
+            # trade's close time. Neither makes it a refund.
+            "refund_fee": "0.00",
+            "gmt_close": trade.paid_at.strftime(TIME_FORMAT),
+            # Empty when the merchant gave no body; signed all the same.
+            "body": "",
         }
 
     def _refund_notification(self, trade: _Trade, refund: _Refund, now: datetime) -> dict[str, str]:
@@ -689,7 +695,10 @@ class AlipayEmulator:
         return params
 
     def _notify(self, trade: _Trade, params: dict[str, str]) -> None:
-        content = _signing_content(params, exclude=("sign", "sign_type"))
+        # Notifications are signed over every parameter, empty ones too (requests are not).
+        content = "&".join(
+            f"{k}={v}" for k, v in sorted(params.items()) if k not in ("sign", "sign_type")
+        )
         signed = {**params, "sign": self._sign(content)}
         trade.last_notification = signed
         self._send_in_background(trade.notify_url, trade.out_trade_no, signed)

@@ -33,6 +33,16 @@ it talks to Stripe, by base URL. Run through this module it differs from ``local
   posts the card to ``/v1/payment_methods`` with the publishable key: localstripe itself wants
   a secret key there) and ``handleNextAction`` (the 3-D Secure page in a dialog, which tells
   the page its outcome by ``postMessage``). localstripe's own stand-in cannot create methods.
+- a PaymentIntent confirmed without ``return_url`` is refused, as Stripe refuses it since API
+  version 2023-08-16, unless it is ``off_session``, names its ``payment_method_types`` or
+  says ``automatic_payment_methods[allow_redirects]=never`` (Stripe's 400
+  ``invalid_request_error`` naming the ``return_url`` param);
+- balance transactions are in the account's settlement currency (``SETTLEMENT_CURRENCY``,
+  Hong Kong dollars) as on a real account: a charge or refund in another currency is
+  converted at ``EXCHANGE_RATES`` (``exchange_rate`` on the transaction) and a charge pays
+  Stripe's fee (3.4% + HK$2.35) in that currency;
+- ``GET /v1/payment_intents/search`` answers ``metadata['key']:'value'`` queries, Stripe's
+  search result shape.
 
 Webhooks are registered as with localstripe: ``POST /_config/webhooks/{name}`` with the form
 fields ``url``, ``secret`` and ``events[]`` (see ``register_webhook``); each event is posted,
@@ -134,7 +144,6 @@ def install(base_url: str) -> None:
         return
     _installed = True
     from aiohttp import web
-    from localstripe import server
 
     _keep_store_in_memory()
     _accept_stripe_intent_parameters()
@@ -143,9 +152,16 @@ def install(base_url: str) -> None:
     _decline_charges_as_stripe_does()
     _send_refund_events()
     _filter_balance_history_by_date()
+    _require_return_url_to_confirm()
+    _settle_in_the_account_currency()
+    from localstripe import server  # its routes are bound on import: after the patches
+
     # After localstripe's error middleware, which turns its errors into Stripe's JSON.
     server.app.middlewares.insert(1, web.middleware(_authentication_page))
     server.app.middlewares.insert(1, web.middleware(_browser_stripe_js))
+    # After its auth middleware too: searching needs the secret key.
+    auth = next(i for i, m in enumerate(server.app.middlewares) if m is server.auth_middleware)
+    server.app.middlewares.insert(auth + 1, web.middleware(_search_payment_intents))
 
 
 def _keep_store_in_memory() -> None:
@@ -171,8 +187,15 @@ def _accept_stripe_intent_parameters() -> None:
         return_url: str | None = None,
         setup_future_usage: str | None = None,
         payment_method: str | None = None,
+        automatic_payment_methods: Any = None,
         **params: Any,
     ) -> None:
+        if automatic_payment_methods is not None and not isinstance(
+            automatic_payment_methods, dict
+        ):
+            raise UserError(
+                400, "Invalid automatic_payment_methods", {"param": "automatic_payment_methods"}
+            )
         if setup_future_usage not in _SETUP_FUTURE_USAGE:
             raise UserError(400, "Invalid setup_future_usage", {"param": "setup_future_usage"})
         if return_url is not None and not str(return_url).startswith(("http://", "https://")):
@@ -188,6 +211,152 @@ def _accept_stripe_intent_parameters() -> None:
         self._return_url = return_url
 
     PaymentIntent.__init__ = init  # type: ignore[method-assign]
+
+
+SETTLEMENT_CURRENCY = "hkd"
+# Units of the settlement currency for one unit of the charge's (fixed, for repeatable tests).
+EXCHANGE_RATES = {"cny": 1.0858, "usd": 7.7912, "eur": 8.3817, "hkd": 1.0}
+FEE_PER_MILLE = 34  # 3.4%
+FEE_FIXED = 235  # HK$2.35
+
+
+def settlement_fee(amount: int) -> int:
+    """Stripe's fee for a charge of ``amount`` in the settlement currency (half up)."""
+    return (amount * FEE_PER_MILLE + 500) // 1000 + FEE_FIXED
+
+
+def _settle_in_the_account_currency() -> None:
+    from localstripe.resources import BalanceTransaction
+
+    original = BalanceTransaction.__init__
+
+    def init(self: BalanceTransaction, **params: Any) -> None:
+        original(self, **params)
+        currency = str(self.currency).lower()
+        if currency != SETTLEMENT_CURRENCY:
+            rate = EXCHANGE_RATES.get(currency, 1.0)
+            self.amount = round(self.amount * rate)
+            self.currency = SETTLEMENT_CURRENCY
+            self.exchange_rate = rate
+        else:
+            self.exchange_rate = None
+        if self.type == "charge":
+            self.fee = settlement_fee(self.amount)
+            self.fee_details = [
+                {
+                    "amount": self.fee,
+                    "currency": SETTLEMENT_CURRENCY,
+                    "description": "Stripe processing fees",
+                    "type": "stripe_fee",
+                }
+            ]
+
+    BalanceTransaction.__init__ = init  # type: ignore[method-assign]
+
+
+RETURN_URL_REQUIRED = (
+    "This PaymentIntent is configured to accept payment methods enabled in your Dashboard. "
+    "Because some of these payment methods might redirect your customer off of your page, "
+    "you must provide a `return_url`. If you don't want to accept redirect-based payment "
+    "methods, set `automatic_payment_methods[enabled]` to `true` and "
+    "`automatic_payment_methods[allow_redirects]` to `never` when creating Setup Intents and "
+    "Payment Intents."
+)
+
+
+def _is_true(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
+def _require_return_url_to_confirm() -> None:
+    from localstripe import resources
+    from localstripe.errors import UserError
+    from localstripe.resources import PaymentIntent
+
+    original_create = PaymentIntent._api_create.__func__  # type: ignore[attr-defined]
+    original_confirm = PaymentIntent._api_confirm.__func__  # type: ignore[attr-defined]
+
+    def refuse() -> UserError:
+        return UserError(
+            400, RETURN_URL_REQUIRED, {"param": "return_url", "code": "parameter_missing"}
+        )
+
+    def avoids_redirects(data: dict[str, Any]) -> bool:
+        automatic = data.get("automatic_payment_methods")
+        return bool(data.get("payment_method_types")) or (
+            isinstance(automatic, dict) and automatic.get("allow_redirects") == "never"
+        )
+
+    def create(cls: type[PaymentIntent], **data: Any) -> Any:
+        if (
+            _is_true(data.get("confirm"))
+            and not data.get("return_url")
+            and not _is_true(data.get("off_session"))
+            and not avoids_redirects(data)
+        ):
+            raise refuse()
+        intent = original_create(cls, **data)
+        intent._avoids_redirects = avoids_redirects(data)
+        return intent
+
+    def confirm(
+        cls: type[PaymentIntent],
+        id: str,
+        return_url: str | None = None,
+        off_session: Any = None,
+        **params: Any,
+    ) -> Any:
+        intent = cls._api_retrieve(id)
+        if (
+            not return_url
+            and not _is_true(off_session)
+            and not getattr(intent, "_avoids_redirects", False)
+        ):
+            raise refuse()
+        if return_url:
+            intent._return_url = return_url
+        return original_confirm(cls, id, **params)
+
+    PaymentIntent._api_create = classmethod(create)  # type: ignore[method-assign,assignment]
+    PaymentIntent._api_confirm = classmethod(confirm)  # type: ignore[method-assign,assignment]
+    # The confirm route was listed with the method itself, before this patch.
+    for index, (method, url, _func) in enumerate(resources.extra_apis):
+        if url == "/v1/payment_intents/{id}/confirm":
+            resources.extra_apis[index] = (method, url, PaymentIntent._api_confirm)
+
+
+_SEARCH_PATH = "/v1/payment_intents/search"
+_METADATA_QUERY = re.compile(r"metadata\['([A-Za-z0-9_\-]+)'\]:'([^'\\]*)'")
+
+
+async def _search_payment_intents(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    # A middleware: localstripe's own route would read "search" as a PaymentIntent id.
+    from aiohttp import web
+    from localstripe.errors import UserError
+    from localstripe.resources import store
+
+    if request.path != _SEARCH_PATH or request.method != "GET":
+        return await handler(request)
+    match = _METADATA_QUERY.fullmatch(request.query.get("query", "").strip())
+    if match is None:
+        raise UserError(400, "Invalid search query", {"param": "query"})
+    key, value = match.groups()
+    found = [
+        intent
+        for name, intent in store.items()
+        if name.startswith("payment_intent:") and (intent.metadata or {}).get(key) == value
+    ]
+    found.sort(key=lambda intent: intent.created, reverse=True)
+    body = {
+        "object": "search_result",
+        "url": _SEARCH_PATH,
+        "has_more": False,
+        "next_page": None,
+        "data": [intent._export() for intent in found],
+    }
+    return web.json_response(body)
 
 
 def _redirect_for_authentication(base_url: str) -> None:

@@ -43,7 +43,6 @@ import gzip
 import hashlib
 import html
 import json
-import os
 import re
 import secrets
 import signal
@@ -61,13 +60,23 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from infra.local.emulators.wechat_pay_keys import (
+    AUTH_SCHEME,
+    CERTIFICATE,
+    MERCHANT_KEY_FILE,
+    PUBLIC_KEY,
+    STATE_FILE,
+    PlatformKeys,
+    UnknownSerial,
+    load_or_create_identity,
+    pem_private,
+)
 from infra.local.identity import load_or_create_key
 
-AUTH_SCHEME = "WECHATPAY2-SHA256-RSA2048"
 CHINA_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
 REQUEST_TOLERANCE_SECONDS = 300
 FEE_RATE_PER_MILLE = 6  # 0.60%, the usual Native rate
@@ -94,10 +103,6 @@ BILL_HEADER = (
 BILL_SUMMARY_HEADER = (
     "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
 )
-
-STATE_FILE = "wechatpay-emulator.json"
-PLATFORM_KEY_FILE = "wechatpay-platform-key.pem"
-MERCHANT_KEY_FILE = "wechatpay-merchant-key.pem"
 
 
 class ApiError(Exception):
@@ -218,55 +223,6 @@ def _fee(fen: int) -> int:
     return (fen * FEE_RATE_PER_MILLE + 500) // 1000  # half up, in fen
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Create ``path`` (0600) with ``data`` unless it exists; the first writer wins."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        with contextlib.suppress(FileExistsError):
-            os.link(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
-def _load_or_create_identity(path: Path) -> dict[str, str]:
-    if not path.exists():
-        identity = {
-            "mchid": "19" + _digits(8),
-            "appid": "wx" + secrets.token_hex(8),
-            "merchant_serial": secrets.token_hex(20).upper(),
-            "platform_serial": "PUB_KEY_ID_01" + _digits(30),
-            "apiv3_key": "".join(
-                secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789")
-                for _ in range(32)
-            ),
-        }
-        _write_private(path, json.dumps(identity, indent=2).encode())
-    identity = json.loads(path.read_text())
-    if not isinstance(identity, dict) or len(identity.get("apiv3_key", "")) != 32:
-        raise ValueError(f"{path} does not hold a WeChat Pay emulator identity")
-    return identity
-
-
-def _pem_public(key: rsa.RSAPrivateKey) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-
-
-def _pem_private(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
 class WeChatPayEmulator:
     """WeChat Pay's merchant API for one merchant, with a shopper's Pay button."""
 
@@ -278,13 +234,13 @@ class WeChatPayEmulator:
         retry_delays: Sequence[float] = (0.2, 0.5, 1.0, 2.0),
     ) -> None:
         self.state_dir = Path(state_dir)
-        identity = _load_or_create_identity(self.state_dir / STATE_FILE)
+        identity = load_or_create_identity(self.state_dir / STATE_FILE)
         self.mchid = identity["mchid"]
         self.appid = identity["appid"]
         self.merchant_serial = identity["merchant_serial"]
         self.platform_serial = identity["platform_serial"]
         self.apiv3_key = identity["apiv3_key"]
-        self._platform_key = load_or_create_key(self.state_dir / PLATFORM_KEY_FILE)
+        self.platform_keys = PlatformKeys(self.state_dir, self.platform_serial, self.mchid)
         self._merchant_key = load_or_create_key(self.state_dir / MERCHANT_KEY_FILE)
         self.refund_delay = refund_delay
         self.retry_delays = tuple(retry_delays)
@@ -341,12 +297,20 @@ class WeChatPayEmulator:
             "WECHATPAY_MCHID": self.mchid,
             "WECHATPAY_APPID": self.appid,
             "WECHATPAY_BASE_URL": self.url,
-            "WECHATPAY_MERCHANT_PRIVATE_KEY": _pem_private(self._merchant_key),
+            "WECHATPAY_MERCHANT_PRIVATE_KEY": pem_private(self._merchant_key),
             "WECHATPAY_MERCHANT_SERIAL": self.merchant_serial,
             "WECHATPAY_APIV3_KEY": self.apiv3_key,
-            "WECHATPAY_PLATFORM_PUBLIC_KEY": _pem_public(self._platform_key),
+            "WECHATPAY_PLATFORM_PUBLIC_KEY": self.platform_keys.public_key_pem,
             "WECHATPAY_PLATFORM_SERIAL": self.platform_serial,
+            "WECHATPAY_PLATFORM_CERTIFICATES": self.platform_keys.certificate_pem,
         }
+
+    def sign_callbacks_with(self, kind: str) -> None:
+        """Sign notifications with the public key or the platform certificate from now on
+        (WeChat Pay switches a merchant over from one to the other)."""
+        if kind not in (PUBLIC_KEY, CERTIFICATE):
+            raise ApiError(400, "PARAM_ERROR", f"key: {PUBLIC_KEY} or {CERTIFICATE}")
+        self.platform_keys.callback_key = kind
 
     # -- what a shopper or a test does --
 
@@ -849,19 +813,10 @@ class WeChatPayEmulator:
 
     # -- signing and notifications --
 
-    def signed_headers(self, body: bytes) -> dict[str, str]:
-        """WeChat Pay's answer signature headers for ``body``, with the platform key."""
-        timestamp = str(int(time.time()))
-        nonce = secrets.token_hex(16).upper()
-        message = f"{timestamp}\n{nonce}\n".encode() + body + b"\n"
-        signature = self._platform_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
-        return {
-            "Wechatpay-Timestamp": timestamp,
-            "Wechatpay-Nonce": nonce,
-            "Wechatpay-Signature": base64.b64encode(signature).decode(),
-            "Wechatpay-Serial": self.platform_serial,
-            "Wechatpay-Signature-Type": AUTH_SCHEME,
-        }
+    def signed_headers(self, body: bytes, serial: str | None = None) -> dict[str, str]:
+        """WeChat Pay's signature headers for ``body``: with the key ``serial`` names (an
+        answer: the one the request asked for), else the one callbacks are signed with."""
+        return self.platform_keys.signed_headers(body, serial)
 
     def _notification(
         self,
@@ -991,11 +946,21 @@ def _text(request: dict[str, Any], key: str, max_length: int) -> str:
     return value
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 def _url(request: dict[str, Any], key: str) -> str:
+    """A notify URL as WeChat Pay takes it: https, absolute, no query string. Loopback
+    hosts alone may use http (and a query), so the local stack can be called back."""
     value = _text(request, key, 255)
     parts = urllib.parse.urlsplit(value)
+    loopback = parts.hostname in LOOPBACK_HOSTS
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ApiError(400, "PARAM_ERROR", f"{key}: an absolute http(s) URL")
+        raise ApiError(400, "PARAM_ERROR", f"{key}: an absolute https URL")
+    if parts.scheme != "https" and not loopback:
+        raise ApiError(400, "PARAM_ERROR", f"{key}: must be an https URL")
+    if (parts.query or parts.fragment) and not loopback:
+        raise ApiError(400, "PARAM_ERROR", f"{key}: must not carry parameters")
     return value
 
 
@@ -1037,7 +1002,16 @@ def _handler_for(emulator: WeChatPayEmulator) -> type[BaseHTTPRequestHandler]:
             self._dispatch("POST")
 
         def _dispatch(self, method: str) -> None:
+            self._answer_serial: str | None = None
             try:
+                try:
+                    self._answer_serial = emulator.platform_keys.answer_serial(
+                        self.headers.get("Wechatpay-Serial")
+                    )
+                except UnknownSerial:
+                    raise ApiError(
+                        400, "PARAM_ERROR", "Wechatpay-Serial names no platform key"
+                    ) from None
                 body = self._body()
                 path = urllib.parse.urlsplit(self.path).path
                 if path == "/v3/billdownload/file" and method == "GET":
@@ -1075,6 +1049,9 @@ def _handler_for(emulator: WeChatPayEmulator) -> type[BaseHTTPRequestHandler]:
                         ):
                             raise ApiError(400, "PARAM_ERROR", "total: a positive integer")
                     self._send_json(200, emulator.pay(out_trade_no, total=total))
+                case "POST", ["callback-key"]:
+                    emulator.sign_callbacks_with(str(_parse_json(body).get("key")))
+                    self._send_json(200, {"key": emulator.platform_keys.callback_key})
                 case "POST", ["transactions", out_trade_no, "notify"]:
                     self._send_json(202, {"delivery": emulator.replay(out_trade_no)})
                 case "GET", ["qr", token]:
@@ -1098,7 +1075,8 @@ def _handler_for(emulator: WeChatPayEmulator) -> type[BaseHTTPRequestHandler]:
 
         def _send_signed(self, status: int, answer: dict[str, Any] | None) -> None:
             body = b"" if answer is None else json.dumps(answer, ensure_ascii=False).encode()
-            self._send(status, body, "application/json", emulator.signed_headers(body))
+            serial = self._answer_serial or emulator.platform_keys.serial_for(CERTIFICATE)
+            self._send(status, body, "application/json", emulator.signed_headers(body, serial))
 
         def _send_json(self, status: int, answer: dict[str, Any]) -> None:
             self._send(status, json.dumps(answer, ensure_ascii=False).encode(), "application/json")

@@ -48,8 +48,13 @@ export function OrdersPage(ctx) {
 }
 
 export function OrderPage(ctx) {
-  const { api, user, t, lang, params, href } = ctx;
+  const { api, user, t, lang, params, href, query } = ctx;
   const id = encodeURIComponent(params.orderId);
+  // Back from the bank's 3-D Secure page: keep its verdict, drop its parameters from the URL.
+  const [returned] = useState(() => query.get("redirect_status"));
+  useEffect(() => {
+    if (returned) history.replaceState(null, "", location.pathname);
+  }, []);
   const [tick, setTick] = useState(0);
   const [cancelError, setCancelError] = useState(null);
   const [names, setNames] = useState({});
@@ -104,6 +109,8 @@ export function OrderPage(ctx) {
       ${CANCELLABLE.includes(order.status) && html`<button class="secondary" onClick=${cancel}>${t("order.cancel")}</button>`}
     </div>
     <${Problem} error=${cancelError} t=${t} />
+    ${returned === "failed" && html`<p class="error" role="alert">${t("pay.failed", { message: t("status.failed") })}</p>`}
+    ${returned === "succeeded" && order.status === "pending_payment" && html`<p role="status">${t("pay.waiting")}</p>`}
     <h2>${t("order.items")}</h2>
     <table>
       <tbody>

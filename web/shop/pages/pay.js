@@ -69,6 +69,11 @@ export function PayPage(ctx) {
     setMessage(t("pay.processing"));
     try {
       let payment = await api.post(`/orders/${encodeURIComponent(orderId)}/payments`, body, { idempotencyKey: randomId() });
+      if (payment.status === "requires_action" && payment.next_action?.type === "redirect") {
+        // The bank's page, which sends the shopper back to the order's page (Stripe's redirect).
+        location.assign(payment.next_action.url);
+        return;
+      }
       if (payment.status === "requires_action" && payment.next_action?.client_secret) {
         setMessage(t("pay.authenticating"));
         const result = await stripeRef.current.handleNextAction({ clientSecret: payment.next_action.client_secret });

@@ -1,0 +1,568 @@
+"""Resources only a deployment in AWS has: sign-in, log retention, the dashboard, alarms, budget.
+
+``infra/resources.yaml`` holds what the app stores data in; the local stack creates it too.
+What is here exists only in AWS (the local stack has its own identity provider and no
+CloudWatch), and part of it needs Chalice's functions and API, so ``infra/package.py`` adds
+it to the merge template:
+
+* **Cognito**: the user pool, the groups the API authorizes by, the hosted UI domain, a
+  confidential client for server-to-server callers (client credentials) and public PKCE
+  clients for the shop and the console. The authorizer's issuer and client ids are read from
+  these resources, never copied by hand.
+* **Logs**: one log group per function, named as Lambda names it, with a retention.
+* **SES**: a configuration set whose bounces and complaints are published to a topic.
+* **A dashboard and alarms** on what operations watch: orders, payments by method, API
+  latency and errors, queue age and dead letters, throttles, low stock, reconciliation; the
+  alarms and a monthly cost budget notify the alerts topic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+GROUPS = {
+    "customers": "Shoppers: their own orders, payments, profile.",
+    "ops": "Operations staff: catalogue, stock, orders, shipments, alerts.",
+    "finance": "Finance: reports and payment reconciliation.",
+    "support": "Customer support: orders, tracking, notifications of a customer.",
+}
+PAYMENT_METHODS = ("card", "alipay", "wechat_pay")
+METRICS_NAMESPACE = "Orderdesk"
+API_NAME = "orderdesk"  # the title of Chalice's API definition, which API Gateway names it by
+OLDEST_MESSAGE_ALARM_SECONDS = 900
+LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653]
+
+PARAMETERS: dict[str, Any] = {
+    "ShopCallbackUrls": {
+        "Type": "CommaDelimitedList",
+        "Default": "https://shop.example.com/shop/callback",
+        "Description": "Where Cognito may return shoppers after sign-in (the shop's callback).",
+    },
+    "ShopLogoutUrls": {
+        "Type": "CommaDelimitedList",
+        "Default": "https://shop.example.com/shop/",
+        "Description": "Where Cognito may send shoppers after signing out.",
+    },
+    "ConsoleCallbackUrls": {
+        "Type": "CommaDelimitedList",
+        "Default": "https://shop.example.com/console/callback",
+        "Description": "Where Cognito may return staff after sign-in (the console's callback).",
+    },
+    "ConsoleLogoutUrls": {
+        "Type": "CommaDelimitedList",
+        "Default": "https://shop.example.com/console/",
+        "Description": "Where Cognito may send staff after signing out.",
+    },
+    "LogRetentionDays": {
+        "Type": "Number",
+        "Default": 30,
+        "AllowedValues": LOG_RETENTION_DAYS,
+        "Description": "How long every function's logs are kept.",
+    },
+    "MonthlyBudgetUsd": {
+        "Type": "Number",
+        "Default": 200,
+        "MinValue": 1,
+        "Description": "Monthly cost budget; the alerts topic hears at 80% actual, 100% forecast.",
+    },
+    "ApiLatencyP99AlarmMs": {
+        "Type": "Number",
+        "Default": 3000,
+        "Description": "API p99 latency (ms) over 5 minutes that raises an alarm.",
+    },
+}
+
+# Settings the app reads from these resources: the authorizer's issuer and clients, SES's set.
+APP_ENVIRONMENT: dict[str, Any] = {
+    "JWT_ISSUER": {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"},
+    "JWT_CLIENT_IDS": {
+        "Fn::Join": [
+            ",",
+            [{"Ref": "ShopClient"}, {"Ref": "ConsoleClient"}, {"Ref": "ServerClient"}],
+        ]
+    },
+    "SES_CONFIGURATION_SET": {"Ref": "EmailConfigurationSet"},
+}
+
+
+def _tags(stage_tag: bool = True) -> list[dict[str, Any]]:
+    tags: list[dict[str, Any]] = [{"Key": "app", "Value": "orderdesk"}]
+    if stage_tag:
+        tags.append({"Key": "stage", "Value": {"Ref": "Stage"}})
+    return tags
+
+
+def identity_resources() -> dict[str, Any]:
+    web_client = {
+        "UserPoolId": {"Ref": "UserPool"},
+        "GenerateSecret": False,
+        "AllowedOAuthFlowsUserPoolClient": True,
+        "AllowedOAuthFlows": ["code"],
+        "AllowedOAuthScopes": ["openid", "email", "phone", "profile"],
+        "SupportedIdentityProviders": ["COGNITO"],
+        "ExplicitAuthFlows": ["ALLOW_REFRESH_TOKEN_AUTH"],
+        "PreventUserExistenceErrors": "ENABLED",
+        "EnableTokenRevocation": True,
+        "AccessTokenValidity": 60,
+        "IdTokenValidity": 60,
+        "TokenValidityUnits": {
+            "AccessToken": "minutes",
+            "IdToken": "minutes",
+            "RefreshToken": "days",
+        },
+    }
+    resources: dict[str, Any] = {
+        "UserPool": {
+            "Type": "AWS::Cognito::UserPool",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "UserPoolName": {"Fn::Sub": "orderdesk-${Stage}"},
+                "UsernameAttributes": ["email"],
+                "AutoVerifiedAttributes": ["email"],
+                "DeletionProtection": {"Fn::If": ["IsProd", "ACTIVE", "INACTIVE"]},
+                "AccountRecoverySetting": {
+                    "RecoveryMechanisms": [{"Name": "verified_email", "Priority": 1}]
+                },
+                "Policies": {
+                    "PasswordPolicy": {
+                        "MinimumLength": 10,
+                        "RequireLowercase": True,
+                        "RequireNumbers": True,
+                        "RequireUppercase": False,
+                        "RequireSymbols": False,
+                    }
+                },
+                "UserPoolTags": {"app": "orderdesk"},
+            },
+        },
+        "UserPoolDomain": {
+            "Type": "AWS::Cognito::UserPoolDomain",
+            "Properties": {
+                # Hosted UI prefixes are global: the account id keeps this one unique.
+                "Domain": {"Fn::Sub": "orderdesk-${Stage}-${AWS::AccountId}"},
+                "UserPoolId": {"Ref": "UserPool"},
+            },
+        },
+        "ApiResourceServer": {
+            "Type": "AWS::Cognito::UserPoolResourceServer",
+            "Properties": {
+                "UserPoolId": {"Ref": "UserPool"},
+                "Identifier": "orderdesk",
+                "Name": "orderdesk API",
+                "Scopes": [{"ScopeName": "api", "ScopeDescription": "Server-to-server calls"}],
+            },
+        },
+        "ServerClient": {
+            "Type": "AWS::Cognito::UserPoolClient",
+            "DependsOn": "ApiResourceServer",
+            "Properties": {
+                "UserPoolId": {"Ref": "UserPool"},
+                "ClientName": {"Fn::Sub": "orderdesk-${Stage}-server"},
+                "GenerateSecret": True,
+                "AllowedOAuthFlowsUserPoolClient": True,
+                "AllowedOAuthFlows": ["client_credentials"],
+                "AllowedOAuthScopes": ["orderdesk/api"],
+                "SupportedIdentityProviders": ["COGNITO"],
+                "PreventUserExistenceErrors": "ENABLED",
+            },
+        },
+        "ShopClient": {
+            "Type": "AWS::Cognito::UserPoolClient",
+            "Properties": {
+                **web_client,
+                "ClientName": {"Fn::Sub": "orderdesk-${Stage}-shop"},
+                "CallbackURLs": {"Ref": "ShopCallbackUrls"},
+                "LogoutURLs": {"Ref": "ShopLogoutUrls"},
+                "RefreshTokenValidity": 30,
+            },
+        },
+        "ConsoleClient": {
+            "Type": "AWS::Cognito::UserPoolClient",
+            "Properties": {
+                **web_client,
+                "ClientName": {"Fn::Sub": "orderdesk-${Stage}-console"},
+                "CallbackURLs": {"Ref": "ConsoleCallbackUrls"},
+                "LogoutURLs": {"Ref": "ConsoleLogoutUrls"},
+                # Staff sign in again every day.
+                "RefreshTokenValidity": 1,
+            },
+        },
+    }
+    for group, description in GROUPS.items():
+        resources[f"{group.capitalize()}Group"] = {
+            "Type": "AWS::Cognito::UserPoolGroup",
+            "Properties": {
+                "GroupName": group,
+                "Description": description,
+                "UserPoolId": {"Ref": "UserPool"},
+            },
+        }
+    return resources
+
+
+def email_feedback_resources() -> dict[str, Any]:
+    return {
+        "EmailFeedbackTopic": {
+            "Type": "AWS::SNS::Topic",
+            "Properties": {
+                "TopicName": {"Fn::Sub": "orderdesk-${Stage}-email-feedback"},
+                "Tags": _tags(),
+            },
+        },
+        "EmailConfigurationSet": {
+            "Type": "AWS::SES::ConfigurationSet",
+            "Properties": {"Name": {"Fn::Sub": "orderdesk-${Stage}"}},
+        },
+        "EmailFeedbackDestination": {
+            "Type": "AWS::SES::ConfigurationSetEventDestination",
+            "Properties": {
+                "ConfigurationSetName": {"Ref": "EmailConfigurationSet"},
+                "EventDestination": {
+                    "Name": "bounces-and-complaints",
+                    "Enabled": True,
+                    "MatchingEventTypes": ["bounce", "complaint"],
+                    "SnsDestination": {"TopicARN": {"Ref": "EmailFeedbackTopic"}},
+                },
+            },
+        },
+    }
+
+
+def log_group_resources(function_names: Mapping[str, str]) -> dict[str, Any]:
+    """A log group per function (logical id -> function name), kept ``LogRetentionDays``."""
+    return {
+        f"{logical_id}LogGroup": {
+            "Type": "AWS::Logs::LogGroup",
+            "DeletionPolicy": "Delete",
+            "UpdateReplacePolicy": "Delete",
+            "Properties": {
+                "LogGroupName": f"/aws/lambda/{name}",
+                "RetentionInDays": {"Ref": "LogRetentionDays"},
+            },
+        }
+        for logical_id, name in sorted(function_names.items())
+    }
+
+
+def _alarm(name: str, description: str, **properties: Any) -> dict[str, Any]:
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmName": {"Fn::Sub": f"orderdesk-${{Stage}}-{name}"},
+            "AlarmDescription": description,
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [{"Ref": "AlertsTopic"}],
+            "OKActions": [{"Ref": "AlertsTopic"}],
+            **properties,
+        },
+    }
+
+
+def _service_metric(name: str, stat: str = "Sum", **dimensions: str) -> dict[str, Any]:
+    return {
+        "Namespace": METRICS_NAMESPACE,
+        "MetricName": name,
+        "Dimensions": [
+            {"Name": "service", "Value": "orderdesk"},
+            *({"Name": key, "Value": value} for key, value in dimensions.items()),
+        ],
+    }
+
+
+def alarm_resources(queues: Mapping[str, str], api_function: str) -> dict[str, Any]:
+    """Alarms beyond the dead-letter ones in resources.yaml; ``queues`` maps each consumed
+    queue's logical id to its short name."""
+    api = [{"Name": "ApiName", "Value": API_NAME}, {"Name": "Stage", "Value": "api"}]
+    alarms: dict[str, Any] = {
+        "Api5xxRateAlarm": _alarm(
+            "api-5xx-rate",
+            "More than 1% of API requests failed with 5xx for 10 minutes: check the API "
+            "function's errors in Logs Insights (level = ERROR).",
+            Namespace="AWS/ApiGateway",
+            MetricName="5XXError",
+            Dimensions=api,
+            Statistic="Average",
+            Period=300,
+            EvaluationPeriods=2,
+            Threshold=0.01,
+            ComparisonOperator="GreaterThanThreshold",
+        ),
+        "ApiLatencyP99Alarm": _alarm(
+            "api-latency-p99",
+            "API p99 latency is over its threshold: look for DynamoDB throttles, busy (503) "
+            "answers and slow provider calls.",
+            Namespace="AWS/ApiGateway",
+            MetricName="Latency",
+            Dimensions=api,
+            ExtendedStatistic="p99",
+            Period=300,
+            EvaluationPeriods=3,
+            DatapointsToAlarm=2,
+            Threshold={"Ref": "ApiLatencyP99AlarmMs"},
+            ComparisonOperator="GreaterThanThreshold",
+        ),
+        "TableThrottlesAlarm": _alarm(
+            "table-throttles",
+            "DynamoDB throttled requests on the table: a hot key (a flash-sale SKU to shard) "
+            "or a runaway job.",
+            Metrics=[
+                {
+                    "Id": "reads",
+                    "ReturnData": False,
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": "AWS/DynamoDB",
+                            "MetricName": "ReadThrottleEvents",
+                            "Dimensions": [{"Name": "TableName", "Value": {"Ref": "Table"}}],
+                        },
+                        "Period": 300,
+                        "Stat": "Sum",
+                    },
+                },
+                {
+                    "Id": "writes",
+                    "ReturnData": False,
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": "AWS/DynamoDB",
+                            "MetricName": "WriteThrottleEvents",
+                            "Dimensions": [{"Name": "TableName", "Value": {"Ref": "Table"}}],
+                        },
+                        "Period": 300,
+                        "Stat": "Sum",
+                    },
+                },
+                {"Id": "throttles", "Expression": "reads + writes", "Label": "throttles"},
+            ],
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+        ),
+        "ApiFunctionThrottlesAlarm": _alarm(
+            "api-function-throttles",
+            "Lambda throttled the API function: the account's concurrency is exhausted.",
+            Namespace="AWS/Lambda",
+            MetricName="Throttles",
+            Dimensions=[{"Name": "FunctionName", "Value": api_function}],
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+        ),
+        "ReconciliationDiscrepanciesAlarm": _alarm(
+            "reconciliation-discrepancies",
+            "The daily payment reconciliation found discrepancies: read "
+            "GET /ops/reconciliation?date= for the day.",
+            **_service_metric("ReconciliationDiscrepancies"),
+            Statistic="Sum",
+            Period=86400,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+        ),
+    }
+    for logical_id, short_name in sorted(queues.items()):
+        alarms[f"{logical_id}OldestMessageAlarm"] = _alarm(
+            f"{short_name}-oldest-message",
+            f"The {short_name} queue's oldest message waits over "
+            f"{OLDEST_MESSAGE_ALARM_SECONDS // 60} minutes: its consumer is failing or "
+            "throttled (check its errors, then GET /ops/queues).",
+            Namespace="AWS/SQS",
+            MetricName="ApproximateAgeOfOldestMessage",
+            Dimensions=[{"Name": "QueueName", "Value": {"Fn::GetAtt": [logical_id, "QueueName"]}}],
+            Statistic="Maximum",
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=OLDEST_MESSAGE_ALARM_SECONDS,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+    return alarms
+
+
+def budget_resources() -> dict[str, Any]:
+    subscriber = [{"SubscriptionType": "SNS", "Address": {"Ref": "AlertsTopic"}}]
+    return {
+        "MonthlyBudget": {
+            "Type": "AWS::Budgets::Budget",
+            "Properties": {
+                "Budget": {
+                    "BudgetName": {"Fn::Sub": "orderdesk-${Stage}-monthly"},
+                    "BudgetType": "COST",
+                    "TimeUnit": "MONTHLY",
+                    "BudgetLimit": {"Amount": {"Ref": "MonthlyBudgetUsd"}, "Unit": "USD"},
+                },
+                "NotificationsWithSubscribers": [
+                    {
+                        "Notification": {
+                            "NotificationType": kind,
+                            "ComparisonOperator": "GREATER_THAN",
+                            "Threshold": threshold,
+                            "ThresholdType": "PERCENTAGE",
+                        },
+                        "Subscribers": subscriber,
+                    }
+                    for kind, threshold in (("ACTUAL", 80), ("FORECASTED", 100))
+                ],
+            },
+        },
+        # Budgets publish to the alerts topic only when its policy lets them.
+        "AlertsTopicPolicy": {
+            "Type": "AWS::SNS::TopicPolicy",
+            "Properties": {
+                "Topics": [{"Ref": "AlertsTopic"}],
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "BudgetsPublish",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "budgets.amazonaws.com"},
+                            "Action": "SNS:Publish",
+                            "Resource": {"Ref": "AlertsTopic"},
+                        },
+                        {
+                            "Sid": "CloudWatchPublish",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                            "Action": "SNS:Publish",
+                            "Resource": {"Ref": "AlertsTopic"},
+                        },
+                    ],
+                },
+            },
+        },
+    }
+
+
+def dashboard_resource(queues: Mapping[str, str]) -> dict[str, Any]:
+    """One CloudWatch dashboard; its body is JSON with ${...} filled in by Fn::Sub."""
+    service = ["service", "orderdesk"]
+    api = ["ApiName", API_NAME, "Stage", "api"]
+
+    def widget(title: str, metrics: list[Any], **extra: Any) -> dict[str, Any]:
+        return {
+            "type": "metric",
+            "width": 12,
+            "height": 6,
+            "properties": {
+                "title": title,
+                "region": "${AWS::Region}",
+                "metrics": metrics,
+                "period": 60,
+                "stat": "Sum",
+                **extra,
+            },
+        }
+
+    payment_rates: list[Any] = []
+    for index, method in enumerate(PAYMENT_METHODS):
+        ok, failed = f"ok{index}", f"failed{index}"
+        payment_rates += [
+            [METRICS_NAMESPACE, "PaymentsSucceeded", *service, "method", method,
+             {"id": ok, "visible": False}],
+            [METRICS_NAMESPACE, "PaymentsFailed", *service, "method", method,
+             {"id": failed, "visible": False}],
+            [{"expression": f"100 * {ok} / ({ok} + {failed})", "label": method}],
+        ]  # fmt: skip
+    widgets = [
+        widget("Orders per minute", [[METRICS_NAMESPACE, "OrdersPlaced", *service]]),
+        widget("Payment success rate by method (%)", payment_rates, period=300),
+        widget(
+            "API latency (ms)",
+            [
+                ["AWS/ApiGateway", "Latency", *api, {"stat": "p50", "label": "p50"}],
+                ["AWS/ApiGateway", "Latency", *api, {"stat": "p99", "label": "p99"}],
+            ],
+        ),
+        widget("API 5xx", [["AWS/ApiGateway", "5XXError", *api]]),
+        widget(
+            "Oldest message age per queue (s)",
+            [
+                [
+                    "AWS/SQS",
+                    "ApproximateAgeOfOldestMessage",
+                    "QueueName",
+                    f"orderdesk-${{Stage}}-{name}",
+                    {"label": name},
+                ]
+                for name in sorted(queues.values())
+            ],
+            stat="Maximum",
+        ),
+        widget(
+            "Dead letters per queue",
+            [
+                [
+                    "AWS/SQS",
+                    "ApproximateNumberOfMessagesVisible",
+                    "QueueName",
+                    f"orderdesk-${{Stage}}-{name}-dlq",
+                    {"label": name},
+                ]
+                for name in sorted(queues.values())
+            ],
+            stat="Maximum",
+        ),
+        widget(
+            "Low-stock alerts opened, stock-outs",
+            [
+                [METRICS_NAMESPACE, "LowStockAlertsOpened", *service],
+                [METRICS_NAMESPACE, "StockOuts", *service],
+            ],
+            period=3600,
+        ),
+        widget(
+            "Reconciliation discrepancies, refunds issued",
+            [
+                [METRICS_NAMESPACE, "ReconciliationDiscrepancies", *service],
+                [METRICS_NAMESPACE, "RefundsIssued", *service],
+            ],
+            period=86400,
+        ),
+    ]
+    for index, item in enumerate(widgets):
+        item["x"], item["y"] = 12 * (index % 2), 6 * (index // 2)
+    return {
+        "Dashboard": {
+            "Type": "AWS::CloudWatch::Dashboard",
+            "Properties": {
+                "DashboardName": {"Fn::Sub": "orderdesk-${Stage}"},
+                "DashboardBody": {"Fn::Sub": json.dumps({"widgets": widgets})},
+            },
+        }
+    }
+
+
+OUTPUTS: dict[str, Any] = {
+    "UserPoolId": {"Value": {"Ref": "UserPool"}},
+    "JwtIssuer": {"Value": APP_ENVIRONMENT["JWT_ISSUER"]},
+    "HostedUiUrl": {
+        "Value": {"Fn::Sub": "https://${UserPoolDomain}.auth.${AWS::Region}.amazoncognito.com"}
+    },
+    "ShopClientId": {"Value": {"Ref": "ShopClient"}},
+    "ConsoleClientId": {"Value": {"Ref": "ConsoleClient"}},
+    "ServerClientId": {"Value": {"Ref": "ServerClient"}},
+    "DashboardName": {"Value": {"Ref": "Dashboard"}},
+}
+
+
+def production_template(
+    function_names: Mapping[str, str], queues: Mapping[str, str], api_function: str
+) -> dict[str, Any]:
+    """Parameters, Resources and Outputs to merge beside resources.yaml's."""
+    return {
+        "Parameters": PARAMETERS,
+        "Resources": {
+            **identity_resources(),
+            **email_feedback_resources(),
+            **log_group_resources(function_names),
+            **alarm_resources(queues, api_function),
+            **budget_resources(),
+            **dashboard_resource(queues),
+        },
+        "Outputs": OUTPUTS,
+    }
