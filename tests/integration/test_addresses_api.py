@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from test_orders_api import address, table_snapshot
 
 from chalicelib.domain.addresses import MAX_ADDRESSES
+from chalicelib.domain.orders import ShippingAddress
+from chalicelib.services import addresses
+from chalicelib.store import addresses as address_store
 
 if TYPE_CHECKING:
     from conftest import Api
@@ -140,3 +144,29 @@ def test_a_bad_address_is_400_and_writes_nothing(api: Api) -> None:
 
 def test_the_address_book_needs_a_token(api: Api) -> None:
     assert api.client.http.get("/me/addresses").status_code == 401
+
+
+def test_a_change_read_before_another_lands_is_redone_and_the_limit_holds(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number in range(MAX_ADDRESSES - 1):
+        save(api, address(line1=f"{number} 号"))
+    real_read = address_store.read_book
+    raced: list[bool] = []
+
+    def read_then_lose_the_race(customer_id: str) -> Any:
+        book = real_read(customer_id)
+        if not raced:
+            raced.append(True)
+            # Another device saves the twentieth address between our read and our write.
+            addresses.add_address(customer_id, ShippingAddress(**address(line1="other")))
+        return book
+
+    monkeypatch.setattr(address_store, "read_book", read_then_lose_the_race)
+
+    response = save(api, address(line1="ours"))
+
+    assert response.status_code == 409
+    assert response.json_body["error"] == "address_book_full"
+    lines = [item["line1"] for item in book(api)]
+    assert len(lines) == MAX_ADDRESSES and "other" in lines and "ours" not in lines
