@@ -42,6 +42,8 @@ def work_once(delay: timedelta, now: datetime | None = None) -> int:
             for record in page.items:
                 if moment - record.updated_at < delay:
                     continue
+                if record.booking_failure is not None:
+                    continue  # the booking retry schedule owns it now, not the warehouse
                 try:
                     fulfilment.advance_shipment(record.shipment_id, step, actor=ACTOR)
                 except DomainError as exc:  # cancelled meanwhile, or the carrier said no
