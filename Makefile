@@ -8,7 +8,10 @@ STAMP := $(VENV)/.installed
 # make test: the local stack's tests on one worker, the in-process tests beside them (tests/conftest.py).
 TEST_WORKERS ?= 2
 
-.PHONY: install run test lint unit bench package token tick clean check-stock redrive fast-forward history replay-outbox
+# Browser tests drive Debian's Chromium (no browser is ever downloaded) with CJK fonts.
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: install browser-deps run test lint unit bench package token tick clean check-stock redrive fast-forward history replay-outbox
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,7 +19,17 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) browser-deps
+
+browser-deps:  ## Debian's chromium and fonts-noto-cjk for the browser tests, when missing (as root)
+	@missing=""; test -x $(CHROMIUM) || missing="chromium"; \
+	fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || missing="$$missing fonts-noto-cjk"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "browser tests are skipped until: sudo apt-get install$$missing" >&2; fi; \
+	fi
 
 run: install  ## start the local stack with demo data (Ctrl-C stops it; CONTENTION=1: DynamoDB conflicts and throttling)
 	$(PY) -m infra.local.stack --port $(PORT) --moto-port $(MOTO_PORT) $(if $(filter-out 0,$(CONTENTION)),--contention)

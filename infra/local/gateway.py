@@ -54,6 +54,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from chalice.app import Chalice, ChaliceAuthorizer, CORSConfig, RouteEntry
 from chalice.local import LambdaContext
 
+from infra.local.web_apps import WebApps
+
 log = logging.getLogger("infra.local.gateway")  # not __name__: these run as __main__
 
 HOST = "127.0.0.1"
@@ -631,6 +633,7 @@ class _GatewayHandler(BaseHTTPRequestHandler):
     server_version = "orderdesk-local-gateway"
     sys_version = ""
     gateway: ApiGateway  # set on the per-worker subclass
+    web_apps: WebApps | None = None  # the static web apps (CloudFront's part), if any
 
     def handle(self) -> None:
         # One request per connection: a kept-alive idle connection would hold this worker.
@@ -653,7 +656,12 @@ class _GatewayHandler(BaseHTTPRequestHandler):
         except ValueError:
             self.send_error(400, "Malformed request body framing")
             return
-        if too_large:
+        static = self.web_apps and self.web_apps.serve(
+            self.command, self.path, dict(request.headers)
+        )
+        if static is not None:
+            response = HttpResponse(static.status, static.headers, static.body)
+        elif too_large:
             response = self.gateway.gateway_response("REQUEST_TOO_LARGE", request)
             response.headers.append(("x-amzn-RequestId", str(uuid.uuid4())))
         else:
@@ -739,8 +747,13 @@ class _BodyTooLarge(Exception):
     pass
 
 
-def _serve_forever(listener: socket.socket, gateway: ApiGateway, state: _WorkerState) -> None:
-    handler = type("WorkerHandler", (_GatewayHandler,), {"gateway": gateway})
+def _serve_forever(
+    listener: socket.socket,
+    gateway: ApiGateway,
+    state: _WorkerState,
+    web_apps: WebApps | None = None,
+) -> None:
+    handler = type("WorkerHandler", (_GatewayHandler,), {"gateway": gateway, "web_apps": web_apps})
     while not state.stopping:
         state.busy = False
         try:
@@ -783,6 +796,8 @@ class GatewayOptions:
     ready_file: Path | None = None
     parent_pid: int | None = None
     shutdown_grace_seconds: float = 10.0
+    web_root: Path | None = None  # serve web/<app>/ at /<app>/ (CloudFront's part)
+    web_config_dir: Path | None = None  # where this run's /<app>/config.json files are
 
 
 def load_app(app_spec: str) -> Chalice:
@@ -964,9 +979,10 @@ def _worker_main(listener: socket.socket, ready_write: int, options: GatewayOpti
         integration_timeout=options.integration_timeout,
         cors_allow_origins=origins,
     )
+    web_apps = WebApps(options.web_root, options.web_config_dir) if options.web_root else None
     os.write(ready_write, f"{os.getpid()}\n".encode())
     with contextlib.suppress(SystemExit):
-        _serve_forever(listener, gateway, state)
+        _serve_forever(listener, gateway, state, web_apps)
     return 0
 
 
@@ -1004,6 +1020,8 @@ def parse_args(argv: list[str] | None) -> GatewayOptions:
     )
     parser.add_argument("--ready-file", type=Path, help="written once every worker is serving")
     parser.add_argument("--parent-pid", type=int, help="stop when this parent process is gone")
+    parser.add_argument("--web-root", type=Path, help="serve <dir>/shop/ at /shop/ and so on")
+    parser.add_argument("--web-config-dir", type=Path, help="holds <app>/config.json")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
@@ -1018,6 +1036,8 @@ def parse_args(argv: list[str] | None) -> GatewayOptions:
         integration_timeout=args.integration_timeout or None,
         ready_file=args.ready_file,
         parent_pid=args.parent_pid,
+        web_root=args.web_root.resolve() if args.web_root else None,
+        web_config_dir=args.web_config_dir.resolve() if args.web_config_dir else None,
     )
 
 

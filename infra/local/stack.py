@@ -40,11 +40,13 @@ from infra.local.emulators.localstripe_server import read_ready_file, register_w
 from infra.local.hosted_ui import User
 from infra.local.identity import LocalIdentityProvider, mint_for_stack
 from infra.local.provision import provision
+from infra.local.web_apps import write_app_config
 
 log = logging.getLogger("infra.local.stack")  # not __name__: these run as __main__
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = REPO_ROOT / ".local"
+WEB_ROOT = REPO_ROOT / "web"
 HOST = "127.0.0.1"
 REGION = "us-east-1"
 # The public web clients of the local identity provider: (app, client id). Each signs in
@@ -121,6 +123,7 @@ class LocalStack:
     _identity: LocalIdentityProvider | None = None
     _gateway_emulators: dict[str, Any] = field(default_factory=dict)
     _emulator_urls: dict[str, str] = field(default_factory=dict)
+    _stripe_publishable_key: str = ""
     _stop_requested: bool = False
     _socket_ports: tuple[int, int] = (0, 0)
 
@@ -135,6 +138,10 @@ class LocalStack:
     @property
     def moto_url(self) -> str:
         return f"http://{HOST}:{self.options.moto_port}"
+
+    @property
+    def web_config_dir(self) -> Path:
+        return self.options.state_dir / f"web-{self.options.port}"
 
     @property
     def gateway_ready_file(self) -> Path:
@@ -170,6 +177,7 @@ class LocalStack:
         env.update(self._start_gateway_emulators())
         env.update(self._socket_urls())
         self.env = self._app_env(env)
+        self._write_web_config()
 
         # The seed and the gateway's workers start side by side; both must finish.
         seeding = self._start_seeding() if options.demo else None
@@ -185,6 +193,10 @@ class LocalStack:
                 str(self.gateway_ready_file),
                 "--parent-pid",
                 str(os.getpid()),
+                "--web-root",
+                str(WEB_ROOT),
+                "--web-config-dir",
+                str(self.web_config_dir),
             ],
         )
         self._spawn("pump", ["infra.local.pump", "--parent-pid", str(os.getpid())])
@@ -336,6 +348,7 @@ class LocalStack:
         except (OSError, RuntimeError) as exc:
             raise StartupFailed(f"registering the card webhook with localstripe: {exc}") from exc
         self._emulator_urls["stripe"] = url
+        self._stripe_publishable_key = f"pk_test_{secrets.token_hex(12)}"
         return {
             "STRIPE_API_KEY": f"sk_test_{secrets.token_hex(12)}",  # localstripe takes any
             "STRIPE_API_BASE": url,
@@ -409,6 +422,22 @@ class LocalStack:
             }
         )
         return env
+
+    def _write_web_config(self) -> None:
+        """``/<app>/config.json``: the API, the app's sign-in client and the Stripe key."""
+        identity = self._identity
+        assert identity is not None, "the identity provider starts first"
+        stripe_url = self._emulator_urls.get("stripe", "")
+        for app, client_id in WEB_CLIENTS:
+            document = {
+                "api_url": self.api_url,
+                "identity": identity.web_client_config(client_id),
+                "stripe": {
+                    "publishable_key": self._stripe_publishable_key,
+                    "js_url": f"{stripe_url}/js.stripe.com/v3/" if stripe_url else "",
+                },
+            }
+            write_app_config(self.web_config_dir, app, document)
 
     def _child_env(self) -> dict[str, str]:
         return {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
@@ -565,6 +594,7 @@ class LocalStack:
         lines = [
             "",
             "orderdesk local stack is running",
+            f"  Shop           {self.storefront_url}",
             f"  API            {self.api_url}",
             f"  API docs       {self.api_url}/docs",
             f"  OpenAPI        {self.api_url}/openapi.json",

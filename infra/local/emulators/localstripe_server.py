@@ -26,6 +26,13 @@ it talks to Stripe, by base URL. Run through this module it differs from ``local
 - it also sends events Stripe sends and localstripe does not:
   ``payment_intent.requires_action``, ``refund.created`` and ``charge.refunded``;
 - the balance history filters on ``created`` (``gt``, ``gte``, ``lt``, ``lte``) as Stripe's does;
+- Stripe's declining test cards (``4000000000000002`` and the other decline reasons) decline
+  a payment, not only attaching to a customer;
+- ``/js.stripe.com/v3/`` is a Stripe.js stand-in (``stripe_js_stand_in.js``) that browsers can
+  pay with: ``elements()`` with a card element, ``createPaymentMethod`` (which, as with Stripe,
+  posts the card to ``/v1/payment_methods`` with the publishable key: localstripe itself wants
+  a secret key there) and ``handleNextAction`` (the 3-D Secure page in a dialog, which tells
+  the page its outcome by ``postMessage``). localstripe's own stand-in cannot create methods.
 - a PaymentIntent confirmed without ``return_url`` is refused, as Stripe refuses it since API
   version 2023-08-16, unless it is ``off_session``, names its ``payment_method_types`` or
   says ``automatic_payment_methods[allow_redirects]=never`` (Stripe's 400
@@ -72,6 +79,21 @@ log = logging.getLogger("infra.local.emulators.localstripe_server")
 HOST = "127.0.0.1"
 AUTHENTICATION_PATH = "/_local/3ds"
 _AUTHENTICATION_PAGE = re.compile(rf"{AUTHENTICATION_PATH}/(pi_\w+)")
+STRIPE_JS_PATH = "/js.stripe.com/v3/"
+STRIPE_JS_FILE = Path(__file__).with_name("stripe_js_stand_in.js")
+# Where Stripe takes a publishable key instead of a secret one (localstripe: tokens, sources).
+_PUBLISHABLE_KEY_PATHS = ("/v1/payment_methods",)
+_DECLINED_TEST_CARDS = frozenset(
+    {
+        "4000000000000002",
+        "4000000000009995",
+        "4000000000009987",
+        "4000000000009979",
+        "4000000000000069",
+        "4000000000000127",
+        "4000000000000119",
+    }
+)
 _SETUP_FUTURE_USAGE = (None, "on_session", "off_session")
 _CREATED_BOUNDS: dict[str, Callable[[int, int], bool]] = {
     "gt": lambda created, bound: created > bound,
@@ -127,6 +149,7 @@ def install(base_url: str) -> None:
     _accept_stripe_intent_parameters()
     _redirect_for_authentication(base_url)
     _save_cards_for_later()
+    _decline_charges_as_stripe_does()
     _send_refund_events()
     _filter_balance_history_by_date()
     _require_return_url_to_confirm()
@@ -135,6 +158,7 @@ def install(base_url: str) -> None:
 
     # After localstripe's error middleware, which turns its errors into Stripe's JSON.
     server.app.middlewares.insert(1, web.middleware(_authentication_page))
+    server.app.middlewares.insert(1, web.middleware(_browser_stripe_js))
     # After its auth middleware too: searching needs the secret key.
     auth = next(i for i, m in enumerate(server.app.middlewares) if m is server.auth_middleware)
     server.app.middlewares.insert(auth + 1, web.middleware(_search_payment_intents))
@@ -378,6 +402,21 @@ def _save_cards_for_later() -> None:
     PaymentIntent._on_success = on_success  # type: ignore[method-assign]
 
 
+def _decline_charges_as_stripe_does() -> None:
+    """Stripe's test cards that decline (generic, insufficient funds, lost, stolen, expired,
+    incorrect CVC, processing error) decline a payment; localstripe declines them only when
+    they are attached to a customer, and would let a shopper pay with them."""
+    from localstripe.resources import PaymentMethod
+
+    original = PaymentMethod._charging_is_declined
+
+    def declined(self: PaymentMethod) -> bool:
+        number = getattr(self, "_card_number", None)
+        return bool(original(self)) or (self.type == "card" and number in _DECLINED_TEST_CARDS)
+
+    PaymentMethod._charging_is_declined = declined  # type: ignore[method-assign]
+
+
 def _send_refund_events() -> None:
     from localstripe.resources import Charge, Event, Refund
     from localstripe.webhooks import schedule_webhook
@@ -417,6 +456,39 @@ def _filter_balance_history_by_date() -> None:
         return listing
 
     BalanceTransaction._api_list_all = classmethod(list_all)  # type: ignore[method-assign,assignment]
+
+
+# --- Stripe.js for browsers ----------------------------------------------------------------
+
+
+async def _browser_stripe_js(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    from aiohttp import web
+
+    if request.method == "GET" and request.path == STRIPE_JS_PATH:
+        return web.Response(
+            body=STRIPE_JS_FILE.read_bytes(),
+            content_type="text/javascript",
+            charset="utf-8",
+            headers={"Cache-Control": "no-cache"},
+        )
+    if (
+        request.method == "POST"
+        and request.path in _PUBLISHABLE_KEY_PATHS
+        and "Authorization" not in request.headers
+    ):
+        # Stripe.js sends the publishable key as the form's ``key`` (a CORS-simple request);
+        # localstripe takes it only on a few paths and wants a secret key on this one.
+        from localstripe.errors import UserError
+
+        as_secret = request.clone(headers={**request.headers, "Authorization": "Bearer sk_test_js"})
+        body = await as_secret.read()
+        key = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("key", [""])[0]
+        if not re.fullmatch(r"pk_(test|live)_\w+", key):
+            raise UserError(401, "Unauthorized")
+        return await handler(as_secret)
+    return await handler(request)
 
 
 # --- the 3-D Secure page ---------------------------------------------------------------------
@@ -478,7 +550,17 @@ def _answer_challenge(intent_id: str, client_secret: str, success: bool) -> web.
     return_url = getattr(intent, "_return_url", None)
     if not return_url:
         outcome = "completed" if succeeded else "failed"
-        return _page("3-D Secure", f"Authentication {outcome}; you can close this page.", 200)
+        # Stripe.js shows this page in a frame and learns the outcome by message.
+        message = json.dumps(
+            {
+                "type": "stripe-3ds-result",
+                "payment_intent": intent.id,
+                "status": "succeeded" if succeeded else "failed",
+            }
+        )
+        script = f"<script>window.parent.postMessage({message}, '*');</script>"
+        text = f"Authentication {outcome}; you can close this page."
+        return _page("3-D Secure", f"{text}{script}", 200)
     query = urllib.parse.urlencode(
         {
             "payment_intent": intent.id,

@@ -1,0 +1,213 @@
+"""Browser tests: the storefront in Debian's Chromium (headless), against one local stack.
+
+The stack starts once per session as the e2e tests start theirs (free ports, its own process
+group, stopped whatever happens), with the warehouse simulator and the carrier quick so an
+order moves from paid to shipped within seconds. Each test gets a fresh browser context
+(its own storage: cart, language, tokens) and can sign in as a new user through the local
+identity provider's hosted sign-in page, as a shopper would.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from infra.local.stack import stack_file_for
+from tests.e2e.conftest import (
+    STARTUP_TIMEOUT_SECONDS,
+    LocalStackUnderTest,
+    _healthy,
+    _stack_file_of,
+    _stop_process_group,
+    _tail,
+    free_ports,
+)
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+SCREENSHOTS = REPO_ROOT / "build" / "screenshots"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 360, "height": 740}
+EXPECT_TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="session")
+def shop_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackUnderTest]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (make install puts Debian's there)")
+    port, moto_port = free_ports(2)
+    log_path = tmp_path_factory.mktemp("shop-stack") / "stack.log"
+    path = stack_file_for(port)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "infra.local.stack",
+                "--port",
+                str(port),
+                "--moto-port",
+                str(moto_port),
+                "--workers",
+                "3",
+                # The warehouse picks, packs and ships within seconds; the carrier follows.
+                "--warehouse-delay",
+                "0.5",
+                "--carrier-step",
+                "1",
+            ],
+            cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        data = None
+        while data is None or not _healthy(data["api_url"]):
+            if process.poll() is not None:
+                pytest.fail(f"the local stack exited ({process.returncode}):\n{_tail(log_path)}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"the local stack was not ready in time:\n{_tail(log_path)}")
+            time.sleep(0.25)
+            data = data or _stack_file_of(process, path)
+        yield LocalStackUnderTest(port=port, stack_file=path, data=data, log_path=log_path)
+    finally:
+        _stop_process_group(process)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+        )
+        yield browser
+        browser.close()
+
+
+class Shop:
+    """One shopper's browser tab on the shop, with the steps the tests share."""
+
+    def __init__(self, stack: LocalStackUnderTest, page: Any) -> None:
+        self.stack = stack
+        self.page = page
+        self.errors: list[str] = []
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    @property
+    def url(self) -> str:
+        return f"{self.stack.api_url}/shop/"
+
+    def open(self, path: str = "") -> None:
+        self.page.goto(self.url + path.lstrip("/"))
+        self.page.locator("main").wait_for()
+
+    def set_language(self, lang: str) -> None:
+        """Start in ``lang`` (as if chosen before), without clicking the switch."""
+        self.page.add_init_script(f"localStorage.setItem('orderdesk.lang', '{lang}')")
+
+    def sign_in_on_provider_page(self, user_id: str) -> None:
+        """On the identity provider's page: sign in as a new user id, back to the shop."""
+        self.page.locator("#new_username").fill(user_id)
+        self.page.get_by_role("button", name="继续 / Continue").click()
+        self.page.wait_for_url(f"{self.url}**")
+
+    def seed_cart(self, *lines: tuple[str, int]) -> None:
+        items = []
+        for sku, quantity in lines:
+            product = requests.get(self.stack.url(f"/products/{sku}"), timeout=10).json()
+            items.append(
+                {
+                    "sku": sku,
+                    "name": product["name"],
+                    "price": product["price"],
+                    "quantity": quantity,
+                    "max": product["availability"]["available"],
+                }
+            )
+        self.page.evaluate(
+            "items => localStorage.setItem('orderdesk.cart', JSON.stringify(items))", items
+        )
+
+    def place_order_by_api(self, user_id: str, sku: str = "EL-EARBUDS-PRO") -> str:
+        """An order for ``user_id`` placed over the API (to reach the payment page quickly)."""
+        answer = requests.post(
+            self.stack.url("/orders"),
+            headers={**self.stack.auth(user_id, "customers"), "Idempotency-Key": uuid.uuid4().hex},
+            json={"lines": [{"sku": sku, "quantity": 1}], "shipping_address": ADDRESS},
+            timeout=30,
+        )
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["order_id"])
+
+    def order(self, user_id: str, order_id: str) -> dict[str, Any]:
+        answer = requests.get(
+            self.stack.url(f"/orders/{order_id}"),
+            headers=self.stack.auth(user_id, "customers"),
+            timeout=10,
+        )
+        return dict(answer.json())
+
+    def payments(self, user_id: str, order_id: str) -> list[dict[str, Any]]:
+        answer = requests.get(
+            self.stack.url(f"/orders/{order_id}/payments"),
+            headers=self.stack.auth(user_id, "customers"),
+            timeout=10,
+        )
+        return list(answer.json()["items"])
+
+    def screenshot(self, name: str) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+ADDRESS = {
+    "name": "爱丽丝",
+    "phone": "+8613800000001",
+    "country": "CN",
+    "region": "上海",
+    "city": "上海市",
+    "line1": "南京东路 1 号",
+    "postcode": "200001",
+}
+
+
+def new_user() -> str:
+    return f"shopper-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def shop(shop_stack: LocalStackUnderTest, browser: Any) -> Iterator[Shop]:
+    context = browser.new_context(viewport=DESKTOP, locale="zh-CN")
+    context.set_default_timeout(EXPECT_TIMEOUT_MS)
+    playwright_api.expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    page = context.new_page()
+    shop = Shop(shop_stack, page)
+    yield shop
+    context.close()
+    assert not shop.errors, f"errors on the page: {shop.errors}"
+
+
+@pytest.fixture
+def phone_shop(shop_stack: LocalStackUnderTest, browser: Any) -> Iterator[Shop]:
+    context = browser.new_context(viewport=PHONE, locale="zh-CN", is_mobile=True, has_touch=True)
+    context.set_default_timeout(EXPECT_TIMEOUT_MS)
+    page = context.new_page()
+    shop = Shop(shop_stack, page)
+    yield shop
+    context.close()
+    assert not shop.errors, f"errors on the page: {shop.errors}"
