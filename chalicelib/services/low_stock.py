@@ -38,7 +38,7 @@ from chalicelib.domain.replenishment import (
     ReorderSuggestion,
     sales_window,
 )
-from chalicelib.observability import logger
+from chalicelib.observability import count, logger
 from chalicelib.services import catalogue, stock
 from chalicelib.store import alerts as store
 from chalicelib.store import inventory, outbox
@@ -116,6 +116,7 @@ def reconcile_level(sku: str, warehouse: str, *, now: datetime | None = None) ->
                 if store.add_alert(alert):
                     _publish(alert)
                     logger.info("low-stock alert opened", extra=_log_fields(alert))
+                    count("LowStockAlertsOpened")
                     return Reconciled(opened=alert)
                 continue  # opened by someone else meanwhile: look again
             if not level.is_low and open_id is not None:

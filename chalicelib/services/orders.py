@@ -52,7 +52,7 @@ from chalicelib.domain.orders import (
     require_prices,
 )
 from chalicelib.domain.time_zones import CHINA_TIME
-from chalicelib.observability import logger
+from chalicelib.observability import count, logger
 from chalicelib.services import refunds, stock
 from chalicelib.settings import get_settings
 from chalicelib.store import inventory as inventory_store
@@ -209,6 +209,7 @@ def place_order(
                 # hold the stock. Look once more at the list as it is now before saying no.
                 current = {w.id: w for w in stock.known_warehouses(fresh=True)}
                 if set(current) <= set(warehouses):
+                    count("StockOuts")
                     raise
                 warehouses = current
                 locations = {w.id: w.location for w in warehouses.values()}
@@ -253,6 +254,7 @@ def place_order(
                     "order placed",
                     extra={"lines": len(requested), "shipments": len(plan.warehouses)},
                 )
+                count("OrdersPlaced")
                 return Placement(order_id=order.order_id, body=body)
         # A lost condition is planned again from a fresh read, which decides whether the
         # stock is really gone; a conflict or a throttle only says the store is busy. When the
