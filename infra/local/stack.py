@@ -133,6 +133,10 @@ class LocalStack:
         return f"{self.api_url}/shop/"
 
     @property
+    def console_url(self) -> str:
+        return f"{self.api_url}/console/"
+
+    @property
     def moto_url(self) -> str:
         return f"http://{HOST}:{self.options.moto_port}"
 
@@ -500,6 +504,7 @@ class LocalStack:
             "",
             "orderdesk local stack is running",
             f"  Shop           {self.storefront_url}",
+            f"  Console        {self.console_url}   (staff: ops, finance, support)",
             f"  API            {self.api_url}",
             f"  API docs       {self.api_url}/docs",
             f"  OpenAPI        {self.api_url}/openapi.json",
