@@ -103,6 +103,8 @@ class StackOptions:
     # emulated carrier per tracking step.
     warehouse_delay: float = 10.0
     carrier_step: float = 20.0
+    # Warehouses the simulator leaves to people (the console's warehouse screen).
+    manual_warehouses: tuple[str, ...] = ()
 
 
 @dataclass
@@ -199,6 +201,7 @@ class LocalStack:
                     "infra.local.warehouse",
                     "--delay",
                     str(options.warehouse_delay),
+                    *(f"--manual={w}" for w in options.manual_warehouses),
                     "--parent-pid",
                     str(os.getpid()),
                 ],
@@ -626,6 +629,13 @@ def parse_args(argv: list[str] | None) -> StackOptions:
         default=float(os.environ.get("CARRIER_STEP", "20")),
         help="seconds between the emulated carrier's tracking steps",
     )
+    parser.add_argument(
+        "--manual-warehouse",
+        action="append",
+        default=[],
+        metavar="WAREHOUSE",
+        help="a warehouse the simulator leaves to people at the console (repeatable)",
+    )
     parser.add_argument("--stage", default="local", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.port == args.moto_port:
@@ -638,6 +648,7 @@ def parse_args(argv: list[str] | None) -> StackOptions:
         stage=args.stage,
         warehouse_delay=args.warehouse_delay,
         carrier_step=args.carrier_step,
+        manual_warehouses=tuple(args.manual_warehouse),
     )
 
 

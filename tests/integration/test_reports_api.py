@@ -207,6 +207,8 @@ def test_finance_gets_a_working_short_lived_link_for_every_file(api: Api, bucket
         downloaded = requests.get(item["url"], timeout=10)
         assert downloaded.status_code == 200
         assert downloaded.content == body_of(bucket, key)
+        filename = f"{entry.table}-2026-11-24.{entry.format}"
+        assert downloaded.headers["Content-Disposition"] == f'attachment; filename="{filename}"'
 
 
 def test_ops_may_list_reports_too(api: Api, bucket: Any) -> None:
