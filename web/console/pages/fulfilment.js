@@ -29,7 +29,7 @@ export function FulfilmentPage({ api, t, query, go }) {
     </div>
     <${ErrorText} error=${work.error || warehouses.error} t=${t} />
     ${work.loading && !work.data ? html`<${Loading} t=${t} />` : html`<div class="board">
-      ${(work.data?.items || []).map((s) => html`<${ShipmentCard} key=${s.shipment_id} api=${api} t=${t} shipment=${s} done=${work.reload} />`)}
+      ${(work.data?.items || []).map((s) => html`<${ShipmentCard} key=${s.shipment_id + s.status} api=${api} t=${t} shipment=${s} done=${work.reload} />`)}
     </div>
     ${work.data && work.data.items.length === 0 && html`<p>${t("fulfilment.empty")}</p>`}
     <${Pager} pager=${pager} nextCursor=${work.data?.next_cursor} t=${t} />`}`;
