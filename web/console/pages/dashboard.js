@@ -16,7 +16,7 @@ export function DashboardPage({ api, t }) {
       <dt>${t("dashboard.revenue14")}</dt><dd>${money({ amount: total, currency })}</dd>
       <dt>${t("dashboard.alerts14")}</dt><dd>${days.reduce((n, d) => n + d.low_stock_alerts_opened, 0)}</dd>
     </dl>
-    <div class="cards">
+    <div class="charts">
       <${BarChart} title=${t("dashboard.revenue")} points=${days.map((d) => ({ label: label(d), value: d.revenue.amount, text: money(d.revenue) }))} />
       <${BarChart} title=${t("dashboard.orders")} points=${days.map((d) => ({ label: label(d), value: d.orders }))} />
       <${BarChart} title=${t("dashboard.alerts")} alt=${true} points=${days.map((d) => ({ label: label(d), value: d.low_stock_alerts_opened }))} />

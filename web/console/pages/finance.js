@@ -28,7 +28,7 @@ export function ReportsPage({ api, t, lang, query }) {
     ${summary.loading && !summary.data && html`<${Loading} t=${t} />`}
     ${summary.data && html`<h2>${t("reports.headline", { date: formatDate(day + "T12:00:00+08:00", lang) })}</h2>
       <dl class="facts panel">${Object.entries(headline).map(([k, v]) => html`<dt>${headlineLabel(t, k)}</dt><dd>${headlineValue(k, v, headline.currency)}</dd>`)}</dl>
-      <div class="cards">
+      <div class="charts">
         <${BarChart} title=${t("reports.revenueByHour")} points=${(charts.revenue_by_hour || []).map((p) => ({ label: String(p.hour), value: p.revenue_minor, text: money({ amount: p.revenue_minor, currency: p.currency }) }))} />
         <${RankChart} title=${t("reports.topProducts")} points=${(charts.top_products || []).slice(0, 10).map((p) => ({ label: p.name || p.sku, value: p.revenue_minor, text: money({ amount: p.revenue_minor, currency: p.currency }) }))} />
         <${RankChart} title=${t("reports.stockCover")} points=${(charts.stock_cover || []).slice(0, 10).map((p) => ({ label: p.name || p.sku, value: p.days_of_cover, text: t("reports.days", { n: p.days_of_cover }) }))} />

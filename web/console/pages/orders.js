@@ -103,8 +103,12 @@ export function OrderDetail({ api, t, lang, params, user, href }) {
       <${CancelForm} api=${api} t=${t} id=${id} done=${reload} />
     </div>`}
     <h2>${t("order.timeline")}</h2>
-    <ol>${o.history.map((h) => html`<li>${formatDate(h.at, lang, true)} — ${h.from ? t("status." + h.from) + " → " : ""}${t("status." + h.to)}
-      <span class="muted"> (${h.actor}${h.reason ? ", " + h.reason : ""})</span></li>`)}</ol>`;
+    <ol>${o.history.map((h) => {
+      // A shipment's own steps carry its id; the rest are the order's statuses.
+      const kind = h.shipment_id ? "shipment." : "status.";
+      return html`<li>${formatDate(h.at, lang, true)} — ${h.shipment_id ? h.shipment_id + ": " : ""}${h.from ? t(kind + h.from) + " → " : ""}${t(kind + h.to)}
+        <span class="muted"> (${h.actor}${h.reason ? ", " + h.reason : ""})</span></li>`;
+    })}</ol>`;
 }
 
 function RefundForm({ api, t, id, refundable, currency, done }) {
