@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from chalice import Chalice
 from chalice.app import Request
 
@@ -19,8 +20,28 @@ SERVICE = "orderdesk"
 # Path parameters put on every log line of a request, so an order's lines can be found by id.
 LOGGED_PATH_IDS = frozenset({"order_id", "shipment_id", "sku", "warehouse_id", "warehouse"})
 
+NAMESPACE = "Orderdesk"
+
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace="Orderdesk", service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+
+def count(name: str, value: int = 1, **dimensions: str) -> None:
+    """Add ``value`` to the business metric ``name`` (CloudWatch EMF). Without dimensions it is
+    flushed with the invocation's other metrics; with them (a payment method, a channel) it is
+    its own EMF line, as one line holds one set of dimensions."""
+    if not dimensions:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        return
+    with single_metric(
+        name=name,
+        unit=MetricUnit.Count,
+        value=value,
+        namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE},
+    ) as metric:
+        for key, dimension in dimensions.items():
+            metric.add_dimension(name=key, value=dimension)
 
 
 def correlation_id() -> str | None:

@@ -102,6 +102,20 @@ class Settings:
     aftership_webhook_secret: str = ""
     easypost_webhook_secret: str = ""
     carrier_tracking_url_template: str = ""
+    # Booking parcels (see adapters/carriers/routes.py and the README's carriers section):
+    # which provider books and which tracks each carrier ("dhl=easypost,yunda=kuaidi100/
+    # aftership" over the defaults), the carrier for parcels leaving China, Kuaidi100's
+    # e-waybill secret, base URL and per-carrier partner accounts (JSON), EasyPost's and
+    # AfterShip's API keys and base URLs (empty: the providers' own).
+    carrier_routes: str = ""
+    international_carrier_code: str = "dhl"
+    carrier_secret: str = ""
+    carrier_label_base_url: str = ""
+    kuaidi100_partners: str = ""
+    easypost_api_key: str = ""
+    easypost_base_url: str = ""
+    aftership_api_key: str = ""
+    aftership_base_url: str = ""
     # The deployed code's version, recorded in report manifests (the package step sets it to
     # the git commit it packaged; empty means "dev").
     code_version: str = ""
@@ -109,6 +123,8 @@ class Settings:
     # figures are kept and reported by (the nightly job's cron in UTC assumes UTC+8).
     analytics_queue_url: str = ""
     business_time_zone: str = "Asia/Shanghai"
+    # Customers' uploads (review photos): the bucket presigned POSTs write into.
+    uploads_bucket: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -162,9 +178,19 @@ class Settings:
             aftership_webhook_secret=env.get("AFTERSHIP_WEBHOOK_SECRET", ""),
             easypost_webhook_secret=env.get("EASYPOST_WEBHOOK_SECRET", ""),
             carrier_tracking_url_template=env.get("CARRIER_TRACKING_URL_TEMPLATE", ""),
+            carrier_routes=env.get("CARRIER_ROUTES", ""),
+            international_carrier_code=env.get("CARRIER_CODE_INTERNATIONAL", "") or "dhl",
+            carrier_secret=env.get("CARRIER_SECRET", ""),
+            carrier_label_base_url=env.get("CARRIER_LABEL_BASE_URL", "").rstrip("/"),
+            kuaidi100_partners=env.get("KUAIDI100_PARTNERS", ""),
+            easypost_api_key=env.get("EASYPOST_API_KEY", ""),
+            easypost_base_url=env.get("EASYPOST_BASE_URL", "").rstrip("/"),
+            aftership_api_key=env.get("AFTERSHIP_API_KEY", ""),
+            aftership_base_url=env.get("AFTERSHIP_BASE_URL", "").rstrip("/"),
             code_version=env.get("CODE_VERSION", ""),
             analytics_queue_url=env.get("ANALYTICS_QUEUE_URL", ""),
             business_time_zone=env.get("BUSINESS_TIME_ZONE", "") or "Asia/Shanghai",
+            uploads_bucket=env.get("UPLOADS_BUCKET", ""),
         )
 
 

@@ -31,7 +31,8 @@ def publish(subject: str, details: Mapping[str, Any], *, kind: str) -> bool:
     is already recorded (with its outbox event), and an alert must not undo it."""
     topic = get_settings().alerts_topic_arn
     if not topic:
-        logger.warning("no alerts topic configured", extra={"alert": kind, **details})
+        # Nested: a detail named like a log record field ("message") must not break logging.
+        logger.warning("no alerts topic configured", extra={"alert": kind, "details": details})
         return False
     try:
         client().publish(

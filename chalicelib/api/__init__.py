@@ -21,8 +21,10 @@ from chalicelib.api import (
     places,
     products,
     reports,
+    reviews,
     shipments,
     stock,
+    uploads,
     warehouses,
 )
 from chalicelib.api.errors import as_error_response
@@ -35,7 +37,7 @@ BLUEPRINTS += [me.blueprint]
 BLUEPRINTS += [shipments.blueprint, operations.blueprint]
 BLUEPRINTS += [alerts.blueprint]
 BLUEPRINTS += [reports.blueprint]
-BLUEPRINTS += [places.blueprint, addresses.blueprint]
+BLUEPRINTS += [places.blueprint, addresses.blueprint, reviews.blueprint, uploads.blueprint]
 
 
 _registered = False

@@ -51,8 +51,12 @@ DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.NotFound: 404,
     domain.InvalidInput: 400,
     domain.IdempotencyKeyReused: 422,
+    domain.CarrierUnavailable: 502,
     domain.Conflict: 409,
     domain.ServiceUnavailable: 503,
+    domain.Forbidden: 403,
+    domain.TooManyRequests: 429,
+    domain.Busy: 503,
     domain.DomainError: 409,
 }
 
@@ -93,7 +97,11 @@ def response_for(exc: Exception) -> Response:
         fields = ", ".join(d["field"] for d in details)
         return error_response(400, "validation_error", f"Invalid request: {fields}.", details)
     if isinstance(exc, domain.DomainError):
-        return error_response(_status_for(exc), exc.code, exc.message, exc.details)
+        response = error_response(_status_for(exc), exc.code, exc.message, exc.details)
+        retry_after = getattr(exc, "retry_after_seconds", None)
+        if isinstance(retry_after, int):
+            response.headers["Retry-After"] = str(retry_after)
+        return response
     logger.exception("unhandled error")
     return error_response(500, "internal_error", "An internal error occurred.")
 

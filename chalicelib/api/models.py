@@ -9,7 +9,7 @@ use, so importing the app stays cheap for Lambda cold starts.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -24,6 +24,7 @@ from typing_extensions import TypedDict
 from chalicelib.domain.catalogue import (
     LocalizedText,
     Location,
+    PostalAddress,
     Product,
     ProductDetails,
     Warehouse,
@@ -36,6 +37,7 @@ from chalicelib.domain.replenishment import (
     MAX_TARGET_DAYS_OF_COVER,
     ReorderPolicy,
 )
+from chalicelib.domain.reviews import Rating
 
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 CATEGORY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,47}$"
@@ -198,6 +200,20 @@ class ProductPut(RequestModel):
         )
 
 
+class RatingBody(ResponseModel):
+    """A product's rating from its published reviews."""
+
+    average: float | None = Field(description="Rounded to one decimal; null with no reviews.")
+    count: int = Field(ge=0)
+    histogram: dict[Literal["1", "2", "3", "4", "5"], int] = Field(
+        description="How many published reviews gave each number of stars."
+    )
+
+    @classmethod
+    def of(cls, rating: Rating) -> RatingBody:
+        return cls.model_validate(rating.as_dict())
+
+
 class ProductBody(ResponseModel):
     sku: str = Field(pattern=ID_PATTERN)
     name: LocalizedTextBody = Field(description="Only the languages the product has.")
@@ -208,9 +224,10 @@ class ProductBody(ResponseModel):
     active: bool
     created_at: datetime
     updated_at: datetime
+    rating: RatingBody
 
     @classmethod
-    def of(cls, product: Product) -> ProductBody:
+    def of(cls, product: Product, rating: Rating | None = None) -> ProductBody:
         return cls(
             sku=product.sku,
             name=product.name.as_dict(),  # type: ignore[arg-type]
@@ -221,6 +238,7 @@ class ProductBody(ResponseModel):
             active=product.active,
             created_at=product.created_at,
             updated_at=product.updated_at,
+            rating=RatingBody.of(rating or Rating()),
         )
 
 
@@ -311,14 +329,51 @@ class LocationBody(RequestModel):
         return cls(lat=location.lat, lon=location.lon)
 
 
+class PostalAddressBody(RequestModel):
+    region: ShortText = Field(examples=["上海市"])
+    city: ShortText = Field(examples=["上海市"])
+    line1: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")] = Field(
+        examples=["浦东新区张江路 88 号"]
+    )
+    postcode: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9 -]{3,12}$")] = Field(
+        examples=["201203"]
+    )
+
+    def to_domain(self) -> PostalAddress:
+        return PostalAddress(
+            region=self.region.strip(),
+            city=self.city.strip(),
+            line1=self.line1.strip(),
+            postcode=self.postcode.strip(),
+        )
+
+    @classmethod
+    def of(cls, address: PostalAddress) -> PostalAddressBody:
+        return cls(
+            region=address.region, city=address.city, line1=address.line1, postcode=address.postcode
+        )
+
+
+PhoneText = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 -]{4,19}$")]
+
+
 class WarehousePut(RequestModel):
     name: ShortText
     city: ShortText
     location: LocationBody
+    # What a carrier needs to collect parcels: optional, but without them nothing can ship.
+    address: PostalAddressBody | None = None
+    contact_name: ShortText | None = None
+    phone: PhoneText | None = None
 
     def to_domain(self) -> WarehouseDetails:
         return WarehouseDetails(
-            name=self.name.strip(), city=self.city.strip(), location=self.location.to_domain()
+            name=self.name.strip(),
+            city=self.city.strip(),
+            location=self.location.to_domain(),
+            address=self.address.to_domain() if self.address else None,
+            contact_name=(self.contact_name or "").strip(),
+            phone=(self.phone or "").strip(),
         )
 
 
@@ -327,16 +382,27 @@ class WarehouseBody(ResponseModel):
     name: str
     city: str
     location: LocationBody
+    address: PostalAddressBody | None
+    contact_name: str | None
+    phone: str | None
+    can_book: bool = Field(description="Whether it has what a carrier needs to collect parcels.")
+    missing_for_booking: list[str]
     created_at: datetime
     updated_at: datetime
 
     @classmethod
     def of(cls, warehouse: Warehouse) -> WarehouseBody:
+        missing = warehouse.missing_for_booking()
         return cls(
             id=warehouse.id,
             name=warehouse.name,
             city=warehouse.city,
             location=LocationBody.of(warehouse.location),
+            address=PostalAddressBody.of(warehouse.address) if warehouse.address else None,
+            contact_name=warehouse.contact_name or None,
+            phone=warehouse.phone or None,
+            can_book=not missing,
+            missing_for_booking=missing,
             created_at=warehouse.created_at,
             updated_at=warehouse.updated_at,
         )

@@ -38,8 +38,8 @@ TITLE = "orderdesk"
 API_VERSION = "1.0.0"
 DESCRIPTION = (
     "Online ordering: catalogue and search, stock across warehouses, orders, payments, "
-    "fulfilment and reports. Money is always {amount: integer minor units, currency}. "
-    "Errors are always {error, message, details}."
+    "fulfilment, reviews and ratings, and reports. Money is always {amount: integer minor "
+    "units, currency}. Errors are always {error, message, details}."
 )
 SECURITY_SCHEME = "bearerAuth"
 ID_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}

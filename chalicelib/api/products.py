@@ -17,7 +17,7 @@ from chalicelib.api.auth import OPS, authorizer, optional_principal, require_gro
 from chalicelib.api.openapi import operation
 from chalicelib.api.requests import parse_body
 from chalicelib.domain.catalogue import Location
-from chalicelib.services import catalogue, stock
+from chalicelib.services import catalogue, reviews, stock
 
 blueprint = Blueprint(__name__)
 
@@ -54,7 +54,7 @@ def put_product(sku: str) -> Response:
     stock.apply_default_threshold(saved.value)
     headers = {"Location": f"/products/{sku}"} if saved.created else {}
     return Response(
-        body=models.dump(models.ProductBody.of(saved.value)),
+        body=models.dump(models.ProductBody.of(saved.value, reviews.rating_of(sku))),
         status_code=201 if saved.created else 200,
         headers={"Content-Type": "application/json", **headers},
     )
@@ -76,7 +76,7 @@ def get_product(sku: str) -> dict[str, Any]:
     product = catalogue.get_product(sku, staff=_caller_is_staff())
     near = None if params.lat is None else Location(params.lat, params.lon)
     fields = {
-        **models.ProductBody.of(product).model_dump(),
+        **models.ProductBody.of(product, reviews.rating_of(sku)).model_dump(),
         "availability": models.AvailabilityBody(**stock.availability(sku, near)),
     }
     if _caller_is_ops():
@@ -111,8 +111,9 @@ def list_products() -> dict[str, Any]:
         cursor=params.cursor,
         staff=_caller_is_staff(),
     )
+    ratings = reviews.ratings_of(product.sku for product in page.items)
     body = models.ProductPage(
-        items=[models.ProductBody.of(product) for product in page.items],
+        items=[models.ProductBody.of(product, ratings[product.sku]) for product in page.items],
         next_cursor=page.next_cursor,
     )
     return models.dump(body)

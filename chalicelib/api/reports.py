@@ -28,7 +28,7 @@ class ReportsQuery(models.QueryModel):
 
 
 class ReportFileItem(models.ResponseModel):
-    area: Literal["sales", "inventory", "customers"]
+    area: Literal["sales", "inventory", "customers", "feedback"]
     table: str = Field(examples=["by_product"])
     format: Literal["csv", "jsonl"]
     rows: int

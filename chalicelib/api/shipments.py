@@ -33,6 +33,10 @@ class ShipmentStepBody(models.ResponseModel):
     tracking_number: str | None
     tracking_url: str | None
     label_reference: str | None
+    label_url: str | None
+    booking_provider: str | None
+    tracking_provider: str | None
+    booking_failure: dict[str, Any] | None
 
 
 class TrackingEventBody(models.ResponseModel):
@@ -49,8 +53,10 @@ class ShipmentTrackingBody(models.ResponseModel):
     warehouse: str
     status: str
     carrier: str | None
-    tracking_number: str | None
+    tracking_number: str | None = Field(description="The waybill number.")
     tracking_url: str | None
+    booking_provider: str | None = Field(description="kuaidi100 or easypost")
+    tracking_provider: str | None = Field(description="kuaidi100, easypost or aftership")
     tracking_status: str | None
     estimated_delivery: str | None
     timeline: list[TrackingEventBody]
@@ -85,6 +91,23 @@ def _step_body(record: Any, order_status: str) -> dict[str, Any]:
         "tracking_number": booking.tracking_number if booking else None,
         "tracking_url": booking.tracking_url if booking else None,
         "label_reference": booking.label_reference if booking else None,
+        "label_url": (booking.label_url or None) if booking else None,
+        "booking_provider": (booking.booking_provider or None) if booking else None,
+        "tracking_provider": (booking.tracking_provider or None) if booking else None,
+        "booking_failure": _failure_body(record.booking_failure),
+    }
+
+
+def _failure_body(failure: Any) -> dict[str, Any] | None:
+    if failure is None:
+        return None
+    return {
+        "reason": failure.reason,
+        "message": failure.message,
+        "provider": failure.provider or None,
+        "attempts": failure.attempts,
+        "retry_at": failure.retry_at.isoformat(),
+        "missing": list(failure.missing),
     }
 
 
@@ -97,7 +120,10 @@ def _step(shipment_id: str, to: ShipmentStatus) -> dict[str, Any]:
 _STEP_DOC = (
     "Warehouse staff (ops) move a shipment forward: pending -> picking -> packed -> shipped. "
     "Anything else is 409 invalid_transition. Shipping books the parcel with the carrier "
-    "and takes the goods out of stock."
+    "and takes the goods out of stock. When the booking fails, the shipment stays packed "
+    "and is booked again by a schedule: 502 carrier_unavailable (provider down), 409 "
+    "carrier_refused (the provider's message in details), 409 warehouse_incomplete (the "
+    "warehouse lacks address, contact_name or phone)."
 )
 
 
@@ -131,6 +157,7 @@ def pack(shipment_id: str) -> dict[str, Any]:
     description=_STEP_DOC,
     tags=("shipments",),
     responses={200: ShipmentStepBody},
+    errors=(502,),
     path_params=SHIPMENT_ID_PARAMETER,
 )
 def ship(shipment_id: str) -> dict[str, Any]:
@@ -187,7 +214,9 @@ def order_tracking(order_id: str) -> dict[str, Any]:
     description=(
         "aftership (aftership-hmac-sha256), easypost (X-Hmac-Signature), kuaidi100 (form "
         "param + MD5 sign). Verified before anything in the body is trusted; forged: 401 in "
-        "the format's own reply shape. Unknown tracking numbers are acknowledged."
+        "the format's own reply shape. Unknown tracking numbers, and parcels that another "
+        "provider tracks, are acknowledged and ignored. Kuaidi100 forms over 256 KB or with "
+        "more than 10 fields are refused before they are parsed."
     ),
     tags=("webhooks",),
     # Replies (and 401 refusals) are in each provider's own shape, not ours.

@@ -160,12 +160,43 @@ class Location:
 
 
 @dataclass(frozen=True, slots=True)
+class PostalAddress:
+    """Where a carrier collects a warehouse's parcels (a Chinese address: 省, 市, street)."""
+
+    region: str
+    city: str
+    line1: str
+    postcode: str
+
+    def __post_init__(self) -> None:
+        for field_name in ("region", "city", "line1", "postcode"):
+            value = getattr(self, field_name)
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidInput(
+                    f"address.{field_name} is required.",
+                    [{"field": f"address.{field_name}", "message": "required"}],
+                )
+
+    def printed(self) -> str:
+        """The one-line address a waybill prints: region, city, street."""
+        return "".join(part for part in (self.region, self.city, self.line1) if part)
+
+
+# What a carrier needs from a warehouse to collect its parcels, in the order ops hear it.
+SENDER_FIELDS = ("address", "contact_name", "phone")
+
+
+@dataclass(frozen=True, slots=True)
 class WarehouseDetails:
-    """What operations staff set on a warehouse."""
+    """What operations staff set on a warehouse. The sender fields (address, contact name,
+    phone) are optional here, but a warehouse without them cannot book a parcel."""
 
     name: str
     city: str
     location: Location
+    address: PostalAddress | None = None
+    contact_name: str = ""
+    phone: str = ""
 
     def __post_init__(self) -> None:
         for field_name in ("name", "city"):
@@ -185,6 +216,9 @@ class Warehouse:
     created_at: datetime
     updated_at: datetime
     version: int = 1
+    address: PostalAddress | None = None
+    contact_name: str = ""
+    phone: str = ""
 
     def __post_init__(self) -> None:
         require_id(self.id, "id")
@@ -198,10 +232,20 @@ class Warehouse:
             location=details.location,
             created_at=now,
             updated_at=now,
+            address=details.address,
+            contact_name=details.contact_name,
+            phone=details.phone,
         )
 
     def details(self) -> WarehouseDetails:
-        return WarehouseDetails(name=self.name, city=self.city, location=self.location)
+        return WarehouseDetails(
+            name=self.name,
+            city=self.city,
+            location=self.location,
+            address=self.address,
+            contact_name=self.contact_name,
+            phone=self.phone,
+        )
 
     def replaced_by(self, details: WarehouseDetails, now: datetime) -> Warehouse:
         return replace(
@@ -209,9 +253,21 @@ class Warehouse:
             name=details.name,
             city=details.city,
             location=details.location,
+            address=details.address,
+            contact_name=details.contact_name,
+            phone=details.phone,
             updated_at=now,
             version=self.version + 1,
         )
+
+    def missing_for_booking(self) -> list[str]:
+        """The sender fields a carrier needs that this warehouse lacks (none: it can book)."""
+        present = {
+            "address": self.address is not None,
+            "contact_name": bool(self.contact_name.strip()),
+            "phone": bool(self.phone.strip()),
+        }
+        return [name for name in SENDER_FIELDS if not present[name]]
 
     def distance_km(self, destination: Location) -> float:
         return self.location.distance_km(destination)

@@ -38,6 +38,32 @@ class ServiceUnavailable(DomainError):
     code = "service_unavailable"
 
 
+class Forbidden(DomainError):
+    """The caller may not do this to this thing (HTTP 403)."""
+
+    code = "forbidden"
+
+
+class TooManyRequests(DomainError):
+    """A per-customer limit was reached (HTTP 429 with ``Retry-After``)."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_seconds: int, details: Any = None) -> None:
+        super().__init__(message, details)
+        self.retry_after_seconds = max(1, int(retry_after_seconds))
+
+
+class Busy(DomainError):
+    """Contention, not refusal: the same request may well succeed shortly (HTTP 503)."""
+
+    code = "busy"
+
+    def __init__(self, message: str, retry_after_seconds: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = max(1, int(retry_after_seconds))
+
+
 class OutOfStock(Conflict):
     """An order asks for more than the warehouses can give it.
 
@@ -108,3 +134,23 @@ class IdempotencyKeyReused(DomainError):
         details: Any = None,
     ) -> None:
         super().__init__(message, details)
+
+
+class CarrierUnavailable(DomainError):
+    """The booking provider could not be reached or failed on its side (502); the booking
+    is retried on a schedule. ``details`` carries the provider and its message."""
+
+    code = "carrier_unavailable"
+
+
+class CarrierRefused(Conflict):
+    """The booking provider refused the parcel with its own message (409)."""
+
+    code = "carrier_refused"
+
+
+class WarehouseIncomplete(Conflict):
+    """The warehouse lacks what a carrier needs to collect from it (409); ``details``
+    names the missing fields."""
+
+    code = "warehouse_incomplete"

@@ -40,6 +40,7 @@ SHIPMENT_EXCEPTION = "shipment.exception"
 ORDER_CANCELLED = "order.cancelled"
 ORDER_EXPIRED = "order.expired"
 PAYMENT_REFUNDED = "payment.refunded"
+REVIEW_REPLIED = "review.replied"
 
 # Every event a customer is told about, in the order of an order's life.
 NOTIFIABLE_EVENTS: tuple[str, ...] = (
@@ -52,6 +53,7 @@ NOTIFIABLE_EVENTS: tuple[str, ...] = (
     ORDER_CANCELLED,
     ORDER_EXPIRED,
     PAYMENT_REFUNDED,
+    REVIEW_REPLIED,
 )
 TRANSACTIONAL_EVENTS = frozenset(
     {ORDER_CANCELLED, ORDER_EXPIRED, SHIPMENT_EXCEPTION, PAYMENT_REFUNDED}
@@ -323,6 +325,14 @@ def order_url(storefront_url: str, order_id: str) -> str | None:
     return f"{base}/orders/{quote(order_id, safe='')}"
 
 
+def review_url(storefront_url: str, order_id: str, sku: str | None = None) -> str | None:
+    """The storefront's page to review an order's delivered lines (one line with ``sku``)."""
+    base = order_url(storefront_url, order_id)
+    if base is None:
+        return None
+    return f"{base}/review" + (f"?sku={quote(sku, safe='')}" if sku else "")
+
+
 def _web_link(value: Any) -> str | None:
     # Only web links reach a customer: a carrier's "javascript:" would be someone's attack.
     if isinstance(value, str) and value.startswith(("https://", "http://")) and " " not in value:
@@ -337,6 +347,7 @@ class ItemLine:
     name: str
     quantity: int
     amount: Money | None = None  # the line's total, when the order is known
+    review_url: str | None = None  # where to review this line, once it is delivered
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,16 +366,22 @@ class MessageFacts:
     tracking_url: str | None = None
     order_url: str | None = None
     recipient_name: str | None = None
+    # The page to review what was delivered (delivered parcels only).
+    review_url: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tracking_url", _web_link(self.tracking_url))
         object.__setattr__(self, "order_url", _web_link(self.order_url))
+        object.__setattr__(self, "review_url", _web_link(self.review_url))
 
     @property
     def link(self) -> str | None:
-        """The one link a short message carries: the parcel while it travels, else the order."""
+        """The one link a short message carries: the parcel while it travels, the review
+        page once it arrived, else the order."""
         if self.event_type in SHIPMENT_EVENTS and self.event_type != SHIPMENT_DELIVERED:
             return self.tracking_url or self.order_url
+        if self.event_type == SHIPMENT_DELIVERED and self.review_url:
+            return self.review_url
         return self.order_url or self.tracking_url
 
 
@@ -512,6 +529,19 @@ _WORDING: Mapping[str, Mapping[str, _Wording]] = {
             "Order {order_id}: {amount} refunded.",
         ),
     },
+    REVIEW_REPLIED: {
+        ZH_CN: _Wording(
+            "商家回复了您对订单 {order_id} 商品的评价",
+            "感谢您对订单 {order_id} 中商品的评价，商家已回复，欢迎查看。",
+            "商家回复了您对订单{order_id}商品的评价。",
+        ),
+        EN: _Wording(
+            "We replied to your review (order {order_id})",
+            "Thank you for reviewing an item from order {order_id}. We have replied to your "
+            "review; have a look.",
+            "We replied to your review of order {order_id}.",
+        ),
+    },
 }
 
 
@@ -529,6 +559,8 @@ class _Labels:
     tracking_number: str
     track: str
     view_order: str
+    review_items: str
+    review_line: str
     sms_tracking: str
     sms_link: str
     sms_brand: str
@@ -551,6 +583,8 @@ _LABELS: Mapping[str, _Labels] = {
         tracking_number="运单号：",
         track="物流跟踪：",
         view_order="查看订单：",
+        review_items="商品用得怎么样？欢迎评价：",
+        review_line="    评价：",
         sms_tracking="{carrier} 运单号 {number}。",
         sms_link="详情：{link}",
         sms_brand="【" + BRAND + "】",
@@ -571,6 +605,8 @@ _LABELS: Mapping[str, _Labels] = {
         tracking_number="Tracking number: ",
         track="Track your parcel: ",
         view_order="View your order: ",
+        review_items="How are your items? Tell other shoppers: ",
+        review_line="    Review: ",
         sms_tracking="{carrier} tracking {number}.",
         sms_link="Details: {link}",
         sms_brand="[" + BRAND + "] ",
@@ -647,6 +683,8 @@ def _email_body(facts: MessageFacts, locale: str) -> str:
         for item in facts.items:
             amount = f"  {format_money(item.amount)}" if item.amount is not None else ""
             lines.append(f"  · {item.name} × {item.quantity}{amount}")
+            if item.review_url and _web_link(item.review_url):
+                lines.append(labels.review_line + item.review_url)
     for label, money in (
         (labels.subtotal, facts.subtotal),
         (labels.shipping, facts.shipping_fee),
@@ -663,6 +701,8 @@ def _email_body(facts: MessageFacts, locale: str) -> str:
         lines.append(labels.track + facts.tracking_url)
     if facts.order_url:
         lines.append(labels.view_order + facts.order_url)
+    if facts.review_url:
+        lines.append(labels.review_items + facts.review_url)
     lines += ["", labels.footer]
     if facts.event_type not in TRANSACTIONAL_EVENTS:
         lines.append(labels.preferences)

@@ -167,6 +167,22 @@ REPORT_SCHEMAS: dict[str, Schema] = {
         ("revenue_minor", BIGINT),
         ("last_order_at", STRING),
     ),
+    "feedback/ratings_by_product": (
+        ("sku", STRING),
+        *_NAMES,
+        ("reviews", BIGINT),  # published reviews at the end of the day
+        ("average", DOUBLE),  # one decimal; None without reviews
+        ("low_rating_share", DOUBLE),  # share of 1-2 star reviews
+        ("reviews_30d_ago", BIGINT),
+        ("average_30d_ago", DOUBLE),
+        ("average_change_30d", DOUBLE),
+    ),
+    "feedback/complaint_terms": (
+        ("rank", BIGINT),
+        ("term", STRING),  # a search term: a CJK bigram or a whole word
+        ("reviews", BIGINT),  # the day's new 1-2 star reviews using it
+        ("example_review_ids", STRING),  # up to three, space-separated
+    ),
 }
 
 

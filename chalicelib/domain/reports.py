@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-AREAS = ("sales", "inventory", "customers")
+AREAS = ("sales", "inventory", "customers", "feedback")
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from chalicelib.domain.orders import ShipmentStatus
@@ -242,9 +242,61 @@ class Timeline:
 
 @dataclass(frozen=True, slots=True)
 class Booking:
-    """A parcel handed to a carrier: what the shipment records and the shopper sees."""
+    """A parcel handed to a carrier: what the shipment records and the shopper sees.
 
-    carrier: str  # kuaidi100 company code, e.g. "shunfeng"
-    tracking_number: str
+    ``booking_provider`` booked it (kuaidi100, easypost); ``tracking_provider`` pushes its
+    tracking (kuaidi100, easypost, aftership), and is the only one whose pushes may move it.
+    """
+
+    carrier: str  # our carrier code, e.g. "shunfeng", "dhl"
+    tracking_number: str  # the waybill number
     tracking_url: str
-    label_reference: str  # the carrier's id for the waybill / label task
+    label_reference: str  # the provider's id for the waybill / label task
+    booking_provider: str = ""
+    tracking_provider: str = ""
+    label_url: str = ""
+
+
+# Why a booking did not happen: the provider was not reachable (or failed on its side), the
+# provider refused the request, or the warehouse lacks what a carrier needs to collect.
+CARRIER_UNAVAILABLE = "carrier_unavailable"
+CARRIER_REFUSED = "carrier_refused"
+WAREHOUSE_INCOMPLETE = "warehouse_incomplete"
+FIRST_RETRY = timedelta(minutes=5)
+LONGEST_RETRY = timedelta(hours=2)
+
+
+@dataclass(frozen=True, slots=True)
+class BookingFailure:
+    """The last booking attempt of a packed shipment failed; it is tried again at
+    ``retry_at`` (sooner after a few failures, then at most every ``LONGEST_RETRY``)."""
+
+    reason: str  # CARRIER_UNAVAILABLE, CARRIER_REFUSED or WAREHOUSE_INCOMPLETE
+    message: str  # the provider's own words, or what the warehouse is missing
+    provider: str  # kuaidi100, easypost, aftership, or "" for the warehouse
+    attempts: int
+    failed_at: datetime
+    retry_at: datetime
+    missing: tuple[str, ...] = ()  # the warehouse's missing sender fields
+
+    @classmethod
+    def after(
+        cls,
+        previous: BookingFailure | None,
+        *,
+        reason: str,
+        message: str,
+        provider: str,
+        at: datetime,
+        missing: tuple[str, ...] = (),
+    ) -> BookingFailure:
+        attempts = (previous.attempts if previous else 0) + 1
+        delay = min(FIRST_RETRY * 2 ** (attempts - 1), LONGEST_RETRY)
+        return cls(reason, message, provider, attempts, at, at + delay, missing)
+
+    def is_news(self, previous: BookingFailure | None) -> bool:
+        """Whether ops should hear of it: the first failure, or a different one."""
+        return previous is None or (previous.reason, previous.message) != (
+            self.reason,
+            self.message,
+        )

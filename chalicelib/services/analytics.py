@@ -31,6 +31,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
+from chalicelib.domain import feedback
 from chalicelib.domain.analytics import (
     LAPSING_DAYS,
     TURNOVER_WINDOW_DAYS,
@@ -55,14 +56,17 @@ from chalicelib.domain.analytics import (
 from chalicelib.domain.catalogue import Product
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.money import Money
-from chalicelib.domain.reports import DailyReports
+from chalicelib.domain.reports import DailyReports, ReportTable
+from chalicelib.domain.reviews import LOW_RATINGS
 from chalicelib.observability import logger
 from chalicelib.services import catalogue
 from chalicelib.services.orders import CURRENCY
 from chalicelib.settings import get_settings
 from chalicelib.store import analytics as store
+from chalicelib.store import feedback as feedback_store
 from chalicelib.store import inventory as inventory_store
 from chalicelib.store import outbox
+from chalicelib.store import reviews as review_store
 from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
 
 ORDER_PAID = "order.paid"
@@ -70,6 +74,10 @@ PAYMENT_REFUNDED = "payment.refunded"
 ORDER_PLACED = "order.placed"
 ORDER_CANCELLED = "order.cancelled"
 ORDER_EXPIRED = "order.expired"
+REVIEW_CREATED = "review.created"
+REVIEW_EDITED = "review.edited"
+REVIEW_HIDDEN = "review.hidden"
+REVIEW_PUBLISHED = "review.published"
 EXPORTS_MODULE = "chalicelib.services.exports"
 ATTEMPTS = 5
 MAX_RANGE_DAYS = 366
@@ -289,6 +297,47 @@ def _level_change(ran_out: bool) -> Callable[[AnalyticsEvent], Outcome]:
     return record
 
 
+def _stars(payload: Mapping[str, Any], name: str) -> int | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+        raise MalformedEvent(f"payload.{name} is not 1-5 stars")
+    return value
+
+
+def _record_review(event: AnalyticsEvent) -> Outcome:
+    """A review written, edited, hidden or published: its product's day counters move by
+    what it did to the published reviews; a new 1-2 star review adds its terms."""
+    payload = event.payload
+    sku = _text(payload, "sku")
+    review_id = _text(payload, "review_id")
+    rating = _stars(payload, "rating")
+    if rating is None:
+        raise MalformedEvent("payload.rating is missing")
+    counted = bool(payload.get("counted"))
+    change = feedback.change_of(
+        rating=rating,
+        counted=counted,
+        previous_rating=_stars(payload, "previous_rating"),
+        was_counted=bool(payload.get("was_counted")),
+    )
+    day = local_day(event.occurred_at, zone())
+    terms: list[str] = []
+    if event.type == REVIEW_CREATED and counted and rating in LOW_RATINGS:
+        text = payload.get("text")
+        terms = feedback.complaint_terms(text if isinstance(text, str) else "")
+
+    def plan() -> UnitOfWork:
+        uow = UnitOfWork()
+        store.add_claim(uow, event.event_id, event.type, at=datetime.now(UTC))
+        feedback_store.add_rating_change(uow, sku, day, change)
+        feedback_store.add_complaint_terms(uow, day, terms, review_id)
+        return uow
+
+    return _counted_once(event, plan)
+
+
 _HANDLERS: dict[str, Callable[[AnalyticsEvent], Outcome]] = {
     ORDER_PAID: _record_sale,
     PAYMENT_REFUNDED: _record_refund,
@@ -298,6 +347,10 @@ _HANDLERS: dict[str, Callable[[AnalyticsEvent], Outcome]] = {
     store.LEVEL_CREATED: _record_level_created,
     store.STOCK_OUT: _level_change(ran_out=True),
     store.STOCK_RESTOCKED: _level_change(ran_out=False),
+    REVIEW_CREATED: _record_review,
+    REVIEW_EDITED: _record_review,
+    REVIEW_HIDDEN: _record_review,
+    REVIEW_PUBLISHED: _record_review,
 }
 EVENT_TYPES = tuple(_HANDLERS)
 
@@ -369,7 +422,37 @@ def build_daily_reports(day: date, *, now: datetime | None = None) -> DailyRepor
         "turnover_window_days": stock.window_days,
         "stock_measured_at": snapshot.taken_at.astimezone(business).isoformat(timespec="seconds"),
     }
-    return DailyReports(day=day, tables=[*sales, *stock.tables, *customers], headline=headline)
+    ratings, complaints = _feedback_tables(day)
+    headline["products_reviewed"] = len(ratings.rows)
+    headline["complaint_terms"] = len(complaints.rows)
+    return DailyReports(
+        day=day,
+        tables=[*sales, *stock.tables, *customers, ratings, complaints],
+        headline=headline,
+    )
+
+
+def _feedback_tables(day: date) -> tuple[ReportTable, ReportTable]:
+    """Ratings of every reviewed product at the day's end and 30 days before, and the
+    day's complaint terms: one Query per reviewed product and one for the day's terms."""
+    skus = feedback_store.reviewed_skus()
+    ratings = review_store.get_ratings(skus)
+    names = _product_info(set(skus))
+    since = feedback_store.window_start(day, feedback.WINDOW_DAYS)
+    products = [
+        feedback.ProductFeedback(
+            sku=sku,
+            current=ratings[sku],
+            daily=feedback_store.daily_changes(sku, since),
+            name_zh=names[sku].name_zh if sku in names else None,
+            name_en=names[sku].name_en if sku in names else None,
+        )
+        for sku in skus
+    ]
+    return (
+        feedback.ratings_by_product(day, products),
+        feedback.complaint_terms_table(feedback_store.day_terms(day)),
+    )
 
 
 def _stock_snapshot(day: date, now: datetime, business: tzinfo) -> StockSnapshot:

@@ -4,10 +4,13 @@
   its warehouse's work list (``release_paid_order``).
 - Warehouse staff (or the local warehouse simulator, through these same functions) move a
   shipment ``pending -> picking -> packed -> shipped`` (``advance_shipment``); the order
-  follows its least advanced shipment. Shipping books the parcel with the carrier first
-  (safe to retry: the same shipment gets the same waybill), then ONE transaction records
-  the booking, moves the shipment and the order, takes the goods out of stock (``on_hand``
-  and ``reserved`` drop together, ledger ``shipped``) and records ``shipment.shipped``.
+  follows its least advanced shipment. Shipping books the parcel first, through the
+  provider the carrier's route names (``services.carrier_booking``), then ONE transaction
+  records the booking, moves the shipment and the order, takes the goods out of stock
+  (``on_hand`` and ``reserved`` drop together, ledger ``shipped``) and records
+  ``shipment.shipped``. A booking that fails leaves the shipment packed with the failure
+  recorded on it (ops are alerted once per new failure); ``retry_due_bookings`` (a
+  schedule) books it again when it is due.
 - Carriers push tracking (``record_tracking``): every distinct event is kept in time order;
   the shipment moves forward only (out for delivery, delivered), so a late or repeated push
   is history, never a step back. The order is delivered when every shipment is.
@@ -21,15 +24,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.adapters import carriers
-from chalicelib.adapters.carriers import CarrierError, TrackingUpdate, WebhookReply
-from chalicelib.adapters.carriers.kuaidi100 import Kuaidi100Client
+from chalicelib.adapters import alerts, carriers
+from chalicelib.adapters.carriers import TrackingUpdate, WebhookReply
 from chalicelib.domain import inventory as stock_rules
-from chalicelib.domain.errors import Conflict, InvalidInput, NotFound
+from chalicelib.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from chalicelib.domain.orders import Order, OrderStatus, ShipmentStatus
-from chalicelib.domain.tracking import Booking, TrackingStatus, shipment_stage
+from chalicelib.domain.tracking import Booking, BookingFailure, TrackingStatus, shipment_stage
 from chalicelib.observability import logger
-from chalicelib.services import stock
+from chalicelib.services import carrier_booking, stock
 from chalicelib.settings import get_settings
 from chalicelib.store import inventory as inventory_store
 from chalicelib.store import orders as orders_store
@@ -49,6 +51,7 @@ TRACKING_EVENTS = {
 }
 WAREHOUSE_STEPS = (ShipmentStatus.PICKING, ShipmentStatus.PACKED, ShipmentStatus.SHIPPED)
 ATTEMPTS = 8
+BOOKING_RETRY_ACTOR = "carrier-booking-retry"
 _PROGRESS = (
     ShipmentStatus.PENDING,
     ShipmentStatus.PICKING,
@@ -132,24 +135,84 @@ def warehouse_work(
 # --- the warehouse's steps ------------------------------------------------------------------
 
 
-def _book(order: Order, record: store.ShipmentRecord) -> Booking:
-    """Book the parcel with the carrier (idempotent per shipment)."""
-    settings = get_settings()
-    callback = f"{settings.public_api_url}/webhooks/carriers/kuaidi100"
+def _book(order: Order, record: store.ShipmentRecord, *, is_new: bool) -> Booking:
+    """Book the parcel with the carrier. A failure is recorded on the shipment (it stays
+    packed, due for a retry), ops hear of it, and the caller gets the provider's answer."""
     try:
-        return Kuaidi100Client.from_settings(settings).book(
-            record.shipment_id,
-            settings.carrier_code,
-            callback,
-            settings.carrier_webhook_secret,
-            phone=order.shipping_address.phone,
+        return carrier_booking.book(order, record)
+    except carrier_booking.BookingFailed as failed:
+        logger.error(
+            "carrier booking failed",
+            extra={"shipment_id": record.shipment_id, "reason": failed.reason, "why": str(failed)},
         )
-    except (CarrierError, ValueError) as exc:
-        logger.error("carrier booking failed", extra={"shipment_id": record.shipment_id})
-        raise Conflict(
-            f"The carrier could not book shipment {record.shipment_id}; try again.",
-            {"shipment_id": record.shipment_id, "reason": str(exc)},
-        ) from exc
+        failure = _record_booking_failure(record, failed, is_new=is_new)
+        details = {"attempts": failure.attempts, "retry_at": failure.retry_at.isoformat()}
+        raise failed.as_error(record.shipment_id, details) from None
+
+
+def _record_booking_failure(
+    record: store.ShipmentRecord, failed: carrier_booking.BookingFailed, *, is_new: bool
+) -> BookingFailure:
+    at = _now()
+    for attempt in range(ATTEMPTS):
+        previous = record.booking_failure
+        failure = BookingFailure.after(
+            previous,
+            reason=failed.reason,
+            message=failed.message,
+            provider=failed.provider,
+            at=at,
+            missing=failed.missing,
+        )
+        uow = UnitOfWork()
+        updated = record.changed(at=at, booking_failure=failure)
+        if is_new:
+            store.add_new_shipment(uow, updated)
+        else:
+            store.add_shipment_change(uow, updated, previous=record)
+        try:
+            uow.commit()
+        except TransactionCancelled:
+            _pause(attempt)
+            fresh = store.get_shipment(record.shipment_id)
+            if fresh is None or fresh.booking is not None:
+                return failure  # booked by someone else meanwhile
+            record, is_new = fresh, False
+            continue
+        if failure.is_news(previous):
+            alerts.publish(
+                f"Shipment {record.shipment_id} cannot be booked: {failure.reason}",
+                {
+                    "shipment_id": record.shipment_id,
+                    "order_id": record.order_id,
+                    "warehouse": record.warehouse,
+                    "reason": failure.reason,
+                    "provider": failure.provider or None,
+                    "message": failure.message,
+                    "missing": list(failure.missing),
+                    "retry_at": failure.retry_at.isoformat(),
+                },
+                kind="shipment_booking_failed",
+            )
+        return failure
+    return failure
+
+
+def retry_due_bookings(now: datetime, *, limit: int = 50) -> dict[str, list[str]]:
+    """Try again to book (and so ship) packed shipments whose booking failed and is due."""
+    shipped, failed = [], []
+    for record in store.shipments_due_for_booking(now, limit=limit):
+        try:
+            advance_shipment(record.shipment_id, ShipmentStatus.SHIPPED, actor=BOOKING_RETRY_ACTOR)
+        except DomainError as exc:
+            logger.info(
+                "booking retry left the shipment packed",
+                extra={"shipment_id": record.shipment_id, "why": exc.message},
+            )
+            failed.append(record.shipment_id)
+            continue
+        shipped.append(record.shipment_id)
+    return {"shipped": shipped, "failed": failed}
 
 
 def advance_shipment(
@@ -167,9 +230,12 @@ def advance_shipment(
         is_new = record is None
         record = record or store.ShipmentRecord.released(order, shipment_id, at)
         if to is ShipmentStatus.SHIPPED and booking is None:
-            booking = record.booking or _book(order, record)
+            booking = record.booking or _book(order, record, is_new=is_new)
         updated = record.changed(
-            at=at, status=to, booking=booking if booking is not None else record.booking
+            at=at,
+            status=to,
+            booking=booking if booking is not None else record.booking,
+            booking_failure=None if booking is not None else record.booking_failure,
         )
         uow = UnitOfWork()
         orders_store.add_order_change(uow, changed, previous=order)
@@ -235,8 +301,8 @@ def shipment_event_payload(order: Order, record: store.ShipmentRecord) -> dict[s
 def record_tracking(update: TrackingUpdate, *, now: datetime | None = None) -> bool:
     """Add a verified push's events to its shipment; whether it was ours to record.
 
-    An unknown tracking number is logged for ops and answered as received: the carrier
-    would otherwise retry it for days.
+    An unknown tracking number, or a parcel that another provider tracks, is logged for ops
+    and answered as received: the provider would otherwise retry it for days.
     """
     shipment_id = store.shipment_for_tracking_number(update.tracking_number)
     if shipment_id is None:
@@ -251,6 +317,19 @@ def record_tracking(update: TrackingUpdate, *, now: datetime | None = None) -> b
         order = orders_store.get_order(order_id_of(shipment_id), consistent=True)
         if record is None or order is None:  # pragma: no cover - written when it shipped
             raise NotFound(f"Shipment {shipment_id} was not found.")
+        tracker = record.booking.tracking_provider if record.booking else ""
+        if tracker and tracker != update.source:
+            # Authentic for its provider, but that provider does not track this parcel.
+            logger.warning(
+                "tracking push from a provider that does not track this parcel",
+                extra={
+                    "shipment_id": shipment_id,
+                    "push_from": update.source,
+                    "tracked_by": tracker,
+                    "tracking_number": update.tracking_number,
+                },
+            )
+            return False
         timeline = record.timeline.add(update.events)
         if timeline == record.timeline:
             return True  # nothing new: a repeated push
@@ -337,6 +416,8 @@ def tracking_for_order(order_id: str, *, viewer_id: str, staff: bool) -> dict[st
                     "carrier": None,
                     "tracking_number": None,
                     "tracking_url": None,
+                    "booking_provider": None,
+                    "tracking_provider": None,
                     "tracking_status": None,
                     "estimated_delivery": None,
                     "timeline": [],

@@ -36,6 +36,8 @@ from chalicelib.domain.notifications import (
     ORDER_PAID,
     ORDER_PLACED,
     PAYMENT_REFUNDED,
+    REVIEW_REPLIED,
+    SHIPMENT_DELIVERED,
     SHIPMENT_EVENTS,
     Channel,
     InboxEntry,
@@ -46,6 +48,7 @@ from chalicelib.domain.notifications import (
     notification_id_for,
     order_url,
     render,
+    review_url,
 )
 from chalicelib.domain.orders import Order
 from chalicelib.observability import logger
@@ -322,6 +325,10 @@ def _lines(event: NotificationEvent, order: Order | None) -> list[tuple[str, int
         if shipment is not None:
             return [(line.sku, line.quantity, None) for line in shipment.lines]
         return [(line.sku, line.quantity, None) for line in order.lines]
+    if order is not None and event.type == REVIEW_REPLIED:
+        # The reviewed product only.
+        sku = event.payload.get("sku")
+        return [(line.sku, line.quantity, None) for line in order.lines if line.sku == sku]
     if order is not None:
         return [(line.sku, line.quantity, line.line_total) for line in order.lines]
     lines = []
@@ -345,11 +352,15 @@ def _facts(
     order = _order_for(order_id, customer_id)
     lines = _lines(event, order)
     products = ProductRepository().get_many(sku for sku, _, _ in lines) if lines else {}
+    storefront = get_settings().storefront_url
+    # A delivered parcel invites a review of each of its lines (a prompt, not an obligation).
+    asks_review = event.type == SHIPMENT_DELIVERED and order is not None
     items = tuple(
         ItemLine(
             name=products[sku].name.in_locale(locale) if sku in products else sku,
             quantity=quantity,
             amount=amount,
+            review_url=review_url(storefront, order_id, sku) if asks_review else None,
         )
         for sku, quantity, amount in lines
     )
@@ -367,6 +378,7 @@ def _facts(
         carrier=_text(payload.get("carrier"), 100),
         tracking_number=_text(payload.get("tracking_number"), 100),
         tracking_url=_text(payload.get("tracking_url"), 1000),
-        order_url=order_url(get_settings().storefront_url, order_id),
+        order_url=order_url(storefront, order_id),
         recipient_name=name,
+        review_url=review_url(storefront, order_id) if asks_review else None,
     )

@@ -154,7 +154,14 @@ def start_payment(
     if idempotency_key is not None:
         replay = _replay(order_id, idempotency_key, fingerprint)
         if replay is not None:
-            return _resume(replay, order, payment_method, saved_payment_method_id, save_for_later)
+            return _resume(
+                replay,
+                order,
+                payment_method,
+                saved_payment_method_id,
+                save_for_later,
+                notify_url=notify_url,
+            )
     saved = None
     if saved_payment_method_id is not None:
         saved = store.get_saved_method(customer_id, saved_payment_method_id)
@@ -229,6 +236,8 @@ def _resume(
     payment_method: str | None,
     saved_payment_method_id: str | None,
     save_for_later: bool,
+    *,
+    notify_url: str,
 ) -> PaymentAttempt:
     """A replayed start whose provider never answered (the first request died after its
     commit, or is still waiting): ask the provider now. Every provider keys a payment by our
@@ -242,7 +251,9 @@ def _resume(
         if saved_payment_method_id
         else None
     )
-    request = _provider_request(payment, order, saved, save_for_later, payment_method)
+    request = _provider_request(
+        payment, order, saved, save_for_later, payment_method, notify_url=notify_url
+    )
     resumed = _ask_provider(payment, request, save_for_later=save_for_later)
     return PaymentAttempt(resumed, replayed=True)
 

@@ -41,6 +41,7 @@ from chalicelib.domain.catalogue import (
     Category,
     LocalizedText,
     Location,
+    PostalAddress,
     Product,
     Warehouse,
     category_count_changes,
@@ -377,6 +378,18 @@ def _warehouse_item(warehouse: Warehouse) -> dict[str, Any]:
             "created_at": _iso(warehouse.created_at),
             "updated_at": _iso(warehouse.updated_at),
             "version": warehouse.version,
+            "address": (
+                {
+                    "region": warehouse.address.region,
+                    "city": warehouse.address.city,
+                    "line1": warehouse.address.line1,
+                    "postcode": warehouse.address.postcode,
+                }
+                if warehouse.address
+                else None
+            ),
+            "contact_name": warehouse.contact_name or None,
+            "phone": warehouse.phone or None,
         }
     )
 
@@ -398,6 +411,9 @@ def warehouse_from_item(raw: dict[str, Any]) -> Warehouse:
         created_at=datetime.fromisoformat(item["created_at"]),
         updated_at=datetime.fromisoformat(item["updated_at"]),
         version=int(item.get("version", 1)),
+        address=PostalAddress(**item["address"]) if item.get("address") else None,
+        contact_name=item.get("contact_name") or "",
+        phone=item.get("phone") or "",
     )
 
 

@@ -13,6 +13,10 @@ Item shapes (the only place that knows them):
                   tracking_status, estimated_delivery, timeline (list of events), version
                   gsi2pk=WAREHOUSEWORK#<warehouse>#<status>  gsi2sk=<released_at>#<id>
                   only while pending, picking or packed: a warehouse's work list
+                  booking_provider, tracking_provider, label_url: who booked and who tracks
+                  booking_failure {reason, message, provider, attempts, failed_at, retry_at,
+                  missing}: the last failed booking of a packed shipment, and while it is
+                  packed and unbooked: gsi1pk=BOOKINGRETRY  gsi1sk=<retry_at>#<id>
     tracking no.  pk=TRACKINGNO#<tracking_number>     sk=SHIPMENT
                   shipment_id, carrier: how a carrier's push finds its shipment
 
@@ -29,6 +33,7 @@ from typing import Any
 from chalicelib.domain.orders import Order, ShipmentStatus
 from chalicelib.domain.tracking import (
     Booking,
+    BookingFailure,
     Timeline,
     TrackingEvent,
     TrackingLocation,
@@ -49,6 +54,7 @@ SHIPMENT_PREFIX = "SHIPMENT#"
 TRACKING_NUMBER_PREFIX = "TRACKINGNO#"
 WORK_PREFIX = "WAREHOUSEWORK#"
 WORK_STATUSES = frozenset({ShipmentStatus.PENDING, ShipmentStatus.PICKING, ShipmentStatus.PACKED})
+BOOKING_RETRY_PK = "BOOKINGRETRY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,7 @@ class ShipmentRecord:
     booking: Booking | None = None
     timeline: Timeline = field(default_factory=Timeline)
     version: int = 1
+    booking_failure: BookingFailure | None = None
 
     @classmethod
     def released(cls, order: Order, shipment_id: str, at: datetime) -> ShipmentRecord:
@@ -92,6 +99,10 @@ class ShipmentRecord:
             "carrier": self.booking.carrier if self.booking else None,
             "tracking_number": self.booking.tracking_number if self.booking else None,
             "tracking_url": self.booking.tracking_url if self.booking else None,
+            "booking_provider": (self.booking.booking_provider or None) if self.booking else None,
+            "tracking_provider": (
+                (self.booking.tracking_provider or None) if self.booking else None
+            ),
             "tracking_status": (
                 self.timeline.current_status.value if self.timeline.current_status else None
             ),
@@ -161,6 +172,10 @@ def shipment_item(record: ShipmentRecord) -> tables.RawItem:
         "tracking_number": booking.tracking_number if booking else None,
         "tracking_url": booking.tracking_url if booking else None,
         "label_reference": booking.label_reference if booking else None,
+        "booking_provider": (booking.booking_provider or None) if booking else None,
+        "tracking_provider": (booking.tracking_provider or None) if booking else None,
+        "label_url": (booking.label_url or None) if booking else None,
+        "booking_failure": _failure_dict(record.booking_failure),
         "timeline": [
             {**_event_dict(event), "carrier_event_id": event.carrier_event_id}
             for event in record.timeline.events
@@ -170,7 +185,39 @@ def shipment_item(record: ShipmentRecord) -> tables.RawItem:
     if record.status in WORK_STATUSES:
         values["gsi2pk"] = f"{WORK_PREFIX}{record.warehouse}#{record.status.value}"
         values["gsi2sk"] = f"{timestamp(record.released_at)}#{record.shipment_id}"
+    failure = record.booking_failure
+    if failure is not None and record.booking is None and record.status is ShipmentStatus.PACKED:
+        values["gsi1pk"] = BOOKING_RETRY_PK
+        values["gsi1sk"] = f"{timestamp(failure.retry_at)}#{record.shipment_id}"
     return tables.to_item(values)
+
+
+def _failure_dict(failure: BookingFailure | None) -> dict[str, Any] | None:
+    if failure is None:
+        return None
+    return {
+        "reason": failure.reason,
+        "message": failure.message,
+        "provider": failure.provider,
+        "attempts": failure.attempts,
+        "failed_at": timestamp(failure.failed_at),
+        "retry_at": timestamp(failure.retry_at),
+        "missing": list(failure.missing),
+    }
+
+
+def _failure_from(value: Mapping[str, Any] | None) -> BookingFailure | None:
+    if not value:
+        return None
+    return BookingFailure(
+        reason=value["reason"],
+        message=value.get("message") or "",
+        provider=value.get("provider") or "",
+        attempts=int(value.get("attempts", 1)),
+        failed_at=datetime.fromisoformat(value["failed_at"]),
+        retry_at=datetime.fromisoformat(value["retry_at"]),
+        missing=tuple(value.get("missing") or ()),
+    )
 
 
 def shipment_from_item(raw: Mapping[str, Any]) -> ShipmentRecord:
@@ -181,6 +228,9 @@ def shipment_from_item(raw: Mapping[str, Any]) -> ShipmentRecord:
             tracking_number=item["tracking_number"],
             tracking_url=item.get("tracking_url") or "",
             label_reference=item.get("label_reference") or "",
+            booking_provider=item.get("booking_provider") or "",
+            tracking_provider=item.get("tracking_provider") or "",
+            label_url=item.get("label_url") or "",
         )
         if item.get("tracking_number")
         else None
@@ -197,6 +247,7 @@ def shipment_from_item(raw: Mapping[str, Any]) -> ShipmentRecord:
         booking=booking,
         timeline=Timeline(tuple(_event_from(e) for e in item.get("timeline") or [])),
         version=int(item.get("version", 1)),
+        booking_failure=_failure_from(item.get("booking_failure")),
     )
 
 
@@ -293,3 +344,18 @@ def warehouse_work_page(
         items=[shipment_from_item(raw) for raw in response.get("Items", [])],
         next_cursor=encode_cursor(scope, {"key": last}) if last else None,
     )
+
+
+def shipments_due_for_booking(now: datetime, *, limit: int = 50) -> list[ShipmentRecord]:
+    """Packed shipments whose failed booking is due to be tried again, oldest due first."""
+    response = tables.client().query(
+        TableName=tables.table_name(),
+        IndexName=tables.GSI1,
+        KeyConditionExpression="gsi1pk = :pk AND gsi1sk <= :due",
+        ExpressionAttributeValues={
+            ":pk": {"S": BOOKING_RETRY_PK},
+            ":due": {"S": f"{timestamp(now)}#~"},
+        },
+        Limit=limit,
+    )
+    return [shipment_from_item(raw) for raw in response.get("Items", [])]

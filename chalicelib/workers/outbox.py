@@ -62,6 +62,11 @@ ROUTES: Mapping[str, tuple[str, ...]] = {
     "shipment.out_for_delivery": (NOTIFICATIONS,),
     "shipment.delivered": (NOTIFICATIONS,),
     "shipment.exception": (NOTIFICATIONS,),
+    "review.created": (ANALYTICS,),
+    "review.edited": (ANALYTICS,),
+    "review.hidden": (ANALYTICS,),
+    "review.published": (ANALYTICS,),
+    "review.replied": (NOTIFICATIONS,),
 }
 DEFAULT_ROUTE: tuple[str, ...] = (NOTIFICATIONS,)
 # An event not forwarded this long after it occurred is the sweep's to forward: well past

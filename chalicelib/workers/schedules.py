@@ -9,7 +9,14 @@ from chalice import Blueprint, Cron, Rate
 from chalice.app import CloudWatchEvent
 
 from chalicelib import public_api
-from chalicelib.services import low_stock, orders, pending_payments, reconciliation, refunds
+from chalicelib.services import (
+    fulfilment,
+    low_stock,
+    orders,
+    pending_payments,
+    reconciliation,
+    refunds,
+)
 
 blueprint = Blueprint(__name__)
 
@@ -53,6 +60,12 @@ def retry_pending_refunds(event: CloudWatchEvent) -> dict[str, Any]:
 def resolve_pending_payments(event: CloudWatchEvent) -> dict[str, Any]:
     """Ask Stripe how card payments whose answer never came ended."""
     return pending_payments.resolve_pending_payments(run_moment(event)).as_dict()
+
+
+@blueprint.schedule(Rate(5, unit=Rate.MINUTES))
+def retry_shipment_bookings(event: CloudWatchEvent) -> dict[str, Any]:
+    """Book again the packed shipments whose booking failed and is due for another try."""
+    return fulfilment.retry_due_bookings(run_moment(event))
 
 
 def requested_day(event: CloudWatchEvent, default: date) -> date:

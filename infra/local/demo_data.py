@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from chalicelib.domain.catalogue import (
     LocalizedText,
     Location,
+    PostalAddress,
     ProductDetails,
     WarehouseDetails,
 )
@@ -37,6 +38,10 @@ class DemoWarehouse:
     city: str
     lat: float
     lon: float
+    # The sender a carrier collects from: (region, city, street, postcode), contact, phone.
+    address: tuple[str, str, str, str]
+    contact_name: str
+    phone: str
 
 
 @dataclass(frozen=True)
@@ -66,11 +71,56 @@ class DemoUser:
 # City-centre coordinates. Spread north, east, south, west and centre so that the nearest
 # warehouse differs by destination and orders can split.
 WAREHOUSES = (
-    DemoWarehouse("wh-sha", "华东中心仓 East China DC", "上海 Shanghai", 31.2304, 121.4737),
-    DemoWarehouse("wh-pek", "华北中心仓 North China DC", "北京 Beijing", 39.9042, 116.4074),
-    DemoWarehouse("wh-can", "华南中心仓 South China DC", "广州 Guangzhou", 23.1291, 113.2644),
-    DemoWarehouse("wh-ctu", "西南中心仓 Southwest DC", "成都 Chengdu", 30.5728, 104.0668),
-    DemoWarehouse("wh-wuh", "华中中心仓 Central China DC", "武汉 Wuhan", 30.5928, 114.3055),
+    DemoWarehouse(
+        "wh-sha",
+        "华东中心仓 East China DC",
+        "上海 Shanghai",
+        31.2304,
+        121.4737,
+        ("上海市", "上海市", "浦东新区张江路 88 号", "201203"),
+        "王磊",
+        "13800138001",
+    ),
+    DemoWarehouse(
+        "wh-pek",
+        "华北中心仓 North China DC",
+        "北京 Beijing",
+        39.9042,
+        116.4074,
+        ("北京市", "北京市", "大兴区京开路 16 号", "102600"),
+        "李静",
+        "13800138002",
+    ),
+    DemoWarehouse(
+        "wh-can",
+        "华南中心仓 South China DC",
+        "广州 Guangzhou",
+        23.1291,
+        113.2644,
+        ("广东省", "广州市", "白云区机场路 1208 号", "510405"),
+        "陈晓",
+        "13800138003",
+    ),
+    DemoWarehouse(
+        "wh-ctu",
+        "西南中心仓 Southwest DC",
+        "成都 Chengdu",
+        30.5728,
+        104.0668,
+        ("四川省", "成都市", "双流区物联大道 66 号", "610200"),
+        "刘洋",
+        "13800138004",
+    ),
+    DemoWarehouse(
+        "wh-wuh",
+        "华中中心仓 Central China DC",
+        "武汉 Wuhan",
+        30.5928,
+        114.3055,
+        ("湖北省", "武汉市", "东西湖区走马岭路 9 号", "430040"),
+        "张敏",
+        "13800138005",
+    ),
 )
 
 
@@ -481,6 +531,9 @@ def warehouse_details(warehouse: DemoWarehouse) -> WarehouseDetails:
         name=warehouse.name,
         city=warehouse.city,
         location=Location.rounded(warehouse.lat, warehouse.lon),
+        address=PostalAddress(*warehouse.address),
+        contact_name=warehouse.contact_name,
+        phone=warehouse.phone,
     )
 
 

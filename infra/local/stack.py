@@ -335,7 +335,9 @@ class LocalStack:
                 parcels = self.options.state_dir / module.PARCELS_FILE
                 parcels.unlink(missing_ok=True)
                 emulator = emulator_class(
-                    self.options.state_dir, step_seconds=self.options.carrier_step
+                    self.options.state_dir,
+                    step_seconds=self.options.carrier_step,
+                    webhook_url=self.api_url,  # EasyPost's and AfterShip's account webhooks
                 )
             else:
                 emulator = emulator_class(self.options.state_dir)

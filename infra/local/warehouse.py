@@ -47,6 +47,8 @@ def work_once(
             for record in page.items:
                 if moment - record.updated_at < delay:
                     continue
+                if record.booking_failure is not None:
+                    continue  # the booking retry schedule owns it now, not the warehouse
                 try:
                     fulfilment.advance_shipment(record.shipment_id, step, actor=ACTOR)
                 except DomainError as exc:  # cancelled meanwhile, or the carrier said no

@@ -251,6 +251,90 @@ def test_a_paid_split_order_is_picked_packed_shipped_tracked_and_delivered(
     assert any(number in shipped_mail["body"] for number in tracking_numbers)
 
 
+ABROAD = {
+    "name": "Ann Lee",
+    "phone": "+14155550100",
+    "country": "US",
+    "region": "CA",
+    "city": "San Francisco",
+    "line1": "1 Main St",
+    "postcode": "94105",
+}
+
+
+def test_one_parcel_through_each_booking_provider_is_followed_to_delivered(
+    stack: LocalStackUnderTest, ops: dict[str, str]
+) -> None:
+    """At home the parcel gets a Kuaidi100 e-waybill and Kuaidi100 pushes; abroad EasyPost
+    books it and its tracker's events arrive. Both are followed to delivered."""
+    shopper = stack.auth(f"providers-{uuid.uuid4().hex[:8]}", "customers")
+    sku = f"PROV-{uuid.uuid4().hex[:10]}"
+    product = {
+        "name": {"zh-CN": "茶叶", "en": "Tea"},
+        "category": "home",
+        "price": {"amount": 6800, "currency": "CNY"},
+    }
+    assert call(stack, "PUT", f"/products/{sku}", ops, product).status_code == 201
+    received = call(stack, "POST", f"/stock/{sku}/wh-sha/receive", ops, {"quantity": 2})
+    assert received.status_code == 201, received.text
+
+    orders = {}
+    for address in (ADDRESS, ABROAD):
+        placed = call(
+            stack,
+            "POST",
+            "/orders",
+            shopper,
+            {"lines": [{"sku": sku, "quantity": 1}], "shipping_address": address},
+        )
+        assert placed.status_code == 201, placed.text
+        order = placed.json()
+        paid = call(
+            stack,
+            "POST",
+            f"/orders/{order['order_id']}/payments",
+            {**shopper, "Idempotency-Key": uuid.uuid4().hex},
+            {"method": "card", "payment_method": "pm_card_visa"},
+        )
+        assert paid.json()["status"] == "succeeded", paid.text
+        orders[address["country"]] = (order["order_id"], order["shipments"][0]["shipment_id"])
+
+    def released() -> bool:
+        page = call(stack, "GET", "/warehouses/wh-sha/shipments?status=pending&limit=100", ops)
+        listed = {item["shipment_id"] for item in page.json()["items"]}
+        return all(shipment_id in listed for _, shipment_id in orders.values())
+
+    eventually(released, what="both shipments on the warehouse's work list")
+    booked = {}
+    for country, (_, shipment_id) in orders.items():
+        for step in ("pick", "pack", "ship"):
+            response = call(stack, "POST", f"/shipments/{shipment_id}/{step}", ops)
+            assert response.status_code == 200, response.text
+        booked[country] = response.json()
+    assert (booked["CN"]["booking_provider"], booked["CN"]["carrier"]) == ("kuaidi100", "shunfeng")
+    assert (booked["US"]["booking_provider"], booked["US"]["carrier"]) == ("easypost", "dhl")
+    assert booked["US"]["label_url"] and booked["CN"]["label_url"]
+
+    carrier = stack.data["emulators"]["carrier"]
+    assert requests.post(f"{carrier}/_emulator/fast-forward", timeout=2 * TIMEOUT).ok
+
+    for country, (order_id, _) in orders.items():
+
+        def delivered(order_id: str = order_id) -> dict[str, Any] | None:
+            page = call(stack, "GET", f"/orders/{order_id}/tracking", shopper).json()
+            return page if page["status"] == "delivered" else None
+
+        page = eventually(delivered, what=f"the {country} parcel to be delivered")
+        (parcel,) = page["shipments"]
+        provider = booked[country]["booking_provider"]
+        assert (parcel["booking_provider"], parcel["tracking_provider"]) == (provider, provider)
+        assert parcel["tracking_number"] == booked[country]["tracking_number"]
+        assert parcel["tracking_status"] == "delivered"
+        assert {"in_transit", "out_for_delivery", "delivered"} <= {
+            e["status"] for e in parcel["timeline"]
+        }
+
+
 def test_the_warehouse_simulator_moves_paid_orders_through_the_same_steps(
     stack: LocalStackUnderTest, ops: dict[str, str]
 ) -> None:

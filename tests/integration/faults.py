@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters.carriers import CarrierError, ParcelRequest, Waybill
 from chalicelib.adapters.payments import (
     Notification,
     NotificationKind,
@@ -169,20 +170,35 @@ class PaymentProvider:
 
 @dataclass
 class Carrier:
-    """A carrier that, like Kuaidi100, books one waybill per shipment id however often asked."""
+    """A Kuaidi100 e-waybill client: one waybill per order id (our reference), and a
+    repeated reference refused as Kuaidi100 refuses a duplicate order id."""
 
     faults: Faults
-    waybills: dict[str, str] = field(default_factory=dict)
+    waybills: dict[str, str] = field(default_factory=dict)  # reference -> waybill number
 
-    def book(self, shipment_id: str, carrier_code: str, *args: Any, **kwargs: Any) -> Booking:
+    def order_waybill(self, parcel: ParcelRequest) -> Waybill:
         with self.faults.provider_call("book"):
-            number = self.waybills.setdefault(shipment_id, f"SF{len(self.waybills) + 1:010d}")
+            if parcel.reference in self.waybills:
+                raise CarrierError(
+                    f"duplicate order id {parcel.reference}", code="duplicate", provider="kuaidi100"
+                )
+            number = f"SF{len(self.waybills) + 1:010d}"
+            self.waybills[parcel.reference] = number
+        return Waybill(parcel.carrier, number, f"https://label.example/{number}", parcel.reference)
+
+    def booking_for(self, waybill: Waybill, *, tracking_provider: str) -> Booking:
         return Booking(
-            carrier=carrier_code,
-            tracking_number=number,
-            tracking_url=f"https://carrier.example/track/{number}",
-            label_reference=f"label-{shipment_id}",
+            carrier=waybill.carrier,
+            tracking_number=waybill.tracking_number,
+            tracking_url=f"https://carrier.example/track/{waybill.tracking_number}",
+            label_reference=waybill.reference,
+            booking_provider="kuaidi100",
+            tracking_provider=tracking_provider,
+            label_url=waybill.label_url,
         )
+
+    def subscribe(self, *args: Any, **kwargs: Any) -> None:
+        """Pushes are not part of these scenarios."""
 
 
 @dataclass

@@ -22,13 +22,36 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters import carriers
-from chalicelib.adapters.carriers import CarrierError, TrackingUpdate, WebhookRejected
-from chalicelib.adapters.carriers.kuaidi100 import Kuaidi100Client, tracking_number_for
+from chalicelib.adapters.carriers import (
+    CarrierError,
+    ParcelRequest,
+    Party,
+    TrackingUpdate,
+    WebhookRejected,
+)
+from chalicelib.adapters.carriers.kuaidi100 import Kuaidi100Client, partner_accounts
 from chalicelib.domain.tracking import Booking, Timeline, TrackingStatus
 from infra.local.emulators.carrier import CarrierEmulator
 
 S = TrackingStatus
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SENDER = Party(
+    "王磊", "13800138001", "CN", "上海市", "上海市", "浦东新区张江路 88 号", "201203", "华东仓"
+)
+RECIPIENT = Party("王芳", "+8613700000000", "CN", "江苏", "南京市", "中山路 1 号", "210000")
+
+
+def parcel_for(reference: str, carrier: str = "shunfeng", **changes: Any) -> ParcelRequest:
+    values: dict[str, Any] = {
+        "reference": reference,
+        "carrier": carrier,
+        "sender": SENDER,
+        "recipient": RECIPIENT,
+        "description": "紫砂壶",
+        "quantity": 1,
+        "weight_grams": 500,
+    }
+    return ParcelRequest(**{**values, **changes})
 
 
 @dataclass
@@ -70,7 +93,9 @@ class Receiver:
         return timeline
 
     def handle(self, path: str, headers: dict[str, str], body: bytes) -> carriers.WebhookReply:
-        name = urllib.parse.urlsplit(path).path.rsplit("/", 1)[-1]
+        route = urllib.parse.urlsplit(path).path
+        name = route.rsplit("/", 1)[-1]
+        assert route == f"/webhooks/carriers/{name}", f"pushed to {route}"
         module = carriers.webhook_format(name)
         with self.lock:
             if self.fail_next > 0:
@@ -120,7 +145,7 @@ def receiver() -> Iterator[Receiver]:
 def start_emulator(
     state_dir: Path, receiver: Receiver, step_seconds: float = 3600.0, **options: Any
 ) -> CarrierEmulator:
-    emulator = CarrierEmulator(state_dir, step_seconds, **options)
+    emulator = CarrierEmulator(state_dir, step_seconds, webhook_url=receiver.url, **options)
     emulator.start()
     env = emulator.app_env()
     receiver.secrets.update(
@@ -138,18 +163,21 @@ def emulator(tmp_path: Path, receiver: Receiver) -> Iterator[CarrierEmulator]:
     emulator.stop()
 
 
-def client_for(emulator: CarrierEmulator) -> Kuaidi100Client:
+def client_for(emulator: CarrierEmulator, **changes: Any) -> Kuaidi100Client:
     env = emulator.app_env()
-    return Kuaidi100Client(
-        env["CARRIER_BASE_URL"],
-        env["CARRIER_KEY"],
-        tracking_url_template=env["CARRIER_TRACKING_URL_TEMPLATE"],
-    )
+    options: dict[str, Any] = {
+        "secret": env["CARRIER_SECRET"],
+        "label_base_url": env["CARRIER_LABEL_BASE_URL"],
+        "partners": partner_accounts(env["KUAIDI100_PARTNERS"]),
+        "tracking_url_template": env["CARRIER_TRACKING_URL_TEMPLATE"],
+    }
+    key = changes.pop("key", env["CARRIER_KEY"])
+    return Kuaidi100Client(env["CARRIER_BASE_URL"], key, **{**options, **changes})
 
 
 def book(emulator: CarrierEmulator, receiver: Receiver, shipment_id: str) -> Booking:
     salt = emulator.app_env()["CARRIER_WEBHOOK_SECRET"]
-    return client_for(emulator).book(shipment_id, "shunfeng", receiver.callback_url, salt)
+    return client_for(emulator).book(parcel_for(shipment_id), receiver.callback_url, salt)
 
 
 def control(emulator: CarrierEmulator, path: str, body: dict | None = None) -> Any:
@@ -176,9 +204,11 @@ def test_a_booked_parcel_is_pushed_step_by_step_until_delivered(emulator, receiv
         assert outcome["push"]["ok"] is True and outcome["push"]["attempts"] == 1
         statuses.append(receiver.timeline(number).current_status)
 
-    assert booking.tracking_url == (
-        f"{emulator.url}/chaxun?com=shunfeng&nu={number}"
-    ) and number == tracking_number_for("shp_0001", "shunfeng")
+    assert booking.tracking_url == f"{emulator.url}/chaxun?com=shunfeng&nu={number}"
+    assert (booking.booking_provider, booking.tracking_provider) == ("kuaidi100", "kuaidi100")
+    assert number.startswith("SF") and booking.label_url
+    with urllib.request.urlopen(booking.label_url, timeout=10) as label:
+        assert label.headers["Content-Type"] == "image/png"
     # collected, through two hubs, into the destination city, out, delivered
     assert statuses[0] is S.IN_TRANSIT
     assert statuses[-2:] == [S.OUT_FOR_DELIVERY, S.DELIVERED]
@@ -234,11 +264,17 @@ def test_a_parcel_can_be_switched_to_another_format(emulator, receiver):
     assert get(emulator, f"/_emulator/parcels/{number}")["format"] == "aftership"
 
 
-def test_a_retried_booking_gets_the_same_waybill_and_one_subscription(emulator, receiver):
+def test_a_repeated_order_id_is_refused_and_subscribing_twice_is_fine(emulator, receiver):
     first = book(emulator, receiver, "shp_retry")
-    again = book(emulator, receiver, "shp_retry")
 
-    assert again == first
+    with pytest.raises(CarrierError) as refused:
+        book(emulator, receiver, "shp_retry")
+
+    assert (refused.value.code, refused.value.retryable) == ("30001", False)
+    assert "orderId" in str(refused.value)
+    client_for(emulator).subscribe(
+        "shunfeng", first.tracking_number, receiver.callback_url, "salt"
+    )  # 501 already subscribed counts as subscribed
     parcels = [
         p for p in get(emulator, "/_emulator/parcels")["parcels"] if p["shipment_id"] == "shp_retry"
     ]
@@ -247,14 +283,76 @@ def test_a_retried_booking_gets_the_same_waybill_and_one_subscription(emulator, 
 
 
 def test_a_subscription_with_the_wrong_key_is_refused_and_not_worth_retrying(emulator, receiver):
-    client = Kuaidi100Client(emulator.url, "not-our-key")
+    client = client_for(emulator, key="not-our-key")
 
     with pytest.raises(CarrierError) as refused:
         client.subscribe("shunfeng", "SF100", receiver.callback_url, "salt")
     assert (refused.value.code, refused.value.retryable) == ("600", False)
-    with pytest.raises(CarrierError):
-        client.book("shp_x", "shunfeng", receiver.callback_url, "salt")
+    with pytest.raises(CarrierError) as no_waybill:
+        client.book(parcel_for("shp_x"), receiver.callback_url, "salt")
+    assert no_waybill.value.code == "30003"
     assert get(emulator, "/_emulator/parcels")["parcels"] == []
+
+
+@pytest.mark.parametrize(
+    ("parcel", "client_changes", "code", "words"),
+    [
+        (parcel_for("o1", carrier="pigeonpost"), {}, "30001", "kuaidicom"),
+        (
+            parcel_for("o2", recipient=Party("王芳", "", "CN", "江苏", "南京市", "中山路", "1")),
+            {},
+            "30001",
+            "recMan.mobile",
+        ),
+        (
+            parcel_for("o3", sender=Party("", "13800138001", "CN", "上海市", "上海市", "路", "1")),
+            {},
+            "30001",
+            "sendMan.name",
+        ),
+        (
+            parcel_for("o4", recipient=Party("王芳", "13700000000", "CN", "", "", "", "1")),
+            {},
+            "30001",
+            "recMan.printAddr",
+        ),
+        (parcel_for("o5"), {"secret": "not-our-secret"}, "30002", "签名"),
+        (parcel_for("o6", carrier="zhongtong"), {"partners": {}}, "30001", "partnerId"),
+    ],
+)
+def test_the_e_waybill_desk_refuses_what_kuaidi100_refuses(
+    emulator, parcel, client_changes, code, words
+):
+    client = client_for(emulator, **client_changes)
+
+    with pytest.raises(CarrierError) as refused:
+        client.order_waybill(parcel)
+
+    assert (refused.value.code, refused.value.retryable) == (code, False)
+    assert words in str(refused.value)
+    assert get(emulator, "/_emulator/parcels")["parcels"] == []
+
+
+def test_a_recipient_with_only_a_landline_may_ship_with_any_carrier_but_sf_express(emulator):
+    landline_only = Party("王芳", "025-84123456", "CN", "江苏", "南京市", "中山路 1 号", "210000")
+    waybill = client_for(emulator).order_waybill(
+        parcel_for("o-zt", carrier="zhongtong", recipient=landline_only)
+    )
+
+    assert waybill.tracking_number.startswith("ZT")
+    with pytest.raises(CarrierError):
+        client_for(emulator).order_waybill(parcel_for("o-sf", recipient=landline_only))
+
+
+def test_a_kuaidi100_outage_is_worth_retrying(emulator):
+    control(emulator, "/_emulator/outage", {"provider": "kuaidi100", "requests": 1})
+
+    with pytest.raises(CarrierError) as down:
+        client_for(emulator).order_waybill(parcel_for("o-down"))
+    waybill = client_for(emulator).order_waybill(parcel_for("o-down"))
+
+    assert (down.value.code, down.value.retryable) == ("-1", True)
+    assert waybill.tracking_number
 
 
 def test_an_unreachable_carrier_is_worth_retrying(receiver):
@@ -369,7 +467,7 @@ def test_a_refused_push_is_retried_until_it_is_accepted(emulator, receiver):
 
 def test_a_push_signed_with_another_salt_is_rejected_by_us(emulator, receiver):
     client = client_for(emulator)
-    booking = client.book("shp_forged", "shunfeng", receiver.callback_url, "a-salt-we-do-not-use")
+    booking = client.book(parcel_for("shp_forged"), receiver.callback_url, "a-salt-we-do-not-use")
 
     outcome = control(emulator, f"/_emulator/parcels/{booking.tracking_number}/advance")
 
@@ -409,6 +507,9 @@ def test_secrets_and_parcels_survive_a_restart(tmp_path, receiver):
         again = second.app_env()
         for name in (
             "CARRIER_KEY",
+            "CARRIER_SECRET",
+            "EASYPOST_API_KEY",
+            "AFTERSHIP_API_KEY",
             "CARRIER_WEBHOOK_SECRET",
             "AFTERSHIP_WEBHOOK_SECRET",
             "EASYPOST_WEBHOOK_SECRET",
@@ -458,3 +559,140 @@ def test_the_emulator_runs_on_its_own(tmp_path):
     finally:
         process.terminate()
         assert process.wait(timeout=15) == 0
+
+
+# --- EasyPost -------------------------------------------------------------------------------
+
+
+def sdk_for(emulator: CarrierEmulator) -> Any:
+    import easypost
+
+    env = emulator.app_env()
+    return easypost.EasyPostClient(env["EASYPOST_API_KEY"], api_base=env["EASYPOST_BASE_URL"])
+
+
+def easypost_address(party: Party, **changes: Any) -> dict[str, Any]:
+    return {
+        "name": party.name,
+        "street1": party.line1,
+        "city": party.city,
+        "state": party.region,
+        "zip": party.postcode,
+        "country": party.country,
+        "phone": party.phone,
+        **changes,
+    }
+
+
+def test_the_official_easypost_sdk_creates_buys_and_tracks_a_shipment(emulator, receiver):
+    client = sdk_for(emulator)
+    abroad = Party("Ann Lee", "+14155550100", "US", "CA", "San Francisco", "1 Main St", "94105")
+
+    shipment = client.shipment.create(
+        to_address=easypost_address(abroad),
+        from_address=easypost_address(SENDER),
+        parcel={"weight": 17.6},
+        reference="shp_sdk",
+    )
+    cheapest_dhl = min(
+        (rate for rate in shipment.rates if rate.carrier == "DHLExpress"),
+        key=lambda rate: float(rate.rate),
+    )
+    bought = client.shipment.buy(shipment.id, rate={"id": cheapest_dhl.id})
+    tracker = client.tracker.retrieve(bought.tracker.id)
+
+    assert bought.tracking_code and bought.postage_label.label_url
+    assert bought.selected_rate.id == cheapest_dhl.id
+    assert tracker.tracking_code == bought.tracking_code and tracker.carrier == "DHLExpress"
+    control(emulator, "/_emulator/fast-forward")
+    assert receiver.timeline(bought.tracking_code).current_status is S.DELIVERED
+    assert {u.source for u in receiver.accepted(bought.tracking_code)} == {"easypost"}
+
+
+def test_easypost_refuses_an_address_without_a_country_in_its_own_error_shape(emulator):
+    import easypost
+
+    client = sdk_for(emulator)
+    with pytest.raises(easypost.errors.InvalidRequestError) as refused:
+        client.shipment.create(
+            to_address=easypost_address(RECIPIENT, country=""),
+            from_address=easypost_address(SENDER),
+            parcel={"weight": 10},
+        )
+    body = json.loads(refused.value.http_body)
+
+    assert refused.value.http_status == 422
+    assert body["error"]["code"] == "ADDRESS.COUNTRY.INVALID"
+    assert body["error"]["errors"][0]["field"] == "shipment.to_address.country"
+
+
+def test_easypost_refuses_a_wrong_key_and_a_second_purchase(emulator):
+    import easypost
+
+    with pytest.raises(easypost.errors.UnauthorizedError):
+        easypost.EasyPostClient("nope", api_base=f"{emulator.url}/v2").shipment.create(
+            to_address=easypost_address(RECIPIENT), from_address=easypost_address(SENDER)
+        )
+    client = sdk_for(emulator)
+    shipment = client.shipment.create(
+        to_address=easypost_address(RECIPIENT),
+        from_address=easypost_address(SENDER),
+        parcel={"weight": 10},
+    )
+    client.shipment.buy(shipment.id, rate={"id": shipment.rates[0].id})
+    with pytest.raises(easypost.errors.InvalidRequestError):
+        client.shipment.buy(shipment.id, rate={"id": shipment.rates[0].id})
+
+
+def test_our_easypost_client_books_the_cheapest_rate_of_the_carrier(emulator, receiver):
+    from chalicelib.adapters.carriers.easypost import EasyPostClient
+
+    env = emulator.app_env()
+    client = EasyPostClient(env["EASYPOST_API_KEY"], env["EASYPOST_BASE_URL"])
+    abroad = Party("Ann Lee", "+14155550100", "US", "CA", "San Francisco", "1 Main St", "94105")
+
+    booking = client.book(parcel_for("shp_intl", carrier="dhl", recipient=abroad))
+
+    parcel = get(emulator, f"/_emulator/parcels/{booking.tracking_number}")
+    assert (booking.booking_provider, booking.tracking_provider) == ("easypost", "easypost")
+    assert booking.label_url.endswith(".png") and parcel["booked_by"] == "easypost"
+    shipment = sdk_for(emulator).shipment.retrieve(booking.label_reference)
+    dhl = [float(r.rate) for r in shipment.rates if r.carrier == "DHLExpress"]
+    assert float(shipment.selected_rate.rate) == min(dhl)
+
+
+def test_our_easypost_client_hears_an_outage_as_worth_retrying(emulator):
+    from chalicelib.adapters.carriers.easypost import EasyPostClient
+
+    env = emulator.app_env()
+    control(emulator, "/_emulator/outage", {"provider": "easypost", "requests": 1})
+
+    with pytest.raises(CarrierError) as down:
+        EasyPostClient(env["EASYPOST_API_KEY"], env["EASYPOST_BASE_URL"]).book(
+            parcel_for("shp_down", carrier="dhl")
+        )
+    assert down.value.retryable is True
+
+
+# --- AfterShip ------------------------------------------------------------------------------
+
+
+def test_a_parcel_registered_with_aftership_is_pushed_in_aftership_format(emulator, receiver):
+    from chalicelib.adapters.carriers.aftership import AfterShipClient
+
+    env = emulator.app_env()
+    waybill = client_for(emulator).order_waybill(parcel_for("shp_as", carrier="yunda"))
+    tracker = AfterShipClient(env["AFTERSHIP_API_KEY"], env["AFTERSHIP_BASE_URL"])
+
+    tracker.register("yunda", waybill.tracking_number)
+    tracker.register("yunda", waybill.tracking_number)  # already tracked: fine
+
+    control(emulator, "/_emulator/fast-forward")
+    assert {u.source for u in receiver.accepted(waybill.tracking_number)} == {"aftership"}
+    assert receiver.timeline(waybill.tracking_number).current_status is S.DELIVERED
+    with pytest.raises(CarrierError) as refused:
+        tracker.register("pigeonpost", "X1")
+    assert refused.value.code == "4005"
+    with pytest.raises(CarrierError) as unauthorised:
+        AfterShipClient("wrong", env["AFTERSHIP_BASE_URL"]).register("yunda", "X2")
+    assert unauthorised.value.code == "401"

@@ -233,6 +233,7 @@ def test_everything_is_on_until_the_customer_turns_it_off(me: Api) -> None:
         "order.cancelled",
         "order.expired",
         "payment.refunded",
+        "review.replied",
     }
     assert all(stated["events"].values())
 

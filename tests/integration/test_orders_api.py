@@ -14,7 +14,13 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib.domain.catalogue import LocalizedText, Location, ProductDetails, WarehouseDetails
+from chalicelib.domain.catalogue import (
+    LocalizedText,
+    Location,
+    PostalAddress,
+    ProductDetails,
+    WarehouseDetails,
+)
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import OrderStatus, ShipmentStatus
 from chalicelib.services import catalogue, stock
@@ -36,7 +42,18 @@ PRICES = {"MUG": 2900, "TEA": 4550, "PEN": 800}
 
 
 def add_warehouse(warehouse_id: str, city: str, location: Location) -> None:
-    catalogue.put_warehouse(warehouse_id, WarehouseDetails(f"{city} DC", city, location))
+    """A warehouse with what a carrier needs to collect from it, as the demo ones have."""
+    catalogue.put_warehouse(
+        warehouse_id,
+        WarehouseDetails(
+            f"{city} DC",
+            city,
+            location,
+            address=PostalAddress(region=city, city=city, line1="1 Depot Road", postcode="200000"),
+            contact_name="Dock manager",
+            phone="+8613900000000",
+        ),
+    )
 
 
 def add_product(sku: str, price: int, *, active: bool = True) -> None:

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.domain import analytics as a
+from chalicelib.domain import feedback
 from chalicelib.domain.allocation import Allocation, AllocationPlan, RequestedLine
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import Order, ShippingAddress, ShippingFeeRule
@@ -446,6 +447,7 @@ def test_report_tables_carry_the_declared_columns_in_order() -> None:
     tables += a.customer_tables(
         activity, currency="CNY", segments=a.segment_figures(DAY, {}, {}), overall={}, zone=SHANGHAI
     )
+    tables += [feedback.ratings_by_product(DAY, []), feedback.complaint_terms_table([])]
     assert sorted(t.name for t in tables) == sorted(REPORT_SCHEMAS)
     for table in tables:
         declared = tuple(column for column, _ in REPORT_SCHEMAS[table.name])

@@ -164,6 +164,30 @@ def test_kuaidi100_duplicate_form_fields_are_refused():
         kuaidi100.verify_and_parse({}, body, SALT)
 
 
+def test_kuaidi100_oversized_push_is_refused_before_it_is_parsed(monkeypatch):
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("the form was parsed")
+
+    body = kuaidi100_body(kuaidi100_param()) + b"&pad=" + b"x" * (kuaidi100.MAX_PUSH_BYTES + 1)
+    monkeypatch.setattr(kuaidi100.urllib.parse, "parse_qsl", no_parsing)
+
+    with pytest.raises(WebhookRejected) as rejected:
+        kuaidi100.verify_and_parse({}, body, SALT)
+    assert rejected.value.status_code == 413
+
+
+def test_kuaidi100_push_with_too_many_fields_is_refused_before_it_is_parsed(monkeypatch):
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("the form was parsed")
+
+    body = kuaidi100_body(kuaidi100_param()) + b"".join(b"&f%d=1" % i for i in range(50))
+    monkeypatch.setattr(kuaidi100.urllib.parse, "parse_qsl", no_parsing)
+
+    with pytest.raises(WebhookRejected) as rejected:
+        kuaidi100.verify_and_parse({}, body, SALT)
+    assert rejected.value.status_code == 400
+
+
 @pytest.mark.parametrize(
     ("code", "status"),
     [
@@ -647,16 +671,6 @@ def test_webhook_secrets_come_from_settings(monkeypatch):
         "as",
         "ep",
     ]
-
-
-def test_tracking_numbers_we_propose_are_stable_per_shipment_and_carrier():
-    first = kuaidi100.tracking_number_for("shp_01", "shunfeng")
-
-    assert first == kuaidi100.tracking_number_for("shp_01", "shunfeng")
-    assert first.startswith("SF") and len(first) == 17 and first[2:].isdigit()
-    assert first != kuaidi100.tracking_number_for("shp_02", "shunfeng")
-    assert kuaidi100.tracking_number_for("shp_01", "yuantong").startswith("YT")
-    assert kuaidi100.tracking_number_for("shp_01", "somecarrier").startswith("OD")
 
 
 def test_a_tracking_update_is_plain_data():

@@ -266,3 +266,25 @@ def test_profile_from_claims_keeps_what_fits_and_drops_what_does_not() -> None:
 
     assert details == ContactDetails(email=None, phone="+8613800000000", locale="en", name="李雷")
     assert ContactDetails.from_claims({}).locale == "zh-CN"
+
+
+def test_a_delivered_parcel_invites_a_review_of_each_of_its_lines() -> None:
+    from chalicelib.domain.notifications import review_url
+
+    line_url = review_url(STOREFRONT, ORDER_ID, "EL-EARBUDS-PRO")
+    delivered = shipped(
+        SHIPMENT_DELIVERED,
+        items=(ItemLine("无线蓝牙耳机 Pro", 2, review_url=line_url),),
+        review_url=review_url(STOREFRONT, ORDER_ID),
+    )
+
+    email = render(delivered, Channel.EMAIL, "en").body
+    sms = render(delivered, Channel.SMS, "en").body
+
+    assert f"Review: https://shop.example.com/orders/{ORDER_ID}/review?sku=EL-EARBUDS-PRO" in email
+    assert f"https://shop.example.com/orders/{ORDER_ID}/review" in sms
+
+
+def test_a_review_link_that_is_not_a_web_link_is_dropped() -> None:
+    delivered = shipped(SHIPMENT_DELIVERED, review_url="javascript:alert(1)")
+    assert "javascript" not in render(delivered, Channel.EMAIL, "en").body

@@ -45,7 +45,7 @@ def test_one_database_and_a_csv_and_a_json_lines_table_per_report() -> None:
     resources = glue_resources()
     assert resources[DATABASE_LOGICAL_ID]["Type"] == "AWS::Glue::Database"
     tables = [r for r in resources.values() if r["Type"] == "AWS::Glue::Table"]
-    assert len(tables) == 2 * len(REPORT_SCHEMAS) == 28
+    assert len(tables) == 2 * len(REPORT_SCHEMAS) == 32
     names = {t["Properties"]["TableInput"]["Name"] for t in tables}
     assert {"sales_by_hour", "sales_by_hour_jsonl", "customers_rfm_segments_jsonl"} <= names
 

@@ -161,7 +161,7 @@ def test_each_format_has_its_own_table_location_partitioned_by_day() -> None:
 # --- schema checks ------------------------------------------------------------------------
 
 
-def test_declared_schemas_cover_the_fourteen_reports_and_follow_the_conventions() -> None:
+def test_declared_schemas_cover_the_sixteen_reports_and_follow_the_conventions() -> None:
     assert set(REPORT_SCHEMAS) == {
         "sales/daily_summary",
         "sales/by_product",
@@ -177,6 +177,8 @@ def test_declared_schemas_cover_the_fourteen_reports_and_follow_the_conventions(
         "customers/summary",
         "customers/rfm_segments",
         "customers/top_customers",
+        "feedback/ratings_by_product",
+        "feedback/complaint_terms",
     }
     assert problems_with_schemas() == []
 

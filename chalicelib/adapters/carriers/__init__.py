@@ -21,7 +21,11 @@ carrier expects. A webhook route does::
         ...record it (idempotent: the Timeline drops events it already has)...
     return fmt.acknowledge()
 
-Booking and subscribing live in ``kuaidi100.Kuaidi100Client``.
+Booking lives beside each format: ``kuaidi100.Kuaidi100Client`` (e-waybill order and the
+push subscription), ``easypost.EasyPostClient`` (shipment, cheapest rate, buy, trackers) and
+``aftership.AfterShipClient`` (registering a tracking); ``routes`` says which provider books
+and which tracks each carrier. Every client raises ``CarrierError`` with the provider's own
+message, ``retryable`` when the provider was down rather than saying no.
 """
 
 from __future__ import annotations
@@ -57,12 +61,67 @@ class UnknownWebhookFormat(LookupError):
 
 
 class CarrierError(Exception):
-    """The carrier refused a request or could not be reached; ``code`` is its own code."""
+    """A provider refused a request (``retryable`` False: asking again the same way will not
+    help) or could not be reached or failed on its side (``retryable`` True). ``code`` is the
+    provider's own code; the message is the provider's own words where it gave any."""
 
-    def __init__(self, message: str, *, code: str = "carrier_error", retryable: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "carrier_error",
+        retryable: bool = False,
+        provider: str = "",
+    ):
         super().__init__(message)
         self.code = code
         self.retryable = retryable
+        self.provider = provider
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """A sender or recipient on a waybill: a person with a phone at an address."""
+
+    name: str
+    phone: str
+    country: str  # ISO 3166-1 alpha-2
+    region: str
+    city: str
+    line1: str
+    postcode: str
+    company: str = ""
+
+    @property
+    def printed_address(self) -> str:
+        """The one-line address a Chinese waybill prints (省市 + street)."""
+        city = "" if self.city == self.region else self.city
+        return f"{self.region}{city}{self.line1}"
+
+
+@dataclass(frozen=True, slots=True)
+class ParcelRequest:
+    """What a booking provider is asked to carry: one shipment, from a warehouse to a
+    shopper. ``reference`` is our id for it (the shipment id, or one attempt of it)."""
+
+    reference: str
+    carrier: str  # our carrier code (kuaidi100's company codes; dhl, ups... abroad)
+    sender: Party
+    recipient: Party
+    description: str
+    quantity: int
+    weight_grams: int
+
+
+@dataclass(frozen=True, slots=True)
+class Waybill:
+    """What a booking provider answered: the number the parcel travels under, its label
+    (a URL, or the provider's reference to print it), and the provider's id for the order."""
+
+    carrier: str
+    tracking_number: str
+    label_url: str
+    reference: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,3 +270,50 @@ def _moment(value: Any, default_zone: tzinfo) -> datetime | None:
         text += ":00"
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=default_zone)
+
+
+def _call_json(
+    provider: str,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    body: Mapping[str, Any] | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, dict[str, Any]]:
+    """A JSON API call: (HTTP status, answer object) for any answer in JSON, 4xx included.
+    Unreachable, 5xx and 429 are ``CarrierError(retryable=True)``."""
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+    request = urllib.request.Request(
+        url,
+        data=data,
+        headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
+        method=method,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        raise CarrierError(
+            f"{provider} could not be reached: {error}",
+            code="unreachable",
+            retryable=True,
+            provider=provider,
+        ) from None
+    try:
+        answer = json.loads(raw) if raw else {}
+    except ValueError:
+        answer = None
+    if status >= 500 or status == 429 or not isinstance(answer, dict):
+        raise CarrierError(
+            f"{provider} answered HTTP {status}",
+            code=f"http_{status}",
+            retryable=True,
+            provider=provider,
+        )
+    return status, answer

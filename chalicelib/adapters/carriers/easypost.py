@@ -1,4 +1,4 @@
-"""EasyPost tracker webhooks.
+"""EasyPost: booking a parcel (shipment, rates, buy) and its tracker webhooks.
 
 EasyPost posts an Event object; with a webhook secret set, it signs the raw body in
 ``X-Hmac-Signature: hmac-sha256-hex=<hex HMAC-SHA256>``, keyed with the secret after Unicode
@@ -28,12 +28,17 @@ import hmac
 import unicodedata
 from collections.abc import Mapping
 from datetime import UTC
-from typing import Any
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.adapters.carriers import (
     EASYPOST,
+    CarrierError,
+    ParcelRequest,
+    Party,
     TrackingUpdate,
     WebhookRejected,
+    _call_json,
     _estimate_on_newest,
     _header,
     _json_acknowledge,
@@ -45,7 +50,10 @@ from chalicelib.adapters.carriers import (
     _required_text,
     _text,
 )
-from chalicelib.domain.tracking import TrackingEvent, TrackingLocation, TrackingStatus
+from chalicelib.domain.tracking import Booking, TrackingEvent, TrackingLocation, TrackingStatus
+
+if TYPE_CHECKING:
+    from chalicelib.settings import Settings
 
 NAME = EASYPOST
 SIGNATURE_HEADER = "X-Hmac-Signature"
@@ -127,3 +135,172 @@ def _event(detail: Mapping[str, Any]) -> TrackingEvent | None:
         ),
         carrier_status=carrier_status,
     )
+
+
+# --- booking ------------------------------------------------------------------------------
+
+DEFAULT_BASE_URL = "https://api.easypost.com/v2"
+# Our carrier codes as EasyPost names carriers in rates.
+CARRIER_NAMES: Mapping[str, str] = {
+    "dhl": "DHLExpress",
+    "ups": "UPS",
+    "fedex": "FedEx",
+    "usps": "USPS",
+    "shunfeng": "SFExpress",
+    "ems": "ChinaEMS",
+}
+GRAMS_PER_OUNCE = Decimal("28.349523125")
+
+
+class EasyPostClient:
+    """Books parcels with EasyPost: create a Shipment (its rates come with it), buy the
+    cheapest rate of the carrier, keep the tracking code and label. Buying creates the
+    Tracker whose ``tracker.updated`` events then arrive at our webhook."""
+
+    def __init__(self, api_key: str, base_url: str = "", *, timeout: float = 20.0) -> None:
+        if not api_key:
+            raise CarrierError(
+                "no EasyPost API key is configured (EASYPOST_API_KEY)",
+                code="not_configured",
+                provider=NAME,
+            )
+        self.api_key = api_key
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.timeout = timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EasyPostClient:
+        return cls(settings.easypost_api_key, settings.easypost_base_url)
+
+    def book(self, parcel: ParcelRequest) -> Booking:
+        carrier_name = CARRIER_NAMES.get(parcel.carrier, parcel.carrier)
+        shipment = self._call(
+            "POST",
+            "/shipments",
+            {
+                "shipment": {
+                    "reference": parcel.reference,
+                    "from_address": _address(parcel.sender),
+                    "to_address": _address(parcel.recipient),
+                    "parcel": {"weight": _ounces(parcel.weight_grams)},
+                    "customs_info": _customs(parcel),
+                }
+            },
+        )
+        rates = [
+            rate
+            for rate in _json_objects_or_none(shipment.get("rates"))
+            if _text(rate.get("carrier")) == carrier_name and _price(rate) is not None
+        ]
+        if not rates:
+            raise CarrierError(
+                f"EasyPost offered no {carrier_name} rate for this parcel",
+                code="no_rates",
+                provider=NAME,
+            )
+        cheapest = min(rates, key=lambda rate: _price(rate) or Decimal(0))
+        bought = self._call(
+            "POST", f"/shipments/{shipment.get('id')}/buy", {"rate": {"id": cheapest.get("id")}}
+        )
+        number = _text(bought.get("tracking_code"))
+        if number is None:
+            raise CarrierError(
+                "EasyPost bought the label but gave no tracking code",
+                code="bad_response",
+                retryable=True,
+                provider=NAME,
+            )
+        label = bought.get("postage_label")
+        tracker = bought.get("tracker")
+        return Booking(
+            carrier=parcel.carrier,
+            tracking_number=number,
+            tracking_url=(_text(tracker.get("public_url")) if isinstance(tracker, dict) else None)
+            or "",
+            label_reference=_text(bought.get("id")) or "",
+            booking_provider=NAME,
+            tracking_provider=NAME,
+            label_url=(_text(label.get("label_url")) if isinstance(label, dict) else None) or "",
+        )
+
+    def track(self, carrier: str, tracking_number: str) -> None:
+        """Create a Tracker for a parcel booked elsewhere (EasyPost then pushes its events)."""
+        self._call(
+            "POST",
+            "/trackers",
+            {
+                "tracker": {
+                    "tracking_code": tracking_number,
+                    "carrier": CARRIER_NAMES.get(carrier, carrier),
+                }
+            },
+        )
+
+    def _call(self, method: str, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        status, answer = _call_json(
+            NAME,
+            method,
+            self.base_url + path,
+            headers={"Authorization": f"Bearer {self.api_key}"},
+            body=body,
+            timeout=self.timeout,
+        )
+        if status >= 400:
+            error = answer.get("error")
+            error = error if isinstance(error, dict) else {}
+            fields = [
+                f"{item.get('field')}: {item.get('message')}"
+                for item in _json_objects_or_none(error.get("errors"))
+            ]
+            message = _text(error.get("message")) or f"EasyPost answered HTTP {status}"
+            raise CarrierError(
+                message + (f" ({'; '.join(fields)})" if fields else ""),
+                code=_text(error.get("code")) or f"http_{status}",
+                retryable=False,
+                provider=NAME,
+            )
+        return answer
+
+
+def _address(party: Party) -> dict[str, str]:
+    return {
+        "name": party.name,
+        "company": party.company,
+        "street1": party.line1,
+        "city": party.city,
+        "state": party.region,
+        "zip": party.postcode,
+        "country": party.country,
+        "phone": party.phone,
+    }
+
+
+def _customs(parcel: ParcelRequest) -> dict[str, Any]:
+    return {
+        "contents_type": "merchandise",
+        "customs_certify": True,
+        "customs_signer": parcel.sender.name,
+        "customs_items": [
+            {
+                "description": parcel.description[:50],
+                "quantity": parcel.quantity,
+                "weight": _ounces(parcel.weight_grams),
+                "origin_country": parcel.sender.country,
+            }
+        ],
+    }
+
+
+def _ounces(grams: int) -> float:
+    return float((Decimal(max(grams, 1)) / GRAMS_PER_OUNCE).quantize(Decimal("0.1")))
+
+
+def _price(rate: Mapping[str, Any]) -> Decimal | None:
+    try:
+        return Decimal(str(rate.get("rate")))
+    except (ArithmeticError, ValueError):
+        return None
+
+
+def _json_objects_or_none(items: Any) -> list[Mapping[str, Any]]:
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []

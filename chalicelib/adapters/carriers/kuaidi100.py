@@ -42,13 +42,17 @@ Status mapping (``lastResult.state`` and per-record codes):
 A record without a known code (resultv2 off) is in_transit, except the newest, which takes
 ``lastResult.state``.
 
-Booking: Kuaidi100's electronic-waybill API needs a merchant account with each carrier, so
-``book`` asks for the waybill with a simple key-authenticated form request to
-``{base_url}/label`` (served by the local carrier emulator): ``param={"kuaidicom",
-"kuaidinum", "orderId"}`` -> ``{"result": true, "returnCode": "200", "data": {"taskId",
-"kuaidinum"}}``. The waybill number is proposed by us, derived from the shipment id, so a
-retried booking asks for (and gets) the same number; the number the carrier answers with is
-the one used. Swapping in a real waybill API changes ``_request_label`` only.
+Booking (real wire format, 电子面单下单): ``POST https://api.kuaidi100.com/label/order``,
+form-encoded ``method=order``, ``key``, ``t`` (milliseconds), ``sign`` (upper-case MD5 of
+``param + t + key + secret``) and ``param`` = ``{"printType", "partnerId", "partnerKey",
+"kuaidicom", "recMan": {"name", "mobile", "printAddr", "company"}, "sendMan": {...},
+"cargo", "count", "weight", "payType", "expType", "orderId"}``. The answer is
+``{"success": true, "code": 200, "message", "data": {"taskId", "kuaidinum", "kuaidicom",
+"label"}}``; a refusal is ``{"success": false, "code": 30001 (parameters) | 30002 (sign) |
+30003 (account) | 30004 (no waybills left) | -1 (server error), "message"}``. Only -1 (and
+HTTP or network failures) are worth retrying. The partner account the merchant holds with
+each carrier (``partnerId``, ``partnerKey``...) comes from ``KUAIDI100_PARTNERS``. The
+waybill's number is then subscribed with ``/poll`` as above.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -67,7 +72,10 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.adapters.carriers import (
     KUAIDI100,
     CarrierError,
+    ParcelRequest,
+    Party,
     TrackingUpdate,
+    Waybill,
     WebhookRejected,
     WebhookReply,
     _json_document,
@@ -87,12 +95,16 @@ if TYPE_CHECKING:
 
 NAME = KUAIDI100
 DEFAULT_BASE_URL = "https://poll.kuaidi100.com"
+DEFAULT_LABEL_BASE_URL = "https://api.kuaidi100.com"
 DEFAULT_TRACKING_URL_TEMPLATE = (
     "https://www.kuaidi100.com/chaxun?com={carrier}&nu={tracking_number}"
 )
 ACCEPTED = "200"
 DUPLICATE_SUBSCRIPTION = "501"
 SUBSCRIPTION_ENDED = frozenset({"shutdown", "abort"})
+# A push is param + sign; its full history of a few hundred scans stays far below 256 KB.
+MAX_PUSH_BYTES = 256 * 1024
+MAX_PUSH_FIELDS = 10
 
 _S = TrackingStatus
 STATE_CODES: Mapping[str, TrackingStatus] = {
@@ -172,19 +184,6 @@ STATE_NAMES: Mapping[str, str] = {
     "拒签": "14",
 }
 
-# Waybill prefixes for numbers we propose (the local carrier); "OD" for any other carrier.
-_WAYBILL_PREFIXES = {
-    "shunfeng": "SF",
-    "yuantong": "YT",
-    "zhongtong": "ZT",
-    "shentong": "ST",
-    "yunda": "YD",
-    "jd": "JD",
-    "ems": "EM",
-    "jtexpress": "JT",
-}
-
-
 # --- pushes -----------------------------------------------------------------------------
 
 
@@ -228,9 +227,19 @@ def reject(message: str, status_code: int = 500) -> WebhookReply:
 
 
 def _form_fields(body: bytes) -> dict[str, str]:
+    # Checked before any parsing: an anonymous caller must not make us decode megabytes.
+    if len(body) > MAX_PUSH_BYTES:
+        raise WebhookRejected(f"body is larger than {MAX_PUSH_BYTES} bytes", 413)
+    if body.count(b"&") + 1 > MAX_PUSH_FIELDS:
+        raise WebhookRejected(f"form has more than {MAX_PUSH_FIELDS} fields", 400)
     try:
         text = body.decode("utf-8")
-        pairs = urllib.parse.parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
+        pairs = urllib.parse.parse_qsl(
+            text,
+            keep_blank_values=True,
+            strict_parsing=bool(text),
+            max_num_fields=MAX_PUSH_FIELDS,
+        )
     except (UnicodeDecodeError, ValueError):
         raise WebhookRejected("body is not a form", 400) from None
     fields: dict[str, str] = {}
@@ -304,57 +313,145 @@ def _location(record: Mapping[str, Any]) -> TrackingLocation:
 
 # --- booking and subscription ------------------------------------------------------------
 
+LABEL_PATH = "/label/order"
+MOBILE_DIGITS = 11
+# The e-waybill API's codes that say "try again later" rather than "this request is wrong".
+LABEL_RETRYABLE_CODES = frozenset({"-1", "500"})
 
-def tracking_number_for(shipment_id: str, carrier: str) -> str:
-    """The waybill number we propose for a shipment: the same for every retry."""
-    digest = hashlib.sha256(f"{carrier}:{shipment_id}".encode()).digest()
-    digits = int.from_bytes(digest[:8], "big") % 10**15
-    return f"{_WAYBILL_PREFIXES.get(carrier, 'OD')}{digits:015d}"
+
+def label_sign(param: str, t: str, key: str, secret: str) -> str:
+    """The e-waybill API's ``sign``: upper-case hex MD5 of param + t + key + secret."""
+    return hashlib.md5((param + t + key + secret).encode("utf-8")).hexdigest().upper()
+
+
+def partner_accounts(text: str) -> dict[str, dict[str, str]]:
+    """``KUAIDI100_PARTNERS``: the e-waybill account the merchant holds with each carrier,
+    ``{"shunfeng": {"partnerId": "...", "partnerKey": "...", "net": "..."}, ...}``."""
+    if not text.strip():
+        return {}
+    document = json.loads(text)
+    if not isinstance(document, dict) or not all(
+        isinstance(account, dict) for account in document.values()
+    ):
+        raise ValueError("KUAIDI100_PARTNERS must be a JSON object of objects")
+    return {
+        str(carrier): {str(name): str(value) for name, value in account.items()}
+        for carrier, account in document.items()
+    }
 
 
 class Kuaidi100Client:
-    """Books parcels and subscribes to their tracking at ``base_url`` with our ``key``."""
+    """Orders e-waybills (``label_base_url``) and subscribes parcels to tracking pushes
+    (``base_url``) with our ``key``; the e-waybill API also signs with ``secret``."""
 
     def __init__(
         self,
         base_url: str,
         key: str,
         *,
+        secret: str = "",
+        label_base_url: str = "",
+        partners: Mapping[str, Mapping[str, str]] | None = None,
         tracking_url_template: str = DEFAULT_TRACKING_URL_TEMPLATE,
         timeout: float = 10.0,
+        clock: Any = None,
     ) -> None:
         if not base_url or not key:
             raise ValueError("Kuaidi100Client needs a base URL and a key")
         self.base_url = base_url.rstrip("/")
+        self.label_base_url = (label_base_url or DEFAULT_LABEL_BASE_URL).rstrip("/")
         self.key = key
+        self.secret = secret
+        self.partners = dict(partners or {})
         self.tracking_url_template = tracking_url_template or DEFAULT_TRACKING_URL_TEMPLATE
         self.timeout = timeout
+        self._clock = clock or time.time
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Kuaidi100Client:
         return cls(
             settings.carrier_base_url or DEFAULT_BASE_URL,
             settings.carrier_key,
+            secret=settings.carrier_secret,
+            label_base_url=settings.carrier_label_base_url,
+            partners=partner_accounts(settings.kuaidi100_partners),
             tracking_url_template=settings.carrier_tracking_url_template,
         )
 
-    def book(
-        self,
-        shipment_id: str,
-        carrier_code: str,
-        callback_url: str,
-        salt: str,
-        *,
-        phone: str | None = None,
-    ) -> Booking:
-        """Get a waybill for the shipment and subscribe to its tracking. Safe to retry."""
-        number, label_reference = self._request_label(shipment_id, carrier_code)
-        self.subscribe(carrier_code, number, callback_url, salt, phone=phone)
+    def book(self, parcel: ParcelRequest, callback_url: str, salt: str) -> Booking:
+        """Order the e-waybill, then subscribe its number for pushes to ``callback_url``."""
+        waybill = self.order_waybill(parcel)
+        self.subscribe(
+            parcel.carrier, waybill.tracking_number, callback_url, salt, parcel.recipient.phone
+        )
+        return self.booking_for(waybill, tracking_provider=NAME)
+
+    def booking_for(self, waybill: Waybill, *, tracking_provider: str) -> Booking:
         return Booking(
-            carrier=carrier_code,
+            carrier=waybill.carrier,
+            tracking_number=waybill.tracking_number,
+            tracking_url=self.tracking_url(waybill.carrier, waybill.tracking_number),
+            label_reference=waybill.reference,
+            booking_provider=NAME,
+            tracking_provider=tracking_provider,
+            label_url=waybill.label_url,
+        )
+
+    def order_waybill(self, parcel: ParcelRequest) -> Waybill:
+        """电子面单下单: ``POST /label/order`` with ``method=order``; the carrier's number."""
+        if not self.secret:
+            raise CarrierError(
+                "no Kuaidi100 secret is configured (CARRIER_SECRET)",
+                code="not_configured",
+                provider=NAME,
+            )
+        account = self.partners.get(parcel.carrier, {})
+        param = {
+            "printType": "IMAGE",
+            **{name: value for name, value in account.items() if value},
+            "kuaidicom": parcel.carrier,
+            "recMan": _man(parcel.recipient),
+            "sendMan": _man(parcel.sender),
+            "cargo": parcel.description[:50],
+            "count": str(parcel.quantity),
+            "weight": f"{max(parcel.weight_grams, 1) / 1000:.2f}",
+            "payType": "SHIPPER",
+            "expType": "标准快递",
+            "orderId": parcel.reference,
+            "needSubscribe": False,
+        }
+        param_text = _compact(param)
+        t = str(int(self._clock() * 1000))
+        form = {
+            "method": "order",
+            "key": self.key,
+            "t": t,
+            "sign": label_sign(param_text, t, self.key, self.secret),
+            "param": param_text,
+        }
+        answer = self._post(self.label_base_url + LABEL_PATH, form)
+        code = str(answer.get("code", ""))
+        data = answer.get("data")
+        if answer.get("success") is not True or code != ACCEPTED or not isinstance(data, dict):
+            raise CarrierError(
+                _text(answer.get("message")) or f"Kuaidi100 answered code {code or 'none'}",
+                code=code or "unknown",
+                retryable=code in LABEL_RETRYABLE_CODES,
+                provider=NAME,
+            )
+        number = _text(data.get("kuaidinum"))
+        if number is None:
+            raise CarrierError(
+                "Kuaidi100 answered the e-waybill order without a waybill number",
+                code="bad_response",
+                retryable=True,
+                provider=NAME,
+            )
+        return Waybill(
+            carrier=_text(data.get("kuaidicom")) or parcel.carrier,
             tracking_number=number,
-            tracking_url=self.tracking_url(carrier_code, number),
-            label_reference=label_reference,
+            label_url=_text(data.get("label")) or "",
+            reference=_text(data.get("taskId")) or number,
         )
 
     def subscribe(
@@ -376,7 +473,7 @@ class Kuaidi100Client:
         if phone:
             parameters["phone"] = phone  # SF Express only answers with the phone number
         param = {"company": company, "number": number, "key": self.key, "parameters": parameters}
-        answer = self._post("/poll", {"schema": "json", "param": _compact(param)})
+        answer = self._post(self.base_url + "/poll", {"schema": "json", "param": _compact(param)})
         code = str(answer.get("returnCode", ""))
         if (answer.get("result") is True and code == ACCEPTED) or code == DUPLICATE_SUBSCRIPTION:
             return
@@ -384,6 +481,7 @@ class Kuaidi100Client:
             f"kuaidi100 refused the subscription: {answer.get('message', '')}",
             code=code or "unknown",
             retryable=code == "500",
+            provider=NAME,
         )
 
     def tracking_url(self, carrier: str, tracking_number: str) -> str:
@@ -392,25 +490,10 @@ class Kuaidi100Client:
             tracking_number=urllib.parse.quote(tracking_number, safe=""),
         )
 
-    def _request_label(self, shipment_id: str, carrier: str) -> tuple[str, str]:
-        proposed = tracking_number_for(shipment_id, carrier)
-        param = {"kuaidicom": carrier, "kuaidinum": proposed, "orderId": shipment_id}
-        answer = self._post("/label", {"key": self.key, "param": _compact(param)})
-        data = answer.get("data")
-        if answer.get("result") is not True or not isinstance(data, dict):
-            code = str(answer.get("returnCode", ""))
-            raise CarrierError(
-                f"the carrier refused the waybill: {answer.get('message', '')}",
-                code=code or "unknown",
-                retryable=code == "500",
-            )
-        number = _text(data.get("kuaidinum")) or proposed
-        reference = _text(data.get("taskId")) or number
-        return number, reference
-
-    def _post(self, path: str, form: Mapping[str, str]) -> dict[str, Any]:
+    def _post(self, url: str, form: Mapping[str, str]) -> dict[str, Any]:
+        path = urllib.parse.urlsplit(url).path
         request = urllib.request.Request(
-            self.base_url + path,
+            url,
             data=urllib.parse.urlencode(form).encode(),
             headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
             method="POST",
@@ -423,10 +506,14 @@ class Kuaidi100Client:
                 f"kuaidi100 answered HTTP {error.code} to {path}",
                 code=f"http_{error.code}",
                 retryable=error.code >= 500 or error.code == 429,
+                provider=NAME,
             ) from None
         except (urllib.error.URLError, TimeoutError, OSError) as error:
             raise CarrierError(
-                f"kuaidi100 could not be reached: {error}", code="unreachable", retryable=True
+                f"kuaidi100 could not be reached: {error}",
+                code="unreachable",
+                retryable=True,
+                provider=NAME,
             ) from None
         try:
             answer = json.loads(raw)
@@ -437,8 +524,24 @@ class Kuaidi100Client:
                 f"kuaidi100 answered {path} with something that is not a JSON object",
                 code="bad_response",
                 retryable=True,
+                provider=NAME,
             )
         return answer
+
+
+def _man(party: Party) -> dict[str, str]:
+    """A sender or recipient as the e-waybill API's ``sendMan`` / ``recMan``."""
+    number = re.sub(r"[\s-]", "", party.phone)
+    if number.startswith("+86"):
+        number = number[3:]  # the e-waybill API takes a mainland mobile as its 11 digits
+    is_mobile = len(number) == MOBILE_DIGITS and number.startswith("1") and number.isdigit()
+    return {
+        "name": party.name,
+        "mobile": number if is_mobile else "",
+        "tel": "" if is_mobile else party.phone.strip(),
+        "printAddr": party.printed_address,
+        "company": party.company,
+    }
 
 
 def _compact(document: Mapping[str, Any]) -> str:
