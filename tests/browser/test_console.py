@@ -235,7 +235,19 @@ def test_ops_pick_pack_and_ship_from_the_warehouse_screen(
         "PUT",
         f"/warehouses/{MANUAL_WAREHOUSE}",
         OPS,
-        {"name": "测试仓 Console DC", "city": "苏州", "location": {"lat": 31.3, "lon": 120.6}},
+        {
+            "name": "测试仓 Console DC",
+            "city": "苏州",
+            "location": {"lat": 31.3, "lon": 120.6},
+            "address": {
+                "region": "江苏省",
+                "city": "苏州市",
+                "line1": "工业园区星湖街 1 号",
+                "postcode": "215000",
+            },
+            "contact_name": "赵强",
+            "phone": "13800138009",
+        },
     )
     sku = new_product(stack, "CON-SHIP")
     call(stack, "POST", f"/stock/{sku}/{MANUAL_WAREHOUSE}/receive", OPS, {"quantity": 5})

@@ -102,6 +102,12 @@ export function WarehousesPage({ api, t }) {
     const form = event.currentTarget;
     const v = formValues(form);
     const body = { name: v.name, city: v.city, location: { lat: Number(v.lat), lon: Number(v.lon) } };
+    // Where carriers collect parcels: all four address parts, or none.
+    if ([v.region, v.address_city, v.line1, v.postcode].every((x) => x && x.trim())) {
+      body.address = { region: v.region, city: v.address_city, line1: v.line1, postcode: v.postcode };
+    }
+    if (v.contact_name) body.contact_name = v.contact_name;
+    if (v.phone) body.phone = v.phone;
     const ok = await action.run(() => api.put(`/warehouses/${encodeURIComponent(v.id.trim())}`, body));
     if (ok) (setEditing(null), form.reset(), list.reload());
   }
@@ -112,7 +118,7 @@ export function WarehousesPage({ api, t }) {
       <thead><tr><th scope="col">ID</th><th scope="col">${t("warehouses.name")}</th><th scope="col">${t("warehouses.city")}</th>
         <th scope="col">${t("warehouses.location")}</th><th scope="col"><span class="skip">${t("edit")}</span></th></tr></thead>
       <tbody>${(list.data || []).map((row) => html`<tr>
-        <td>${row.id}</td><td>${row.name}</td><td>${row.city}</td><td>${row.location.lat}, ${row.location.lon}</td>
+        <td>${row.id}</td><td>${row.name}</td><td>${row.city}</td><td>${row.location.lat}, ${row.location.lon}${row.can_book === false ? html` <span class="badge">${t("warehouses.cannotBook")}</span>` : ""}</td>
         <td><button class="secondary" onClick=${() => setEditing(row)} aria-label=${t("edit") + " " + row.id}>${t("edit")}</button></td>
       </tr>`)}</tbody>
     </table>
@@ -124,6 +130,14 @@ export function WarehousesPage({ api, t }) {
         <label>${t("warehouses.city")}<input name="city" required value=${w.city || ""} /></label>
         <label>${t("warehouses.lat")}<input name="lat" required type="number" step="any" min="-90" max="90" value=${w.location?.lat ?? ""} /></label>
         <label>${t("warehouses.lon")}<input name="lon" required type="number" step="any" min="-180" max="180" value=${w.location?.lon ?? ""} /></label>
+      </div>
+      <div class="row">
+        <label>${t("warehouses.region")}<input name="region" value=${w.address?.region || ""} /></label>
+        <label>${t("warehouses.addressCity")}<input name="address_city" value=${w.address?.city || ""} /></label>
+        <label>${t("warehouses.line1")}<input name="line1" size="30" value=${w.address?.line1 || ""} /></label>
+        <label>${t("warehouses.postcode")}<input name="postcode" size="8" value=${w.address?.postcode || ""} /></label>
+        <label>${t("warehouses.contact")}<input name="contact_name" value=${w.contact_name || ""} /></label>
+        <label>${t("warehouses.phone")}<input name="phone" type="tel" value=${w.phone || ""} /></label>
       </div>
       <button disabled=${action.busy}>${t("save")}</button>
       ${editing && html` <button type="button" class="secondary" onClick=${() => setEditing(null)}>${t("cancel")}</button>`}
