@@ -9,6 +9,8 @@ export function FulfilmentPage({ api, t, query, go }) {
   const warehouses = useLoad(() => loadWarehouses(api), []);
   const warehouse = query.get("warehouse") || warehouses.data?.[0]?.id || "";
   const [status, setStatus] = useState("pending");
+  // What the last step did stays on the page after its card leaves this list.
+  const [notice, setNotice] = useState(null);
   const pager = usePager([warehouse, status]);
   const work = useLoad(async () => {
     if (!warehouse) return null;
@@ -27,9 +29,10 @@ export function FulfilmentPage({ api, t, query, go }) {
         ${Object.keys(STEPS).map((s) => html`<button class=${s === status ? "" : "secondary"} aria-pressed=${s === status} onClick=${() => setStatus(s)}>${t("shipment." + s)}</button> `)}
       </div>
     </div>
+    ${notice && html`<p class="notice" role="status" data-notice>${notice}</p>`}
     <${ErrorText} error=${work.error || warehouses.error} t=${t} />
     ${work.loading && !work.data ? html`<${Loading} t=${t} />` : html`<div class="board">
-      ${(work.data?.items || []).map((s) => html`<${ShipmentCard} key=${s.shipment_id + s.status} api=${api} t=${t} shipment=${s} done=${work.reload} />`)}
+      ${(work.data?.items || []).map((s) => html`<${ShipmentCard} key=${s.shipment_id + s.status} api=${api} t=${t} shipment=${s} done=${(text) => (setNotice(text), work.reload())} />`)}
     </div>
     ${work.data && work.data.items.length === 0 && html`<p>${t("fulfilment.empty")}</p>`}
     <${Pager} pager=${pager} nextCursor=${work.data?.next_cursor} t=${t} />`}`;
@@ -39,8 +42,11 @@ function ShipmentCard({ api, t, shipment, done }) {
   const action = useAction(t);
   const step = STEPS[shipment.status];
   async function advance() {
-    const moved = await action.run(() => api.post(`/shipments/${encodeURIComponent(shipment.shipment_id)}/${step}`), t("fulfilment.moved." + step));
-    if (moved) setTimeout(done, 600);
+    const moved = await action.run(() => api.post(`/shipments/${encodeURIComponent(shipment.shipment_id)}/${step}`));
+    if (moved) {
+      const tracking = moved.tracking_number ? ` ${moved.carrier || ""} ${moved.tracking_number}` : "";
+      done(`${shipment.shipment_id}: ${t("fulfilment.moved." + step)}${tracking}`);
+    }
   }
   return html`<article class="panel" data-shipment=${shipment.shipment_id} aria-labelledby=${"s-" + shipment.shipment_id}>
     <h2 id=${"s-" + shipment.shipment_id}>${shipment.shipment_id}</h2>
@@ -48,7 +54,7 @@ function ShipmentCard({ api, t, shipment, done }) {
     <h3>${t("fulfilment.packingList")}</h3>
     <table><thead><tr><th scope="col">SKU</th><th scope="col" class="num">${t("order.quantity")}</th></tr></thead>
       <tbody>${shipment.lines.map((l) => html`<tr><td>${l.sku}</td><td class="num">${l.quantity}</td></tr>`)}</tbody></table>
-    <p><button disabled=${action.busy || action.done} onClick=${advance}>${t("fulfilment." + step)}</button></p>
-    ${action.status}
+    <p><button disabled=${action.busy} onClick=${advance}>${t("fulfilment." + step)}</button></p>
+    ${action.error && action.status}
   </article>`;
 }
