@@ -50,8 +50,13 @@ def read(key: str) -> bytes | None:
     return body
 
 
-def download_url(key: str, seconds: int = PRESIGNED_URL_SECONDS) -> str:
-    url: str = client().generate_presigned_url(
-        "get_object", Params={"Bucket": _bucket(), "Key": key}, ExpiresIn=seconds
-    )
+def download_url(
+    key: str, seconds: int = PRESIGNED_URL_SECONDS, *, filename: str | None = None
+) -> str:
+    """A short-lived GET URL; with ``filename``, browsers save the file under that name
+    instead of showing it (S3 answers with that Content-Disposition)."""
+    params = {"Bucket": _bucket(), "Key": key}
+    if filename:
+        params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+    url: str = client().generate_presigned_url("get_object", Params=params, ExpiresIn=seconds)
     return url

@@ -6,15 +6,17 @@ another customer here, so no one can read or change someone else's account.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from chalice import Blueprint, Response
 from pydantic import BaseModel, Field, StringConstraints, create_model
 
 from chalicelib.api import models
-from chalicelib.api.auth import authorizer, principal
+from chalicelib.api.auth import OPS, SUPPORT, authorizer, principal, require_groups
 from chalicelib.api.openapi import operation
 from chalicelib.api.requests import parse_body
+from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.notifications import (
     EMAIL_PATTERN,
     MAX_EMAIL_CHARS,
@@ -253,6 +255,28 @@ def register_device() -> Response:
     body = parse_body(request, DeviceIn)
     device = customers.register_device(caller.user_id, PushPlatform(body.platform), body.token)
     return Response(body=device.as_dict(), status_code=201, headers=dict(JSON))
+
+
+@blueprint.route("/customers/{customer_id}/notifications", methods=["GET"], authorizer=authorizer)
+@operation(
+    "Messages sent to a customer (support, ops)",
+    description="The same items, newest first, as that customer's GET /me/notifications.",
+    tags=("me",),
+    query=InboxQuery,
+    responses={200: NotificationPage},
+    path_params={"customer_id": {"type": "string", "pattern": models.ID_PATTERN}},
+)
+def list_customer_notifications(customer_id: str) -> dict[str, Any]:
+    request = blueprint.current_request
+    require_groups(request, SUPPORT, OPS)
+    if not re.fullmatch(models.ID_PATTERN, customer_id):
+        raise InvalidInput(
+            "customer_id is not a valid id.",
+            [{"field": "customer_id", "message": f"must match {models.ID_PATTERN}"}],
+        )
+    params = InboxQuery.model_validate(request.query_params or {})
+    page = customers.list_inbox(customer_id, limit=params.limit, cursor=params.cursor)
+    return {"items": [entry.as_dict() for entry in page.items], "next_cursor": page.next_cursor}
 
 
 @blueprint.route("/me/notifications", methods=["GET"], authorizer=authorizer)

@@ -44,6 +44,12 @@ class ReportSummaryBody(models.ResponseModel):
     headline: dict[str, Any] = Field(
         description="The day's headline figures; money in *_minor integers with a currency."
     )
+    charts: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="The series the summary page draws: revenue_by_hour (hour, currency, "
+        "revenue_minor), top_products (rank, sku, name, currency, units, revenue_minor) and "
+        "stock_cover (sku, name, days_of_cover).",
+    )
 
 
 @blueprint.route("/reports", methods=["GET"], authorizer=authorizer)
@@ -76,7 +82,11 @@ def list_report_files() -> dict[str, Any]:
 def get_report_summary(date: str) -> dict[str, Any]:
     require_groups(blueprint.current_request, *REPORT_READERS)
     summary = exports.summary_for(date)
-    return {"date": summary["date"], "headline": summary.get("headline") or {}}
+    return {
+        "date": summary["date"],
+        "headline": summary.get("headline") or {},
+        "charts": summary.get("charts") or {},
+    }
 
 
 @blueprint.route("/reports/{date}/summary.html", methods=["GET"], authorizer=authorizer)

@@ -157,6 +157,31 @@ class LedgerQuery(models.QueryModel):
     limit: int = Field(default=stock.DEFAULT_LEDGER_PAGE, ge=1, le=stock.MAX_LEDGER_PAGE)
 
 
+class StockGridQuery(models.QueryModel):
+    warehouse: Id | None = Field(default=None, description="Only this warehouse's levels.")
+    category: str | None = Field(default=None, description="Only products of this category.")
+    low: bool = Field(
+        default=False,
+        description="true: only levels at or under their low-stock threshold (from the "
+        "low-stock index).",
+    )
+    cursor: str | None = Field(default=None, max_length=2048)
+    limit: int = Field(
+        default=stock.DEFAULT_GRID_PAGE,
+        ge=1,
+        le=stock.MAX_GRID_PAGE,
+        description="SKUs per page (each with its level in every warehouse asked for); "
+        "with low=true, levels per page.",
+    )
+
+
+class StockGridPage(models.ResponseModel):
+    items: list[LevelBody]
+    next_cursor: str | None = Field(
+        description="Pass as cursor to get the next page; null on the last page."
+    )
+
+
 def _created(body: models.ResponseModel) -> Response:
     return Response(
         body=models.dump(body), status_code=201, headers={"Content-Type": "application/json"}
@@ -242,6 +267,30 @@ def put_threshold(sku: str, warehouse: str) -> dict[str, Any]:
     require_groups(request, OPS)
     body = parse_body(request, ThresholdRequest)
     return models.dump(LevelBody.of(stock.set_threshold(sku, warehouse, body.low_stock_threshold)))
+
+
+@blueprint.route("/stock", methods=["GET"], authorizer=authorizer)
+@operation(
+    "Stock levels for the staff grid",
+    description="Levels by SKU then warehouse, read from indexes (never a table scan); "
+    "filter by warehouse, category, or only low levels.",
+    tags=TAGS,
+    query=StockGridQuery,
+    responses={200: StockGridPage},
+)
+def list_stock() -> dict[str, Any]:
+    request = blueprint.current_request
+    require_groups(request, OPS, SUPPORT)
+    params = StockGridQuery.model_validate(request.query_params or {})
+    page = stock.stock_grid(
+        warehouse=params.warehouse,
+        category=params.category,
+        low=params.low,
+        cursor=params.cursor,
+        limit=params.limit,
+    )
+    items = [LevelBody.of(level) for level in page.items]
+    return models.dump(StockGridPage(items=items, next_cursor=page.next_cursor))
 
 
 @blueprint.route("/stock/{sku}", methods=["GET"], authorizer=authorizer)

@@ -525,6 +525,7 @@ class SalesCounters:
     placed: int = 0
     cancelled: int = 0
     expired: int = 0
+    low_stock_alerts_opened: int = 0
 
 
 @dataclass(slots=True)

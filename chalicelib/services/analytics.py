@@ -551,3 +551,33 @@ def _export(reports: DailyReports) -> bool:
     exports = importlib.import_module(EXPORTS_MODULE)
     exports.export_reports(reports)
     return True
+
+
+# --- the staff dashboard ------------------------------------------------------------------
+
+DASHBOARD_DAYS = 14
+MAX_DASHBOARD_DAYS = 92
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardDay:
+    day: date
+    orders: int
+    revenue: Money
+    low_stock_alerts_opened: int
+
+
+def dashboard(days: int = DASHBOARD_DAYS, *, now: datetime | None = None) -> list[DashboardDay]:
+    """The last ``days`` business days up to today, oldest first, from the day counters."""
+    today = local_day(now or datetime.now(UTC), zone())
+    wanted = [today - timedelta(days=back) for back in range(days - 1, -1, -1)]
+    summaries = store.day_summaries(wanted)
+    return [
+        DashboardDay(
+            day=day,
+            orders=summaries[day].orders,
+            revenue=Money(summaries[day].gross, CURRENCY),
+            low_stock_alerts_opened=summaries[day].low_stock_alerts_opened,
+        )
+        for day in wanted
+    ]

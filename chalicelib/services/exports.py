@@ -105,7 +105,9 @@ def downloads_for(day_text: str) -> list[dict[str, Any]]:
             "table": entry.table,
             "format": entry.format,
             "rows": entry.rows,
-            "url": reports_bucket.download_url(entry.key),
+            "url": reports_bucket.download_url(
+                entry.key, filename=f"{entry.table}-{manifest.day.isoformat()}.{entry.format}"
+            ),
         }
         for entry in manifest.files
     ]

@@ -21,12 +21,13 @@ no work at all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.adapters import alerts as alert_channel
+from chalicelib.domain.analytics import local_day, shard_of
 from chalicelib.domain.catalogue import ID_PATTERN, require_id
 from chalicelib.domain.errors import Conflict, DomainError, NotFound
 from chalicelib.domain.identifiers import sortable_id
@@ -39,11 +40,12 @@ from chalicelib.domain.replenishment import (
     sales_window,
 )
 from chalicelib.observability import count, logger
-from chalicelib.services import catalogue, stock
+from chalicelib.services import analytics, catalogue, stock
 from chalicelib.store import alerts as store
+from chalicelib.store import analytics as analytics_store
 from chalicelib.store import inventory, outbox
 from chalicelib.store.pagination import Page
-from chalicelib.store.unit_of_work import TransactionCancelled
+from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
 
 CONSUMER = "operations"
 STOCK_LOW = stock.STOCK_LOW
@@ -113,7 +115,7 @@ def reconcile_level(sku: str, warehouse: str, *, now: datetime | None = None) ->
         try:
             if level.is_low and open_id is None:
                 alert = _new_alert(level, at)
-                if store.add_alert(alert):
+                if store.add_alert(alert, also=_count_opened(alert)):
                     _publish(alert)
                     logger.info("low-stock alert opened", extra=_log_fields(alert))
                     count("LowStockAlertsOpened")
@@ -131,6 +133,16 @@ def reconcile_level(sku: str, warehouse: str, *, now: datetime | None = None) ->
             continue  # collided with another writer: look again
         return Reconciled()
     raise Conflict(f"The alert state of {sku} in {warehouse} is changing too quickly.")
+
+
+def _count_opened(alert: LowStockAlert) -> Callable[[UnitOfWork], None]:
+    """The dashboard's count of alerts opened that day, written with the alert."""
+
+    def count(uow: UnitOfWork) -> None:
+        day = local_day(alert.created_at, analytics.zone())
+        analytics_store.add_alert_opened(uow, day=day, shard=shard_of(alert.alert_id))
+
+    return count
 
 
 def _new_alert(level: StockLevel, at: datetime) -> LowStockAlert:

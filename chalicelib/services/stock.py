@@ -38,6 +38,7 @@ from chalicelib.domain.catalogue import (
     ProductNotFound,
     Warehouse,
     WarehouseNotFound,
+    require_category,
 )
 from chalicelib.domain.catalogue import require_id as _require_id
 from chalicelib.domain.errors import Conflict, InvalidInput, UnknownSku
@@ -56,6 +57,8 @@ MAX_QUANTITY = 1_000_000
 MAX_THRESHOLD = MAX_QUANTITY
 DEFAULT_LEDGER_PAGE = 50
 MAX_LEDGER_PAGE = store.MAX_LEDGER_PAGE
+DEFAULT_GRID_PAGE = 25
+MAX_GRID_PAGE = 100
 STOCK_LOW = "stock.low"
 STOCK_RECOVERED = "stock.recovered"
 # A transaction holds 100 actions and releasing the largest order (40 allocations) needs
@@ -429,6 +432,45 @@ def stock_of(sku: str) -> SkuStock:
     warehouses = [w.id for w in known_warehouses(fresh=True)]
     levels = store.get_levels(sku, warehouses)
     return SkuStock(sku=sku, levels=[levels[w] for w in warehouses])
+
+
+def stock_grid(
+    *,
+    warehouse: str | None = None,
+    category: str | None = None,
+    low: bool = False,
+    cursor: str | None = None,
+    limit: int = DEFAULT_GRID_PAGE,
+) -> Page[StockLevel]:
+    """Levels for the staff grid, by SKU then warehouse, from indexes only.
+
+    All levels: a page of products (the catalogue's listing index, by category if asked)
+    with each product's level in every warehouse asked for (one batch read; a level never
+    stocked is empty), so ``limit`` counts SKUs. Low levels only: the low-stock index,
+    ``limit`` levels at a time (a category filter may leave a page shorter).
+    """
+    if warehouse is not None:
+        _require_warehouse(warehouse, field="warehouse")
+    if category is not None:
+        require_category(category)
+    if low:
+        page = store.low_levels_page(warehouse=warehouse, limit=limit, cursor=cursor)
+        levels = page.items
+        if category is not None:
+            found = catalogue.products.get_many({level.sku for level in levels})
+            levels = [
+                level
+                for level in levels
+                if level.sku in found and found[level.sku].category == category
+            ]
+        return Page(items=levels, next_cursor=page.next_cursor)
+    products = catalogue.products.list_page(
+        category=category, include_inactive=True, limit=limit, cursor=cursor
+    )
+    warehouse_ids = [warehouse] if warehouse else [w.id for w in known_warehouses()]
+    keys = [(product.sku, wh) for product in products.items for wh in warehouse_ids]
+    levels = store.get_levels_many(keys)
+    return Page(items=[levels[key] for key in sorted(keys)], next_cursor=products.next_cursor)
 
 
 def ledger(

@@ -27,7 +27,7 @@ undo a resolution.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -188,10 +188,13 @@ def open_alert_ids(keys: Iterable[StockKey]) -> dict[StockKey, str]:
 # --- writing -----------------------------------------------------------------------------------
 
 
-def add_alert(alert: LowStockAlert) -> bool:
-    """Open ``alert`` if its level has no open alert; False (nothing written) if it has."""
+def add_alert(alert: LowStockAlert, *, also: Callable[[UnitOfWork], None] | None = None) -> bool:
+    """Open ``alert`` if its level has no open alert; False (nothing written) if it has.
+    ``also`` adds further writes (the day's alert counter) to the same transaction."""
     at = timestamp(alert.created_at)
     uow = UnitOfWork()
+    if also is not None:
+        also(uow)
     uow.update(
         _state_key(alert.sku, alert.warehouse),
         "SET open_alert_id = :alert_id, sku = :sku, warehouse = :warehouse,"

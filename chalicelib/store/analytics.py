@@ -6,7 +6,7 @@ Item shapes (the only place that knows them):
     claim        pk=AN#EVENT#<event_id>       sk=CLAIM        type, claimed_at, expires_ttl
     day counters pk=AN#DAY#<day>#<shard>      sk=SUMMARY      orders, units, gross,
                  merchandise, shipping, refunds, refund_count, other_refunds,
-                 other_refund_count, placed, cancelled, expired
+                 other_refund_count, placed, cancelled, expired, low_stock_alerts_opened
                                               sk=METHOD#<method>        payments, captured,
                                                                         refunds, refunded
                                               sk=HOUR#<hh>              orders, units, revenue
@@ -62,6 +62,7 @@ from chalicelib.domain.analytics import (
     Membership,
     MethodCounters,
     Sale,
+    SalesCounters,
     SkuSales,
     SkuStock,
     StockSnapshot,
@@ -319,6 +320,17 @@ def add_order_count(uow: UnitOfWork, *, day: date, shard: int, counter: str) -> 
         _key(_day_pk(day, shard), SUMMARY_SK),
         tag=("day", day.isoformat(), shard, SUMMARY_SK),
         add={counter: 1},
+        entity="analytics_day",
+    )
+
+
+def add_alert_opened(uow: UnitOfWork, *, day: date, shard: int) -> None:
+    """One more low-stock alert opened on ``day`` (in the alert's own transaction)."""
+    _add_counters(
+        uow,
+        _key(_day_pk(day, shard), SUMMARY_SK),
+        tag=("day", day.isoformat(), shard, SUMMARY_SK),
+        add={"low_stock_alerts_opened": 1},
         entity="analytics_day",
     )
 
@@ -669,6 +681,21 @@ def _counters(target: Any, item: Mapping[str, Any], skip: Iterable[str] = ()) ->
     for name in (f.name for f in fields(target)):
         if name not in skip and isinstance(getattr(target, name), int):
             setattr(target, name, getattr(target, name) + _int(item, name))
+
+
+def day_summaries(days: Iterable[date]) -> dict[date, SalesCounters]:
+    """The summary counters of each of ``days``, summed over shards (one batch read; days
+    with nothing counted have zeros)."""
+    wanted = sorted(set(days))
+    keys = [
+        _key(_day_pk(day, shard), SUMMARY_SK) for day in wanted for shard in range(COUNTER_SHARDS)
+    ]
+    summaries = {day: SalesCounters() for day in wanted}
+    for raw in tables.batch_get(keys):
+        item = tables.from_item(raw)
+        day = date.fromisoformat(item[tables.PK][len(DAY_PREFIX) :].split("#")[0])
+        _counters(summaries[day], item)
+    return summaries
 
 
 def day_activity(day: date) -> DayActivity:

@@ -452,6 +452,58 @@ def low_levels(*, page_size: int = 100) -> Iterator[list[StockLevel]]:
             query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
+_LOW_POSITION = re.compile(r"[^#]+#[^#]+")
+
+
+def low_levels_page(*, warehouse: str | None, limit: int, cursor: str | None) -> Page[StockLevel]:
+    """Levels at or under their threshold (in one warehouse, or all), ``limit`` at a time:
+    the low-stock index's shards one after another, a Query per page of each."""
+    scope = scope_of("low_levels", warehouse)
+    shard, after = 0, None
+    if cursor:
+        position = decode_cursor(cursor, scope)
+        shard, after = position.get("shard"), position.get("after")
+        if not isinstance(shard, int) or not 0 <= shard < LOW_STOCK_SHARDS:
+            raise InvalidCursor()
+        if not isinstance(after, str) or not _LOW_POSITION.fullmatch(after):
+            raise InvalidCursor()
+    found: list[tuple[int, StockLevel]] = []
+    while shard < LOW_STOCK_SHARDS and len(found) <= limit:
+        query: dict[str, Any] = {
+            "TableName": tables.table_name(),
+            "IndexName": LOW_STOCK_INDEX,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": _LOW_PK},
+            "ExpressionAttributeValues": {":pk": {"S": f"{LOW_STOCK_PREFIX}{shard}"}},
+            "Limit": limit + 1,
+        }
+        if warehouse is not None:
+            query["FilterExpression"] = "warehouse = :warehouse"
+            query["ExpressionAttributeValues"][":warehouse"] = {"S": warehouse}
+        if after is not None:
+            sku, warehouse_id = after.split("#")
+            query["ExclusiveStartKey"] = {
+                **level_key(sku, warehouse_id),
+                _LOW_PK: {"S": f"{LOW_STOCK_PREFIX}{shard}"},
+                _LOW_SK: {"S": after},
+            }
+        while len(found) <= limit:
+            response = tables.client().query(**query)
+            found.extend((shard, level_from_item(raw)) for raw in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        shard, after = shard + 1, None
+    page, more = found[:limit], len(found) > limit
+    next_cursor = None
+    if more:
+        last_shard, last = page[-1]
+        next_cursor = encode_cursor(
+            scope, {"shard": last_shard, "after": f"{last.sku}#{last.warehouse}"}
+        )
+    return Page(items=[level for _, level in page], next_cursor=next_cursor)
+
+
 def levels_with_stored_available(
     keys: Iterable[StockKey], *, consistent: bool = True
 ) -> list[tuple[StockLevel, int]]:

@@ -105,6 +105,8 @@ class StackOptions:
     carrier_step: float = 20.0
     # DynamoDB's conflicts and throttling in the AWS emulator (infra/local/aws_emulator.py).
     contention: bool = False
+    # Warehouses the simulator leaves to people (the console's warehouse screen).
+    manual_warehouses: tuple[str, ...] = ()
 
 
 @dataclass
@@ -134,6 +136,10 @@ class LocalStack:
     @property
     def storefront_url(self) -> str:
         return f"{self.api_url}/shop/"
+
+    @property
+    def console_url(self) -> str:
+        return f"{self.api_url}/console/"
 
     @property
     def moto_url(self) -> str:
@@ -219,6 +225,7 @@ class LocalStack:
                     "infra.local.warehouse",
                     "--delay",
                     str(options.warehouse_delay),
+                    *(f"--manual={w}" for w in options.manual_warehouses),
                     "--parent-pid",
                     str(os.getpid()),
                 ],
@@ -595,6 +602,7 @@ class LocalStack:
             "",
             "orderdesk local stack is running",
             f"  Shop           {self.storefront_url}",
+            f"  Console        {self.console_url}   (staff: ops, finance, support)",
             f"  API            {self.api_url}",
             f"  API docs       {self.api_url}/docs",
             f"  OpenAPI        {self.api_url}/openapi.json",
@@ -719,6 +727,13 @@ def parse_args(argv: list[str] | None) -> StackOptions:
         default=float(os.environ.get("CARRIER_STEP", "20")),
         help="seconds between the emulated carrier's tracking steps",
     )
+    parser.add_argument(
+        "--manual-warehouse",
+        action="append",
+        default=[],
+        metavar="WAREHOUSE",
+        help="a warehouse the simulator leaves to people at the console (repeatable)",
+    )
     parser.add_argument("--stage", default="local", help=argparse.SUPPRESS)
     parser.add_argument(
         "--contention",
@@ -738,6 +753,7 @@ def parse_args(argv: list[str] | None) -> StackOptions:
         warehouse_delay=args.warehouse_delay,
         carrier_step=args.carrier_step,
         contention=args.contention,
+        manual_warehouses=tuple(args.manual_warehouse),
     )
 
 

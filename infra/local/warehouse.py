@@ -32,11 +32,16 @@ NEXT_STEP = {
 }
 
 
-def work_once(delay: timedelta, now: datetime | None = None) -> int:
-    """Move every shipment that has waited ``delay`` one step; how many moved."""
+def work_once(
+    delay: timedelta, now: datetime | None = None, *, manual: frozenset[str] = frozenset()
+) -> int:
+    """Move every shipment that has waited ``delay`` one step, except in the ``manual``
+    warehouses (left to people at the console); how many moved."""
     moment = now or datetime.now(UTC)
     moved = 0
     for warehouse in stock.known_warehouses():
+        if warehouse.id in manual:
+            continue
         for status, step in NEXT_STEP.items():
             page = fulfilment.warehouse_work(warehouse.id, status.value, limit=25)
             for record in page.items:
@@ -68,15 +73,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=10.0, help="seconds per step")
     parser.add_argument("--parent-pid", type=int, help="stop when this process is gone")
     parser.add_argument("--once", action="store_true", help="one round, then exit")
+    parser.add_argument(
+        "--manual",
+        action="append",
+        default=[],
+        metavar="WAREHOUSE",
+        help="a warehouse whose shipments are left to people (repeatable)",
+    )
     args = parser.parse_args(argv)
+    manual = frozenset(args.manual)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     delay = timedelta(seconds=args.delay)
     if args.once:
-        print(f"moved {work_once(delay)} shipment(s) one step")
+        print(f"moved {work_once(delay, manual=manual)} shipment(s) one step")
         return 0
     while _parent_alive(args.parent_pid):
         try:
-            work_once(delay)
+            work_once(delay, manual=manual)
         except Exception:  # a simulator keeps going; the error is logged
             log.exception("warehouse round failed")
         time.sleep(1.0)

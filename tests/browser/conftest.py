@@ -40,6 +40,7 @@ SCREENSHOTS = REPO_ROOT / "build" / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 360, "height": 740}
 EXPECT_TIMEOUT_MS = 15_000
+MANUAL_WAREHOUSE = "wh-console-test"
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +67,9 @@ def shop_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackU
                 "0.5",
                 "--carrier-step",
                 "1",
+                # The console's warehouse screen is tested on a warehouse left to people.
+                "--manual-warehouse",
+                MANUAL_WAREHOUSE,
             ],
             cwd=REPO_ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -207,6 +207,8 @@ def test_finance_gets_a_working_short_lived_link_for_every_file(api: Api, bucket
         downloaded = requests.get(item["url"], timeout=10)
         assert downloaded.status_code == 200
         assert downloaded.content == body_of(bucket, key)
+        filename = f"{entry.table}-2026-11-24.{entry.format}"
+        assert downloaded.headers["Content-Disposition"] == f'attachment; filename="{filename}"'
 
 
 def test_ops_may_list_reports_too(api: Api, bucket: Any) -> None:
@@ -268,14 +270,17 @@ def test_a_bad_date_is_400(api: Api, bucket: Any, path: str) -> None:
 # --- the summary ----------------------------------------------------------------------------
 
 
-def test_summary_gives_the_headline_figures(api: Api, bucket: Any) -> None:
+def test_summary_gives_the_headline_figures_and_chart_series(api: Api, bucket: Any) -> None:
     export_reports(day_reports())
     response = api.request("GET", "/reports/2026-11-24/summary", headers=finance(api))
     assert response.status_code == 200
-    assert response.json_body == {
-        "date": "2026-11-24",
-        "headline": {"currency": "CNY", "orders": 3, "net_revenue_minor": 43700},
-    }
+    body = response.json_body
+    assert body["date"] == "2026-11-24"
+    assert body["headline"] == {"currency": "CNY", "orders": 3, "net_revenue_minor": 43700}
+    charts = body["charts"]
+    assert set(charts) == {"revenue_by_hour", "top_products", "stock_cover"}
+    assert len(charts["revenue_by_hour"]) == 24
+    assert any(row["name"] == "无线蓝牙耳机" for row in charts["top_products"])
     # In the order analytics gave them, which is the order the page shows them in.
     assert list(response.json_body["headline"]) == ["currency", "orders", "net_revenue_minor"]
 

@@ -335,3 +335,13 @@ def test_warehouses_keep_their_sender_details_and_say_whether_they_can_book(worl
     assert full.status_code == 200 and full.json_body["can_book"] is True
     stored = api.request("GET", "/warehouses/HZ", None, api.ops).json_body
     assert stored["address"]["postcode"] == "310000" and stored["phone"] == "13900000000"
+
+
+def test_the_warehouse_simulator_leaves_warehouses_named_manual_to_people(world):
+    add_warehouse(**SENDER)
+    order_id, _ = packed_shipment(world)
+
+    assert warehouse_simulator.work_once(timedelta(0), manual=frozenset({"SH"})) == 0
+    assert tracking(world, order_id)["status"] == "packed"
+    assert warehouse_simulator.work_once(timedelta(0)) == 1
+    assert tracking(world, order_id)["status"] == "shipped"
