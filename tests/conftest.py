@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 STACK_TEST_DIRS = ("tests/e2e/", "tests/browser/")
+# A test that may change any shared resource it can reach (the contract test fuzzes every
+# operation with a staff token) runs after every other test on its stack.
+RUNS_LAST = "alters_shared_data"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.get_closest_marker(RUNS_LAST) is not None)
 
 
 def pytest_xdist_make_scheduler(config: Any, log: Any) -> Any:

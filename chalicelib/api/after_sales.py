@@ -169,6 +169,8 @@ def _optional(request: Any, model: type[models.RequestModel]) -> Any:
     request=CreateIn,
     responses={201: AfterSalesBody},
     errors=(422,),
+    idempotent=True,
+    headers={201: ("Location",)},
     path_params=ORDER_ID_PARAMETER,
 )
 def create_request(order_id: str) -> Response:

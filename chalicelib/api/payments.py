@@ -285,6 +285,7 @@ def payment_webhook(provider: str) -> Response:
     tags=("payments",),
     query=ReconciliationQuery,
     responses={200: ReconciliationBody},
+    errors=(404,),
 )
 def get_reconciliation() -> dict[str, Any]:
     request = blueprint.current_request

@@ -49,7 +49,7 @@ from chalicelib.domain.orders import Order, OrderStatus, ShipmentStatus
 from chalicelib.domain.payments import Payment, Refund
 from chalicelib.domain.tracking import Booking, TrackingStatus
 from chalicelib.observability import logger
-from chalicelib.services import orders, refunds, stock
+from chalicelib.services import carrier_booking, orders, refunds, stock
 from chalicelib.settings import get_settings
 from chalicelib.store import after_sales as store
 from chalicelib.store import catalogue as catalogue_store
@@ -651,26 +651,39 @@ def _callback() -> str:
 
 
 def _book_outbound(request: AfterSalesRequest) -> Booking | None:
-    """Book the outbound parcel with the shop's carrier (idempotent per parcel id); None
+    """Book the outbound parcel through the same carrier routes as an order's shipment, from
+    the warehouse it leaves (the replacement's, or the one the repair came back to); None
     when no carrier is configured (the parcel then travels without tracking)."""
     if not _carrier_configured():
         logger.warning("no carrier configured; after-sales parcel not booked")
         return None
     order = orders_store.get_order(request.order_id, consistent=True)
-    settings = get_settings()
+    if order is None:  # pragma: no cover - a request is opened on an existing order
+        raise RequestNotFound(request.request_id)
+    if request.replacement:
+        warehouse = request.replacement[0].warehouse
+        lines = tuple((held.sku, held.quantity) for held in request.replacement)
+    else:
+        warehouse = request.return_warehouse or order.shipments[0].warehouse
+        lines = tuple((line.sku, line.quantity) for line in request.lines)
+    now = datetime.now(UTC)
+    parcel = shipments_store.ShipmentRecord(
+        shipment_id=request.request_id + OUTBOUND,
+        order_id=order.order_id,
+        customer_id=order.customer_id,
+        warehouse=warehouse,
+        status=ShipmentStatus.PACKED,
+        lines=lines,
+        released_at=now,
+        updated_at=now,
+    )
     try:
-        return Kuaidi100Client.from_settings(settings).book(
-            request.request_id + OUTBOUND,
-            settings.carrier_code,
-            _callback(),
-            settings.carrier_webhook_secret,
-            phone=order.shipping_address.phone if order else None,
-        )
-    except (CarrierError, ValueError) as exc:
+        return carrier_booking.book(order, parcel)
+    except carrier_booking.BookingFailed as failed:
         raise Conflict(
             f"The carrier could not book the parcel of {request.request_id}; try again.",
-            {"request_id": request.request_id, "reason": str(exc)},
-        ) from exc
+            {"request_id": request.request_id, "reason": str(failed)},
+        ) from None
 
 
 def _outbound(booking: Booking | None, request_id: str, at: datetime) -> dict[str, Any]:

@@ -655,7 +655,7 @@ class LocalStack:
         if self.stack_file is not None:
             self.stack_file.unlink(missing_ok=True)
             self.stack_file = None
-        for name in ("warehouse", "pump", "gateway", "demo data"):
+        for name in ("warehouse", "pump", "websocket", "gateway", "demo data"):
             self._stop_child(name)
         for emulator in self._gateway_emulators.values():
             with contextlib.suppress(Exception):
@@ -668,6 +668,8 @@ class LocalStack:
             self._identity = None
         self._stop_child("stripe emulator")
         self._stop_child("aws emulator")
+        for name in list(self._children):  # anything else it started
+            self._stop_child(name)
         self.gateway_ready_file.unlink(missing_ok=True)
         self.serving_file.unlink(missing_ok=True)
         stack_file = stack_file_for(self.options.port, self.options.state_dir)

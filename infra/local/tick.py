@@ -13,6 +13,7 @@ Scheduled Event, exactly as its schedule would. ``--date`` goes into the event's
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -74,9 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no schedule handler named {args.job!r} (known: {known})", file=sys.stderr)
         return 2
     detail = {"date": args.date} if args.date else None
-    result = invoke_schedule(
-        app, args.job, detail=detail, when=args.at, stage=stack["env"].get("STAGE", "local")
-    )
+    # The job's own output (log lines, metrics) goes to stderr: stdout holds only its result.
+    with contextlib.redirect_stdout(sys.stderr):
+        result = invoke_schedule(
+            app, args.job, detail=detail, when=args.at, stage=stack["env"].get("STAGE", "local")
+        )
     if result is not None:
         print(json.dumps(result, indent=2, default=str))
     return 0

@@ -7,7 +7,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Shop, new_user
-from tests.browser.test_payments import sign_in
+from tests.browser.test_shop_payments import sign_in
 
 
 def test_unpaid_order_is_listed_and_can_be_cancelled(shop: Shop) -> None:

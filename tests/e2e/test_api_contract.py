@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+# It fuzzes every operation with a staff token, demo products and warehouses included.
+pytestmark = [pytest.mark.e2e, pytest.mark.alters_shared_data]
 
 CHECKS = ",".join(
     [
