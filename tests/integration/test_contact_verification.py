@@ -221,3 +221,27 @@ def test_an_unverified_contact_gets_no_order_messages_and_a_verified_one_does(
     assert [m.destinations["ToAddresses"] for m in order_mails] == [[NEW_EMAIL]]
     assert sms() == []  # the phone is still unverified
     assert [(e["channel"], e["order_id"]) for e in inbox(world)] == [("email", second.order_id)]
+
+
+def test_two_confirms_racing_on_one_read_confirm_once(world: Api) -> None:
+    verification_id = start(world, "email", NEW_EMAIL).json_body["verification_id"]
+    read = customer_store.get_verification(CUSTOMER, verification_id)
+    assert read is not None
+    profile = customer_service.get_profile(CUSTOMER, {})
+    verified = profile.with_verified(read.channel.channel, read.value, datetime.now(UTC))
+
+    assert customer_store.confirm_verification(read, verified, profile) is True
+    assert customer_store.confirm_verification(read, verified, profile) is False
+    assert customer_store.add_wrong_code(read) is False  # a stale read counts nothing
+    stored = customer_store.get_verification(CUSTOMER, verification_id)
+    assert stored is not None and stored.wrong_codes == 0 and stored.state == "confirmed"
+
+
+def test_the_openapi_document_describes_both_routes(world: Api) -> None:
+    paths = world.request("GET", "/openapi.json").json_body["paths"]
+
+    start_op = paths["/me/contact-verifications"]["post"]
+    confirm_op = paths["/me/contact-verifications/{verification_id}/confirm"]["post"]
+    assert {"202", "400", "429"} <= set(start_op["responses"])
+    assert "Retry-After" in start_op["responses"]["429"]["headers"]
+    assert {"200", "400", "404", "410"} <= set(confirm_op["responses"])
