@@ -273,7 +273,7 @@ def start_contact_verification() -> Response:
     tags=("me",),
     request=ConfirmIn,
     responses={200: ProfileBody},
-    errors=(404, 410),
+    errors=(404, 410, 503),
     path_params={"verification_id": {"type": "string", "pattern": models.ID_PATTERN}},
 )
 def confirm_contact_verification(verification_id: str) -> dict[str, Any]:

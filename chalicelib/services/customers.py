@@ -21,7 +21,13 @@ from chalicelib.domain.contact_verification import (
     new_code,
     render_code,
 )
-from chalicelib.domain.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
+from chalicelib.domain.errors import (
+    Busy,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    ServiceUnavailable,
+)
 from chalicelib.domain.identifiers import sortable_id
 from chalicelib.domain.notifications import (
     Channel,
@@ -129,7 +135,7 @@ def start_verification(
             raise ServiceUnavailable("The code could not be sent; try again later.") from None
         logger.info("verification code sent", extra={"channel": channel.value})
         return verification
-    raise Conflict("Codes are being requested too quickly at once; try again.")
+    raise Busy("Codes are being requested too quickly at once; try again.")
 
 
 def confirm_verification(
@@ -164,7 +170,7 @@ def confirm_verification(
         profile = base.with_verified(verification.channel.channel, verification.value, at)
         if store.confirm_verification(verification, profile, previous):
             return profile
-    raise Conflict("The verification is changing too quickly; try again.")
+    raise Busy("The verification is changing too quickly; try again.")
 
 
 def get_preferences(customer_id: str) -> NotificationPreferences:
