@@ -80,11 +80,17 @@ class ProfileBody(models.ResponseModel):
     customer_id: str
     email: str | None
     email_verified: bool = Field(
-        description="Confirmed by the identity provider; an address typed in is not."
+        description=(
+            "Confirmed by the identity provider or with a code "
+            "(POST /me/contact-verifications); an address typed in is not, and gets nothing."
+        )
     )
     phone: str | None
     phone_verified: bool = Field(
-        description="Confirmed by the identity provider; a number typed in is not."
+        description=(
+            "Confirmed by the identity provider or with a code "
+            "(POST /me/contact-verifications); a number typed in is not, and gets nothing."
+        )
     )
     locale: Locale
     name: str | None
@@ -218,7 +224,11 @@ def get_me() -> dict[str, Any]:
 @blueprint.route("/me", methods=["PUT"], authorizer=authorizer)
 @operation(
     "Change your profile",
-    description="Replaces email, phone (E.164), locale (zh-CN or en) and name.",
+    description=(
+        "Replaces email, phone (E.164), locale (zh-CN or en) and name. A changed email or "
+        "phone is unverified, and nothing is sent to it until it is confirmed with a code "
+        "(POST /me/contact-verifications)."
+    ),
     tags=("me",),
     request=ProfileIn,
     responses={200: ProfileBody},
