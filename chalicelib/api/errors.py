@@ -57,6 +57,7 @@ DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.ServiceUnavailable: 503,
     domain.Forbidden: 403,
     domain.TooManyRequests: 429,
+    domain.Gone: 410,
     domain.Busy: 503,
     domain.DomainError: 409,
 }

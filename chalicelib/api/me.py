@@ -16,7 +16,13 @@ from chalicelib.api import models
 from chalicelib.api.auth import OPS, SUPPORT, authorizer, principal, require_groups
 from chalicelib.api.openapi import operation
 from chalicelib.api.requests import parse_body
-from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.contact_verification import (
+    CODE_LIFETIME,
+    MAX_WRONG_CODES,
+    SEND_RATE,
+    VerificationChannel,
+)
+from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.notifications import (
     EMAIL_PATTERN,
     MAX_EMAIL_CHARS,
@@ -74,14 +80,41 @@ class ProfileBody(models.ResponseModel):
     customer_id: str
     email: str | None
     email_verified: bool = Field(
-        description="Confirmed by the identity provider; an address typed in is not."
+        description=(
+            "Confirmed by the identity provider or with a code "
+            "(POST /me/contact-verifications); an address typed in is not, and gets nothing."
+        )
     )
     phone: str | None
     phone_verified: bool = Field(
-        description="Confirmed by the identity provider; a number typed in is not."
+        description=(
+            "Confirmed by the identity provider or with a code "
+            "(POST /me/contact-verifications); a number typed in is not, and gets nothing."
+        )
     )
     locale: Locale
     name: str | None
+
+
+class VerificationIn(models.RequestModel):
+    """The body of POST /me/contact-verifications: the contact to prove."""
+
+    channel: Literal["email", "sms"] = Field(description="email, or sms for a phone number.")
+    value: str = Field(
+        min_length=3,
+        max_length=MAX_EMAIL_CHARS,
+        description="The email address, or the phone number in E.164.",
+        examples=["li.lei@example.com"],
+    )
+
+
+class VerificationBody(models.ResponseModel):
+    verification_id: str
+    expires_at: str = Field(description="ISO 8601 UTC: the code is valid until then.")
+
+
+class ConfirmIn(models.RequestModel):
+    code: str = Field(pattern=r"^[0-9]{6}$", description="The 6-digit code sent.")
 
 
 def _switches(model_name: str, base: type[BaseModel]) -> type[BaseModel]:
@@ -191,7 +224,11 @@ def get_me() -> dict[str, Any]:
 @blueprint.route("/me", methods=["PUT"], authorizer=authorizer)
 @operation(
     "Change your profile",
-    description="Replaces email, phone (E.164), locale (zh-CN or en) and name.",
+    description=(
+        "Replaces email, phone (E.164), locale (zh-CN or en) and name. A changed email or "
+        "phone is unverified, and nothing is sent to it until it is confirmed with a code "
+        "(POST /me/contact-verifications)."
+    ),
     tags=("me",),
     request=ProfileIn,
     responses={200: ProfileBody},
@@ -201,6 +238,64 @@ def put_me() -> dict[str, Any]:
     caller = principal(request)
     contact = parse_body(request, ProfileIn).to_domain()
     return customers.update_profile(caller.user_id, contact).as_dict()
+
+
+@blueprint.route("/me/contact-verifications", methods=["POST"], authorizer=authorizer)
+@operation(
+    "Prove an email address or phone number is yours",
+    description=(
+        f"Sends a 6-digit code to the contact, valid for {CODE_LIFETIME.seconds // 60} "
+        "minutes; confirm it to make the contact your profile's, verified. This code is the "
+        f"only message an unverified contact ever gets. At most {SEND_RATE.limit} per hour: "
+        "429 rate_limited with Retry-After (seconds)."
+    ),
+    tags=("me",),
+    request=VerificationIn,
+    responses={202: VerificationBody},
+    errors=(429, 503),
+)
+def start_contact_verification() -> Response:
+    request = blueprint.current_request
+    caller = principal(request)
+    body = parse_body(request, VerificationIn)
+    verification = customers.start_verification(
+        caller.user_id, caller.contact_claims, VerificationChannel(body.channel), body.value
+    )
+    return Response(
+        body=verification.as_dict(),
+        status_code=202,
+        headers=dict(JSON),
+    )
+
+
+@blueprint.route(
+    "/me/contact-verifications/{verification_id}/confirm",
+    methods=["POST"],
+    authorizer=authorizer,
+)
+@operation(
+    "Confirm a contact with the code sent to it",
+    description=(
+        "Answers with your profile, the contact now its email or phone, verified. A wrong "
+        f"code is 400 invalid_code; after {MAX_WRONG_CODES} wrong codes, once expired or "
+        "once confirmed, 410 verification_expired. Another customer's verification is 404."
+    ),
+    tags=("me",),
+    request=ConfirmIn,
+    responses={200: ProfileBody},
+    errors=(404, 410, 503),
+    path_params={"verification_id": {"type": "string", "pattern": models.ID_PATTERN}},
+)
+def confirm_contact_verification(verification_id: str) -> dict[str, Any]:
+    request = blueprint.current_request
+    caller = principal(request)
+    if not re.fullmatch(models.ID_PATTERN, verification_id):
+        raise NotFound(f"Verification {verification_id} not found.")
+    body = parse_body(request, ConfirmIn)
+    profile = customers.confirm_verification(
+        caller.user_id, caller.contact_claims, verification_id, body.code
+    )
+    return profile.as_dict()
 
 
 @blueprint.route("/me/notification-preferences", methods=["GET"], authorizer=authorizer)

@@ -44,6 +44,12 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class Gone(DomainError):
+    """Something that existed and can no longer be used (HTTP 410)."""
+
+    code = "gone"
+
+
 class TooManyRequests(DomainError):
     """The caller asked for more than a limit allows (HTTP 429, with ``Retry-After`` when
     ``retry_after_seconds`` says how long until it would be allowed)."""

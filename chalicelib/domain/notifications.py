@@ -224,6 +224,22 @@ class CustomerProfile:
         )
         return replace(self, contact=kept, updated_at=at)
 
+    def with_verified(self, channel: Channel, value: str, at: datetime) -> CustomerProfile:
+        """``value`` proved by a code: now this profile's email (or phone), verified."""
+        if channel is Channel.EMAIL:
+            contact = replace(self.contact, email=value, email_verified=True)
+        else:
+            contact = replace(self.contact, phone=value, phone_verified=True)
+        return replace(self, contact=contact, updated_at=at)
+
+    def verified_address(self, channel: Channel) -> str | None:
+        """Where ``channel`` may reach the customer: only a verified email or phone."""
+        if channel is Channel.EMAIL:
+            return self.email if self.email_verified else None
+        if channel is Channel.SMS:
+            return self.phone if self.phone_verified else None
+        return None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "customer_id": self.customer_id,

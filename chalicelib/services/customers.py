@@ -11,8 +11,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.adapters import notifications as channels
-from chalicelib.domain.errors import Conflict, InvalidInput
+from chalicelib.domain.contact_verification import (
+    MAX_WRONG_CODES,
+    SEND_RATE,
+    ContactVerification,
+    InvalidCode,
+    VerificationChannel,
+    VerificationExpired,
+    new_code,
+    render_code,
+)
+from chalicelib.domain.errors import (
+    Busy,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    ServiceUnavailable,
+)
+from chalicelib.domain.identifiers import sortable_id
 from chalicelib.domain.notifications import (
+    Channel,
     ContactDetails,
     CustomerProfile,
     Device,
@@ -23,7 +41,9 @@ from chalicelib.domain.notifications import (
 )
 from chalicelib.observability import logger
 from chalicelib.store import customers as store
+from chalicelib.store import limits as limits_store
 from chalicelib.store.pagination import Page
+from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -71,6 +91,86 @@ def update_profile(customer_id: str, contact: ContactDetails) -> CustomerProfile
         profile = existing.with_contact(contact, at)
     store.save_profile(profile)
     return profile
+
+
+def start_verification(
+    customer_id: str,
+    claims: Mapping[str, Any],
+    channel: VerificationChannel,
+    value: str,
+    *,
+    senders: Mapping[Channel, channels.Sender] | None = None,
+    now: datetime | None = None,
+) -> ContactVerification:
+    """Send a one-time code to ``value``: the only message an unverified contact ever gets.
+
+    The verification and the use of the hourly allowance (``SEND_RATE``, 429 when spent) are
+    written together before the code is sent, so every code sent is counted.
+    """
+    locale = get_profile(customer_id, claims).locale
+    for _attempt in range(3):
+        at = now or _now()
+        uses = limits_store.read_uses(customer_id, SEND_RATE.action)
+        code = new_code()
+        verification = ContactVerification.start(
+            sortable_id("cvr_", at), customer_id, channel, value, code, at
+        )
+        uow = UnitOfWork()
+        store.add_verification(uow, verification)
+        limits_store.add_use(uow, customer_id, SEND_RATE, uses, at=at)  # 429 when spent
+        try:
+            uow.commit()
+        except TransactionCancelled:
+            continue  # another request took the slot: read the counter again
+        sender = (senders if senders is not None else channels.senders())[channel.channel]
+        try:
+            sender.send(value, render_code(channel, locale, code))
+        except channels.RecipientUnreachable:
+            raise InvalidInput(
+                "This contact cannot receive messages.",
+                [{"field": "value", "message": "refused by the provider"}],
+            ) from None
+        except Exception:  # noqa: BLE001 - any provider failure: ask again later
+            logger.exception("verification code not sent", extra={"channel": channel.value})
+            raise ServiceUnavailable("The code could not be sent; try again later.") from None
+        logger.info("verification code sent", extra={"channel": channel.value})
+        return verification
+    raise Busy("Codes are being requested too quickly at once; try again.")
+
+
+def confirm_verification(
+    customer_id: str,
+    claims: Mapping[str, Any],
+    verification_id: str,
+    code: str,
+    *,
+    now: datetime | None = None,
+) -> CustomerProfile:
+    """Check ``code``; when right, the contact becomes the profile's, verified.
+
+    Another customer's verification is not found. Every write is conditional on the
+    verification being as read (pending, that many wrong codes), so of two racing confirms
+    one confirms and the other finds it spent, and wrong codes are counted exactly.
+    """
+    for _attempt in range(5):
+        at = now or _now()
+        verification = store.get_verification(customer_id, verification_id)
+        if verification is None:
+            raise NotFound(f"Verification {verification_id} not found.")
+        if not verification.usable(at):
+            raise VerificationExpired(verification_id)
+        if not verification.matches(code):
+            if store.add_wrong_code(verification):
+                raise InvalidCode(MAX_WRONG_CODES - verification.wrong_codes - 1)
+            continue
+        previous = store.get_profile(customer_id)
+        base = previous or CustomerProfile(
+            customer_id, ContactDetails.from_claims(claims), created_at=at, updated_at=at
+        )
+        profile = base.with_verified(verification.channel.channel, verification.value, at)
+        if store.confirm_verification(verification, profile, previous):
+            return profile
+    raise Busy("The verification is changing too quickly; try again.")
 
 
 def get_preferences(customer_id: str) -> NotificationPreferences:

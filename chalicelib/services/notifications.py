@@ -3,7 +3,8 @@
 ``notify(event)`` reads who the customer is and what they want to hear
 (``NotificationPreferences``; transactional events always go by email), works out what to
 say (the order and product names from the store when the event's payload lacks them) and
-sends one message per channel that has an address: email (SES), SMS (SNS), push (SNS, to
+sends one message per channel that has an address (for email and SMS, a verified one: a
+contact typed in and not confirmed with a code is skipped): email (SES), SMS (SNS), push (SNS, to
 every registered device).
 
 At most once per (event, channel), even when the queue delivers a message twice or the
@@ -121,6 +122,8 @@ class Outcome:
     unreachable: tuple[Channel, ...] = ()
     # An earlier attempt died mid-send: it may have gone out, and is not sent again.
     unknown: tuple[Channel, ...] = ()
+    # Wanted, but the contact is not verified: skipped, nothing sent.
+    unverified: tuple[Channel, ...] = ()
 
 
 @dataclass
@@ -130,6 +133,7 @@ class _Progress:
     already_sent: list[Channel] = field(default_factory=list)
     failed: list[Channel] = field(default_factory=list)
     unknown: list[Channel] = field(default_factory=list)
+    unverified: list[Channel] = field(default_factory=list)
 
     def outcome(self, event: NotificationEvent) -> Outcome:
         return Outcome(
@@ -139,6 +143,7 @@ class _Progress:
             already_sent=tuple(self.already_sent),
             unreachable=tuple(self.unreachable),
             unknown=tuple(self.unknown),
+            unverified=tuple(self.unverified),
         )
 
 
@@ -163,7 +168,7 @@ def notify(
     preferences = recipient.preferences or NotificationPreferences()
     wanted = preferences.channels_for(event.type)
     addresses = _addresses(customer_id, recipient, wanted)
-    progress = _Progress(unreachable=[channel for channel in wanted if not addresses[channel]])
+    progress = _skipped(recipient, wanted, addresses)
     if not any(addresses.values()):
         return progress.outcome(event)
 
@@ -203,7 +208,7 @@ def _notify_support_reply(
     preferences = recipient.preferences or NotificationPreferences()
     wanted = [channel for channel in Channel if preferences.channels.get(channel, True)]
     addresses = _addresses(customer_id, recipient, wanted)
-    progress = _Progress(unreachable=[channel for channel in wanted if not addresses[channel]])
+    progress = _skipped(recipient, wanted, addresses)
     if not any(addresses.values()):
         return progress.outcome(event)
     locale = recipient.profile.locale if recipient.profile else DEFAULT_LOCALE
@@ -228,17 +233,43 @@ def _notify_support_reply(
 def _addresses(
     customer_id: str, recipient: customer_store.Recipient, wanted: Sequence[Channel]
 ) -> dict[Channel, list[str]]:
-    """Where each wanted channel reaches the customer (none: the channel is skipped)."""
+    """Where each wanted channel reaches the customer (none: the channel is skipped).
+
+    Email and SMS go only to a verified contact: an address typed in and not confirmed with
+    a code gets nothing, so nobody can have the shop message a stranger."""
     profile = recipient.profile
     addresses: dict[Channel, list[str]] = {}
     for channel in wanted:
-        if channel is Channel.EMAIL:
-            addresses[channel] = [profile.email] if profile and profile.email else []
-        elif channel is Channel.SMS:
-            addresses[channel] = [profile.phone] if profile and profile.phone else []
+        if channel in (Channel.EMAIL, Channel.SMS):
+            address = profile.verified_address(channel) if profile else None
+            addresses[channel] = [address] if address else []
         else:
             addresses[channel] = [d.endpoint_arn for d in customer_store.devices_of(customer_id)]
     return addresses
+
+
+def _skipped(
+    recipient: customer_store.Recipient,
+    wanted: Sequence[Channel],
+    addresses: Mapping[Channel, Sequence[str]],
+) -> _Progress:
+    """The wanted channels that go nowhere: an unverified contact, or no address at all."""
+    profile = recipient.profile
+    progress = _Progress()
+    for channel in wanted:
+        if addresses[channel]:
+            continue
+        typed_in = profile is not None and (
+            (channel is Channel.EMAIL and profile.email is not None)
+            or (channel is Channel.SMS and profile.phone is not None)
+        )
+        if typed_in:
+            logger.info("contact not verified; skipped", extra={"channel": channel.value})
+            count("NotificationsSkippedUnverified", channel=channel.value)
+            progress.unverified.append(channel)
+        else:
+            progress.unreachable.append(channel)
+    return progress
 
 
 @dataclass(frozen=True, slots=True)

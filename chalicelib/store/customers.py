@@ -10,6 +10,11 @@ Item shapes (the only place that knows them):
                  device_id, platform, endpoint_arn, created_at
     device owner pk=DEVICE#<device_id>       sk=OWNER
                  customer_id: an app install belongs to the last customer who registered it
+    contact verification
+                 pk=CUSTOMER#<customer_id>   sk=VERIFICATION#<verification_id>
+                 verification_id, channel, value, salt, code_hash (HMAC-SHA-256 of the
+                 code, never the code), wrong_codes, state (pending | confirmed),
+                 expires_at, created_at, expires_ttl
     inbox entry  pk=INBOX#<customer_id>      sk=<sent_at>#<notification_id>
                  notification_id, event_id, event_type, channel, subject, body, order_id,
                  sent_at, expires_ttl
@@ -36,6 +41,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from chalicelib.domain.contact_verification import (
+    ContactVerification,
+    VerificationChannel,
+    VerificationState,
+)
 from chalicelib.domain.notifications import (
     Channel,
     ContactDetails,
@@ -55,6 +65,8 @@ PROFILE_SK = "PROFILE"
 PREFERENCES_SK = "NOTIFICATION_PREFERENCES"
 DEVICE_PREFIX = "DEVICE#"
 DEVICE_OWNER_SK = "OWNER"
+VERIFICATION_PREFIX = "VERIFICATION#"
+VERIFICATION_RETENTION = timedelta(days=1)
 INBOX_PREFIX = "INBOX#"
 DELIVERY_PREFIX = "DELIVERY#"
 SENDING, SENT, RETRY, UNKNOWN = "sending", "sent", "retry", "unknown"
@@ -202,6 +214,134 @@ def save_preferences(
     tables.client().put_item(
         TableName=tables.table_name(), Item=_preferences_item(customer_id, preferences, at)
     )
+
+
+# --- contact verifications -------------------------------------------------------------------
+
+
+def verification_key(customer_id: str, verification_id: str) -> tables.RawItem:
+    return _key(CUSTOMER_PREFIX + customer_id, VERIFICATION_PREFIX + verification_id)
+
+
+def _verification_item(verification: ContactVerification) -> tables.RawItem:
+    key = verification_key(verification.customer_id, verification.verification_id)
+    return tables.to_item(
+        {
+            **{name: value["S"] for name, value in key.items()},
+            "entity": "contact_verification",
+            "customer_id": verification.customer_id,
+            "verification_id": verification.verification_id,
+            "channel": verification.channel.value,
+            "value": verification.value,
+            "salt": verification.salt,
+            "code_hash": verification.code_hash,
+            "wrong_codes": verification.wrong_codes,
+            "state": verification.state.value,
+            "expires_at": timestamp(verification.expires_at),
+            "created_at": timestamp(verification.created_at),
+            tables.TTL_ATTRIBUTE: int(
+                (verification.expires_at + VERIFICATION_RETENTION).timestamp()
+            ),
+        }
+    )
+
+
+def _verification_from_item(raw: Mapping[str, Any]) -> ContactVerification:
+    item = tables.from_item(raw)
+    return ContactVerification(
+        verification_id=item["verification_id"],
+        customer_id=item["customer_id"],
+        channel=VerificationChannel(item["channel"]),
+        value=item["value"],
+        salt=item["salt"],
+        code_hash=item["code_hash"],
+        wrong_codes=int(item.get("wrong_codes", 0)),
+        state=VerificationState(item["state"]),
+        expires_at=_parse_time(item["expires_at"]),
+        created_at=_parse_time(item["created_at"]),
+    )
+
+
+def add_verification(uow: UnitOfWork, verification: ContactVerification) -> None:
+    uow.put(
+        _verification_item(verification),
+        tag=("verification", verification.verification_id),
+        condition="attribute_not_exists(pk)",
+    )
+
+
+def get_verification(customer_id: str, verification_id: str) -> ContactVerification | None:
+    """One of ``customer_id``'s verifications; another customer's is not found."""
+    response = tables.client().get_item(
+        TableName=tables.table_name(),
+        Key=verification_key(customer_id, verification_id),
+        ConsistentRead=True,
+    )
+    raw = response.get("Item")
+    return _verification_from_item(raw) if raw else None
+
+
+def _unchanged_verification(read: ContactVerification) -> tuple[str, dict[str, Any]]:
+    return "#state = :pending AND wrong_codes = :read", {
+        ":pending": {"S": VerificationState.PENDING.value},
+        ":read": {"N": str(read.wrong_codes)},
+    }
+
+
+def add_wrong_code(read: ContactVerification) -> bool:
+    """Count one more wrong code; False if the verification changed since ``read``."""
+    condition, values = _unchanged_verification(read)
+    try:
+        tables.client().update_item(
+            TableName=tables.table_name(),
+            Key=verification_key(read.customer_id, read.verification_id),
+            UpdateExpression="SET wrong_codes = :next",
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={**values, ":next": {"N": str(read.wrong_codes + 1)}},
+        )
+    except Exception as exc:
+        if _is_condition_failure(exc):
+            return False
+        raise
+    return True
+
+
+def confirm_verification(
+    read: ContactVerification, profile: CustomerProfile, previous: CustomerProfile | None
+) -> bool:
+    """Mark the verification confirmed and save ``profile`` (its contact now verified),
+    together; False if either changed since read (a racing confirm or profile change)."""
+    condition, values = _unchanged_verification(read)
+    uow = UnitOfWork()
+    uow.update(
+        verification_key(read.customer_id, read.verification_id),
+        "SET #state = :confirmed",
+        tag=("verification", read.verification_id),
+        condition=condition,
+        names={"#state": "state"},
+        values={**values, ":confirmed": {"S": VerificationState.CONFIRMED.value}},
+    )
+    if previous is None:
+        uow.put(
+            _profile_item(profile),
+            tag=("profile", profile.customer_id),
+            condition="attribute_not_exists(pk)",
+        )
+    else:
+        uow.put(
+            _profile_item(profile),
+            tag=("profile", profile.customer_id),
+            condition="updated_at = :updated",
+            values={":updated": {"S": timestamp(previous.updated_at)}},
+        )
+    try:
+        uow.commit()
+    except TransactionCancelled as exc:
+        if exc.condition_failed:
+            return False
+        raise
+    return True
 
 
 @dataclass(frozen=True, slots=True)

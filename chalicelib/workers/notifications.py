@@ -56,6 +56,7 @@ def _handle_record(record: SQSRecord) -> None:
                 "sent": [c.value for c in outcome.sent],
                 "already_sent": [c.value for c in outcome.already_sent],
                 "unreachable": [c.value for c in outcome.unreachable],
+                "unverified": [c.value for c in outcome.unverified],
             },
         )
 

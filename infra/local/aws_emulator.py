@@ -764,6 +764,8 @@ class _SerializedApp:
             return _control(environ, start_response)
         if path == STATS_PATH:
             return _stats(environ, start_response)
+        if path == SENT_PATH:
+            return _sent_messages(start_response)
         with _MOTO_LOCK:
             profiler = _profiler
             started = time.process_time()
@@ -835,6 +837,37 @@ def _stats(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             _profiler = None
     start_response("200 OK", [("Content-Type", "application/json")])
     return [json.dumps(figures).encode()]
+
+
+# What the stack sent through SES and SNS SMS, oldest first (``GET /_emulator/sent-messages``):
+# where, locally, a contact-verification code can be read.
+SENT_PATH = "/_emulator/sent-messages"
+
+
+def _sent_messages(start_response: Any) -> Iterable[bytes]:
+    from moto.ses.models import ses_backends
+    from moto.sns.models import sns_backends
+
+    sent: list[dict[str, Any]] = []
+    with _MOTO_LOCK:
+        for ses_regions in ses_backends.values():
+            for ses in ses_regions.values():
+                for message in ses.sent_messages:
+                    destinations = getattr(message, "destinations", None) or {}
+                    sent.append(
+                        {
+                            "channel": "email",
+                            "to": list(destinations.get("ToAddresses", [])),
+                            "subject": getattr(message, "subject", None),
+                            "body": getattr(message, "body", None),
+                        }
+                    )
+        for sns_regions in sns_backends.values():
+            for sns in sns_regions.values():
+                for phone, text in sns.sms_messages.values():
+                    sent.append({"channel": "sms", "to": [phone], "subject": None, "body": text})
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"messages": sent}, ensure_ascii=False).encode()]
 
 
 CONTROL_PATH = "/_emulator/contention"

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -92,6 +93,22 @@ def split_order_product(stack: LocalStackUnderTest, ops: dict[str, str]) -> str:
     return sku
 
 
+def verify_contact(
+    stack: LocalStackUnderTest, shopper: dict[str, str], channel: str, value: str
+) -> None:
+    """Confirm a typed-in contact with the code read where the stack lists sent messages."""
+    started = call(
+        stack, "POST", "/me/contact-verifications", shopper, {"channel": channel, "value": value}
+    )
+    assert started.status_code == 202, started.text
+    sent = requests.get(f"{stack.moto_url}/_emulator/sent-messages", timeout=TIMEOUT).json()
+    [body] = [m["body"] for m in sent["messages"] if m["to"] == [value]][-1:]
+    [code] = re.findall(r"\b\d{6}\b", body)
+    path = f"/me/contact-verifications/{started.json()['verification_id']}/confirm"
+    confirmed = call(stack, "POST", path, shopper, {"code": code})
+    assert confirmed.status_code == 200, confirmed.text
+
+
 def inbox(stack: LocalStackUnderTest, shopper: dict[str, str]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     cursor = None
@@ -115,6 +132,8 @@ def test_a_paid_split_order_is_picked_packed_shipped_tracked_and_delivered(
         "name": "王芳",
     }
     assert call(stack, "PUT", "/me", shopper, profile).status_code == 200
+    verify_contact(stack, shopper, "email", profile["email"])
+    verify_contact(stack, shopper, "sms", profile["phone"])
     sku = split_order_product(stack, ops)
     placed = call(
         stack,

@@ -7,10 +7,12 @@ objects, to prove that a cancelled transaction no longer copies or replaces the 
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -479,3 +481,30 @@ def test_written_items_are_not_kept_alive_by_motos_instance_list(dynamodb: Any, 
     for n in range(50):
         put_stock(dynamodb, table, f"SKU-{n}", 1)
     assert len(Item.instances_tracked) == tracked_before
+
+
+def test_sent_emails_and_sms_can_be_read_back_from_the_emulator(emulator: EmulatorServer) -> None:
+    ses = _aws_client("ses", emulator.url)
+    ses.verify_email_identity(EmailAddress="orders@orderdesk.test")
+    ses.send_email(
+        Source="orders@orderdesk.test",
+        Destination={"ToAddresses": ["li.lei@example.com"]},
+        Message={"Subject": {"Data": "Your code"}, "Body": {"Text": {"Data": "code 123456"}}},
+    )
+    _aws_client("sns", emulator.url).publish(PhoneNumber="+8613800000000", Message="code 654321")
+
+    with urllib.request.urlopen(f"{emulator.url}/_emulator/sent-messages", timeout=10) as answer:
+        sent = json.loads(answer.read())["messages"]
+
+    assert {
+        "channel": "email",
+        "to": ["li.lei@example.com"],
+        "subject": "Your code",
+        "body": "code 123456",
+    } in sent
+    assert {
+        "channel": "sms",
+        "to": ["+8613800000000"],
+        "subject": None,
+        "body": "code 654321",
+    } in sent

@@ -421,7 +421,9 @@ def test_a_notification_is_sent_at_most_once_across_a_crash(shop: Shop, point: s
     customer_store.save_profile(
         CustomerProfile(
             customer_id=CUSTOMER,
-            contact=ContactDetails(email=EMAIL, phone=None, locale="en", name="Li Lei"),
+            contact=ContactDetails(
+                email=EMAIL, phone=None, locale="en", name="Li Lei", email_verified=True
+            ),
             created_at=at,
             updated_at=at,
         )

@@ -482,6 +482,8 @@ def test_the_author_hears_about_the_first_reply_in_the_inbox(
 
     configure_messaging(monkeypatch)
     profile = {"email": "alice@example.com", "phone": None, "locale": "en", "name": "Alice"}
+    verified = signed_in(world, "alice", email="alice@example.com", email_verified=True)
+    assert world.request("GET", "/me", headers=verified).status_code == 200  # verified email
     assert world.request("PUT", "/me", profile, signed_in(world, "alice")).status_code == 200
     an_order("o-1", "alice")
     review_id = review(world, "alice", "o-1").json_body["review_id"]
@@ -517,6 +519,8 @@ def test_the_delivered_message_links_each_delivered_line_to_its_review_page(
 
     configure_messaging(monkeypatch)
     profile = {"email": "alice@example.com", "phone": None, "locale": "en", "name": "Alice"}
+    verified = signed_in(world, "alice", email="alice@example.com", email_verified=True)
+    assert world.request("GET", "/me", headers=verified).status_code == 200  # verified email
     assert world.request("PUT", "/me", profile, signed_in(world, "alice")).status_code == 200
     an_order("o-1", "alice", delivered=("MUG",), undelivered=("TEA",))
     payload = {"order_id": "o-1", "customer_id": "alice", "shipment_id": "o-1-1"}

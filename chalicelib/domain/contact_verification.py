@@ -1,0 +1,161 @@
+"""Proving a typed-in email address or phone number belongs to the customer.
+
+A ``ContactVerification`` is one 6-digit code sent to one contact, valid for
+``CODE_LIFETIME``. Only a salted HMAC-SHA-256 of the code is kept (the salt is new for each
+verification), and a code given back is compared in constant time. ``MAX_WRONG_CODES`` wrong
+codes, or the code's expiry, spend the verification (410); a right code confirms it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from chalicelib.domain.errors import Gone, InvalidInput
+from chalicelib.domain.limits import RateLimit
+from chalicelib.domain.notifications import Channel, RenderedMessage, is_email, is_phone
+
+CODE_DIGITS = 6
+CODE_LIFETIME = timedelta(minutes=10)
+MAX_WRONG_CODES = 5
+# At most 5 codes sent per hour per customer; the action names the rate counter.
+SEND_RATE = RateLimit("contact_verifications", 5, timedelta(hours=1))
+
+
+class VerificationChannel(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+
+    @property
+    def channel(self) -> Channel:
+        return Channel.EMAIL if self is VerificationChannel.EMAIL else Channel.SMS
+
+
+class VerificationState(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+
+
+class InvalidCode(InvalidInput):
+    code = "invalid_code"
+
+    def __init__(self, attempts_left: int) -> None:
+        super().__init__("That is not the code we sent.", {"attempts_left": max(0, attempts_left)})
+
+
+class VerificationExpired(Gone):
+    code = "verification_expired"
+
+    def __init__(self, verification_id: str) -> None:
+        super().__init__(
+            "This verification can no longer be confirmed (expired, used, or too many wrong "
+            "codes); ask for a new code.",
+            {"verification_id": verification_id},
+        )
+
+
+def new_code() -> str:
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def new_salt() -> str:
+    return secrets.token_hex(16)
+
+
+def code_hash(salt: str, code: str) -> str:
+    return hmac.new(bytes.fromhex(salt), code.encode(), hashlib.sha256).hexdigest()
+
+
+def check_contact(channel: VerificationChannel, value: str) -> None:
+    if channel is VerificationChannel.EMAIL and not is_email(value):
+        raise InvalidInput(
+            "Invalid contact.", [{"field": "value", "message": "not an email address"}]
+        )
+    if channel is VerificationChannel.SMS and not is_phone(value):
+        raise InvalidInput(
+            "Invalid contact.",
+            [{"field": "value", "message": "not an E.164 number (+8613800000000)"}],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ContactVerification:
+    verification_id: str
+    customer_id: str
+    channel: VerificationChannel
+    value: str
+    salt: str
+    code_hash: str
+    expires_at: datetime
+    created_at: datetime
+    wrong_codes: int = 0
+    state: VerificationState = VerificationState.PENDING
+
+    @classmethod
+    def start(
+        cls,
+        verification_id: str,
+        customer_id: str,
+        channel: VerificationChannel,
+        value: str,
+        code: str,
+        at: datetime,
+    ) -> ContactVerification:
+        check_contact(channel, value)
+        salt = new_salt()
+        return cls(
+            verification_id=verification_id,
+            customer_id=customer_id,
+            channel=channel,
+            value=value,
+            salt=salt,
+            code_hash=code_hash(salt, code),
+            expires_at=at + CODE_LIFETIME,
+            created_at=at,
+        )
+
+    def usable(self, now: datetime) -> bool:
+        return (
+            self.state is VerificationState.PENDING
+            and self.wrong_codes < MAX_WRONG_CODES
+            and now < self.expires_at
+        )
+
+    def matches(self, code: str) -> bool:
+        return hmac.compare_digest(code_hash(self.salt, code), self.code_hash)
+
+    def confirmed(self) -> ContactVerification:
+        return replace(self, state=VerificationState.CONFIRMED)
+
+    def with_wrong_code(self) -> ContactVerification:
+        return replace(self, wrong_codes=self.wrong_codes + 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        """What the customer sees: never the code, its hash or its salt."""
+        return {
+            "verification_id": self.verification_id,
+            "expires_at": self.expires_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        }
+
+
+_WORDING = {
+    "zh-CN": ("验证码", "您的验证码是 {code}，{minutes} 分钟内有效。如非本人操作，请忽略。"),
+    "en": (
+        "Your verification code",
+        "Your verification code is {code}. It is valid for {minutes} minutes. If you did not "
+        "ask for it, ignore this message.",
+    ),
+}
+
+
+def render_code(channel: VerificationChannel, locale: str, code: str) -> RenderedMessage:
+    subject, body = _WORDING.get(locale, _WORDING["en"])
+    minutes = int(CODE_LIFETIME.total_seconds() // 60)
+    return RenderedMessage(
+        channel=channel.channel, subject=subject, body=body.format(code=code, minutes=minutes)
+    )
