@@ -11,7 +11,7 @@ TEST_WORKERS ?= 2
 # Browser tests drive Debian's Chromium (no browser is ever downloaded) with CJK fonts.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install browser-deps run test lint unit bench package token tick clean check-stock redrive fast-forward history replay-outbox
+.PHONY: install browser-deps run test lint unit bench package publish-web token tick clean check-stock redrive fast-forward history replay-outbox
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench: install  ## benchmarks (not tests): print figures, compare ratios within 
 
 package: install  ## chalice package with infra/resources.yaml merged, then cfn-lint: make package [STAGE=prod]
 	$(PY) -m infra.package --stage $(or $(STAGE),dev) --out build/package --lint
+
+publish-web: install  ## after a deploy: config.json from the stack's outputs, web/ to its bucket: make publish-web STAGE=prod
+	$(PY) -m infra.web_config --stage $(or $(STAGE),dev)
 
 token: install  ## print a bearer token for the running local stack: make token ID=alice GROUPS=customers
 	@$(PY) -m infra.local.token --port "$(PORT)" --id "$(ID)" --groups "$(GROUPS)"

@@ -6,7 +6,9 @@ writes ``<out>/sam.json`` and ``<out>/deployment.zip``, ready for
 ``aws cloudformation package`` / ``deploy`` (optional parameter ``PublicApiUrl``). With ``--lint``
 it also checks the plain CloudFormation that SAM's transform makes of it
 (``<out>/cloudformation.json``) and that the slimmed ``deployment.zip`` imports and creates its
-AWS clients (``infra/lambda_bundle.py``).
+AWS clients (``infra/lambda_bundle.py``). ``<out>/web/<app>/config.json`` shows each web app's
+config with placeholders for the stack's outputs; ``make publish-web`` fills them in after a
+deploy (``infra/web_config.py``).
 
 The stateful resources are defined once, in ``infra/resources.yaml``, which also deploys on
 its own and is what the local stack creates. What only makes sense next to Chalice's own
@@ -61,7 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra import lambda_bundle, production
+from infra import lambda_bundle, production, web_config
 from infra.local.gateway import swagger_gateway_responses
 from infra.local.provision import TEMPLATE_PATH as RESOURCES_TEMPLATE
 from infra.local.provision import load_template
@@ -513,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 1
     print(f"packaged {args.stage}: {template}")
+    configs = web_config.write_configs(args.out / "web", web_config.placeholder_configs())
+    print(f"config.json shape (filled by make publish-web): {', '.join(map(str, configs))}")
     if not args.lint:
         return 0
     cloudformation = translate_to_cloudformation(json.loads(template.read_text(encoding="utf-8")))

@@ -14,12 +14,21 @@ it to the merge template:
 * **A dashboard and alarms** on what operations watch: orders, payments by method, API
   latency and errors, queue age and dead letters, throttles, low stock, reconciliation; the
   alarms and a monthly cost budget notify the alerts topic.
+* **The web apps** (``web/``): a private, encrypted S3 bucket read only by a CloudFront
+  distribution through origin access control; HTTPS only; a viewer-request function gives
+  deep links under ``/shop/`` and ``/console/`` their app's ``index.html`` (a missing file
+  with an extension stays a 404); a response headers policy adds HSTS, nosniff, a referrer
+  policy and a strict Content-Security-Policy. ``infra/web_config.py`` publishes the files.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 GROUPS = {
@@ -548,6 +557,250 @@ def dashboard_resource(queues: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+# --- The web apps: a private bucket behind CloudFront -------------------------------------
+
+WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
+WEB_APPS = ("shop", "console")
+STRIPE_JS_ORIGIN = "https://js.stripe.com"
+_INLINE_SCRIPT = re.compile(
+    r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL | re.IGNORECASE
+)
+
+# Viewer-request: a deep link under an app (no file extension in its last segment) gets the
+# app's index.html; a missing file with an extension reaches S3 and stays a 404.
+SPA_FUNCTION_CODE = """\
+function handler(event) {
+  var request = event.request;
+  var uri = request.uri;
+  var apps = ["shop", "console"];
+  for (var i = 0; i < apps.length; i++) {
+    var prefix = "/" + apps[i];
+    if (uri === prefix) {
+      return {
+        statusCode: 301,
+        statusDescription: "Moved Permanently",
+        headers: {location: {value: prefix + "/"}}
+      };
+    }
+    if (uri.indexOf(prefix + "/") === 0) {
+      var last = uri.substring(uri.lastIndexOf("/") + 1);
+      if (last.indexOf(".") === -1) {
+        request.uri = prefix + "/index.html";
+      }
+      return request;
+    }
+  }
+  return request;
+}
+"""
+
+
+def inline_script_hashes(web_root: Path = WEB_ROOT) -> list[str]:
+    """CSP sources for the inline scripts (import map, language) of each app's index.html."""
+    hashes: set[str] = set()
+    for app in WEB_APPS:
+        page = web_root / app / "index.html"
+        if not page.is_file():
+            continue
+        for script in _INLINE_SCRIPT.findall(page.read_text(encoding="utf-8")):
+            digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+            hashes.add(f"'sha256-{digest}'")
+    return sorted(hashes)
+
+
+def content_security_policy(web_root: Path = WEB_ROOT) -> dict[str, Any]:
+    """The apps' CSP: themselves, the API, Cognito's hosted UI and Stripe.js; nothing inline
+    but the scripts of the index pages, by hash (so a changed inline script needs a package)."""
+    api_origin = "https://${RestAPI}.execute-api.${AWS::Region}.amazonaws.com"
+    cognito = "https://${UserPoolDomain}.auth.${AWS::Region}.amazoncognito.com"
+    cognito_idp = "https://cognito-idp.${AWS::Region}.amazonaws.com"
+    directives = [
+        "default-src 'self'",
+        f"script-src 'self' {' '.join(inline_script_hashes(web_root))} {STRIPE_JS_ORIGIN}",
+        "style-src 'self'",
+        # Product images are URLs anywhere on https; the favicon is a data: URL.
+        "img-src 'self' data: https:",
+        "font-src 'self'",
+        f"connect-src 'self' {api_origin} {cognito} {cognito_idp} https://api.stripe.com",
+        f"frame-src {STRIPE_JS_ORIGIN} https://hooks.stripe.com",
+        "object-src 'none'",
+        "base-uri 'self'",
+        f"form-action 'self' {cognito}",
+        "frame-ancestors 'none'",
+        "upgrade-insecure-requests",
+    ]
+    return {"Fn::Sub": "; ".join(directives)}
+
+
+def web_hosting_resources(web_root: Path = WEB_ROOT) -> dict[str, Any]:
+    """S3 (private) → CloudFront with origin access control, the SPA rewrite and headers."""
+    distribution_arn = {
+        "Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/"
+        "${WebDistribution}"
+    }
+    return {
+        "WebBucket": {
+            "Type": "AWS::S3::Bucket",
+            "Properties": {
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "IgnorePublicAcls": True,
+                    "RestrictPublicBuckets": True,
+                },
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [
+                        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                    ]
+                },
+                # A bad publish is rolled back by restoring the previous versions.
+                "VersioningConfiguration": {"Status": "Enabled"},
+                "LifecycleConfiguration": {
+                    "Rules": [
+                        {
+                            "Id": "expire-old-versions",
+                            "Status": "Enabled",
+                            "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+                        }
+                    ]
+                },
+                "Tags": _tags(),
+            },
+        },
+        "WebBucketPolicy": {
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {
+                "Bucket": {"Ref": "WebBucket"},
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            # ListBucket lets S3 answer a missing file with 404, not 403.
+                            "Sid": "ReadByTheDistributionOnly",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "cloudfront.amazonaws.com"},
+                            "Action": ["s3:GetObject", "s3:ListBucket"],
+                            "Resource": [
+                                {"Fn::GetAtt": ["WebBucket", "Arn"]},
+                                {"Fn::Sub": "${WebBucket.Arn}/*"},
+                            ],
+                            "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}},
+                        },
+                        {
+                            "Sid": "TlsOnly",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "s3:*",
+                            "Resource": [
+                                {"Fn::GetAtt": ["WebBucket", "Arn"]},
+                                {"Fn::Sub": "${WebBucket.Arn}/*"},
+                            ],
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        },
+                    ],
+                },
+            },
+        },
+        "WebOriginAccessControl": {
+            "Type": "AWS::CloudFront::OriginAccessControl",
+            "Properties": {
+                "OriginAccessControlConfig": {
+                    "Name": {"Fn::Sub": "orderdesk-${Stage}-web"},
+                    "Description": "CloudFront signs its requests to the web bucket.",
+                    "OriginAccessControlOriginType": "s3",
+                    "SigningBehavior": "always",
+                    "SigningProtocol": "sigv4",
+                }
+            },
+        },
+        "WebSpaFunction": {
+            "Type": "AWS::CloudFront::Function",
+            "Properties": {
+                "Name": {"Fn::Sub": "orderdesk-${Stage}-web-routes"},
+                "AutoPublish": True,
+                "FunctionCode": SPA_FUNCTION_CODE,
+                "FunctionConfig": {
+                    "Comment": "Deep links under /shop/ and /console/ get the app's index.html",
+                    "Runtime": "cloudfront-js-2.0",
+                },
+            },
+        },
+        "WebHeadersPolicy": {
+            "Type": "AWS::CloudFront::ResponseHeadersPolicy",
+            "Properties": {
+                "ResponseHeadersPolicyConfig": {
+                    "Name": {"Fn::Sub": "orderdesk-${Stage}-web-security"},
+                    "Comment": "Security headers of the web apps",
+                    "SecurityHeadersConfig": {
+                        "ContentSecurityPolicy": {
+                            "ContentSecurityPolicy": content_security_policy(web_root),
+                            "Override": True,
+                        },
+                        "StrictTransportSecurity": {
+                            "AccessControlMaxAgeSec": 63072000,
+                            "IncludeSubdomains": True,
+                            "Override": True,
+                        },
+                        "ContentTypeOptions": {"Override": True},
+                        "FrameOptions": {"FrameOption": "DENY", "Override": True},
+                        # An OAuth callback's code must not leak onwards.
+                        "ReferrerPolicy": {"ReferrerPolicy": "no-referrer", "Override": True},
+                    },
+                }
+            },
+        },
+        "WebDistribution": {
+            "Type": "AWS::CloudFront::Distribution",
+            "Properties": {
+                "DistributionConfig": {
+                    "Enabled": True,
+                    "Comment": {"Fn::Sub": "orderdesk ${Stage} web apps"},
+                    "HttpVersion": "http2and3",
+                    "IPV6Enabled": True,
+                    "PriceClass": "PriceClass_All",
+                    "DefaultRootObject": "index.html",
+                    "Origins": [
+                        {
+                            "Id": "web-bucket",
+                            "DomainName": {"Fn::GetAtt": ["WebBucket", "RegionalDomainName"]},
+                            "OriginAccessControlId": {
+                                "Fn::GetAtt": ["WebOriginAccessControl", "Id"]
+                            },
+                            # Empty: origin access control, not a legacy origin access identity.
+                            "S3OriginConfig": {"OriginAccessIdentity": ""},
+                        }
+                    ],
+                    "DefaultCacheBehavior": {
+                        "TargetOriginId": "web-bucket",
+                        "ViewerProtocolPolicy": "redirect-to-https",
+                        "AllowedMethods": ["GET", "HEAD", "OPTIONS"],
+                        "CachedMethods": ["GET", "HEAD"],
+                        "Compress": True,
+                        # AWS's managed CachingOptimized policy: honours the objects' Cache-Control.
+                        "CachePolicyId": "658327ea-f89d-4fab-a63d-7e88639e58f6",
+                        "ResponseHeadersPolicyId": {"Ref": "WebHeadersPolicy"},
+                        "FunctionAssociations": [
+                            {
+                                "EventType": "viewer-request",
+                                "FunctionARN": {"Fn::GetAtt": ["WebSpaFunction", "FunctionARN"]},
+                            }
+                        ],
+                    },
+                },
+                "Tags": _tags(),
+            },
+        },
+    }
+
+
+WEB_OUTPUTS: dict[str, Any] = {
+    "WebUrl": {"Value": {"Fn::Sub": "https://${WebDistribution.DomainName}"}},
+    "WebBucketName": {"Value": {"Ref": "WebBucket"}},
+    "WebDistributionId": {"Value": {"Ref": "WebDistribution"}},
+}
+
+
 OUTPUTS: dict[str, Any] = {
     "UserPoolId": {"Value": {"Ref": "UserPool"}},
     "JwtIssuer": {"Value": APP_ENVIRONMENT["JWT_ISSUER"]},
@@ -558,6 +811,7 @@ OUTPUTS: dict[str, Any] = {
     "ConsoleClientId": {"Value": {"Ref": "ConsoleClient"}},
     "ServerClientId": {"Value": {"Ref": "ServerClient"}},
     "DashboardName": {"Value": {"Ref": "Dashboard"}},
+    **WEB_OUTPUTS,
 }
 
 
@@ -574,6 +828,7 @@ def production_template(
             **alarm_resources(queues, api_function),
             **budget_resources(),
             **dashboard_resource(queues),
+            **web_hosting_resources(),
         },
         "Outputs": OUTPUTS,
     }

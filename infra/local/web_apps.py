@@ -7,7 +7,8 @@ In AWS the apps sit in an S3 bucket behind CloudFront; locally the gateway plays
 * ``/shop`` (no slash) redirects to ``/shop/``;
 * a path under an app with no file and no file extension is a route of the app itself (a deep
   link such as ``/shop/orders/<id>``): it gets the app's ``index.html``, as CloudFront's
-  error-page rewrite does. A missing file with an extension is a plain 404;
+  viewer-request function does (``infra/production.py``). A missing file with an
+  extension is a plain 404;
 * ``/<app>/config.json`` comes from the stack's own folder (the API base URL, identity
   provider endpoints, client id and Stripe publishable key of this run), not from ``web/``;
 * text answers are gzipped when the browser accepts it, and carry an ETag so that a reload
@@ -41,6 +42,7 @@ CONTENT_TYPES = {
     ".webp": "image/webp",
     ".ico": "image/x-icon",
     ".txt": "text/plain; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
     ".woff2": "font/woff2",
 }
 _COMPRESSIBLE = (".html", ".js", ".mjs", ".css", ".json", ".svg", ".txt")

@@ -204,6 +204,54 @@ def test_public_api_url_is_an_optional_stack_parameter_every_function_reads(
     assert variables["PUBLIC_API_URL"] == {"Ref": "PublicApiUrl"}
 
 
+def test_web_apps_are_served_from_a_private_bucket_only_through_the_distribution(
+    project_package: Packaged,
+) -> None:
+    resources = project_package.resources
+    bucket = resources["WebBucket"]["Properties"]
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    (allow, deny) = resources["WebBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    source = allow["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+    assert source.endswith("distribution/${WebDistribution}")
+    assert deny["Effect"] == "Deny" and deny["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+    config = resources["WebDistribution"]["Properties"]["DistributionConfig"]
+    (origin,) = config["Origins"]
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["WebOriginAccessControl", "Id"]}
+    behaviour = config["DefaultCacheBehavior"]
+    assert behaviour["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert behaviour["ResponseHeadersPolicyId"] == {"Ref": "WebHeadersPolicy"}
+    (association,) = behaviour["FunctionAssociations"]
+    assert association["EventType"] == "viewer-request"
+    assert config["DefaultRootObject"] == "index.html"
+    assert "CustomErrorResponses" not in config  # real 404s stay 404s
+    outputs = project_package.template["Outputs"]
+    assert {"WebUrl", "WebBucketName"} <= set(outputs)
+
+
+def test_web_apps_get_security_headers_with_a_strict_content_security_policy(
+    project_package: Packaged,
+) -> None:
+    policy = project_package.resources["WebHeadersPolicy"]["Properties"]
+    headers = policy["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
+    assert headers["ContentTypeOptions"]["Override"] is True
+    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "no-referrer"
+    csp = headers["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"]
+    directives = {d.split()[0]: d.split()[1:] for d in csp.split("; ")}
+    assert directives["default-src"] == ["'self'"]
+    assert directives["frame-ancestors"] == ["'none'"]
+    assert "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp
+    assert "https://js.stripe.com" in directives["script-src"]
+    assert any(s.startswith("'sha256-") for s in directives["script-src"])
+    assert (
+        "https://${RestAPI}.execute-api.${AWS::Region}.amazonaws.com" in directives["connect-src"]
+    )
+    cognito = "https://${UserPoolDomain}.auth.${AWS::Region}.amazoncognito.com"
+    assert cognito in directives["connect-src"]
+
+
 def test_api_stage_is_throttled(project_package: Packaged) -> None:
     (setting,) = project_package.resources["RestAPI"]["Properties"]["MethodSettings"]
     assert setting["ResourcePath"] == "/*" and setting["HttpMethod"] == "*"
