@@ -43,3 +43,11 @@ def presigned_post(
         Bucket=_bucket(), Key=key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
     )
     return post
+
+
+def download_url(key: str, *, expires_in: int) -> str:
+    """A short-lived GET URL for one object (staff looking at a customer's photo)."""
+    url: str = client().generate_presigned_url(
+        "get_object", Params={"Bucket": _bucket(), "Key": key}, ExpiresIn=expires_in
+    )
+    return url

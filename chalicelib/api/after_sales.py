@@ -24,7 +24,7 @@ from chalicelib.domain.after_sales import (
     RequestLine,
 )
 from chalicelib.domain.orders import MAX_QUANTITY_PER_LINE
-from chalicelib.services import after_sales
+from chalicelib.services import after_sales, uploads
 
 blueprint = Blueprint(__name__)
 
@@ -138,6 +138,18 @@ class AfterSalesBody(models.ResponseModel):
     timeline: list[TimelineBody]
 
 
+class PhotoLink(models.ResponseModel):
+    upload_id: str
+    url: str
+    expires_at: str
+
+
+class AfterSalesDetail(AfterSalesBody):
+    photo_urls: list[PhotoLink] | None = Field(
+        default=None, description="Staff only: short-lived GET URLs of the request's photos."
+    )
+
+
 class AfterSalesList(models.ResponseModel):
     items: list[AfterSalesBody]
 
@@ -210,16 +222,19 @@ def order_requests(order_id: str) -> dict[str, Any]:
 @blueprint.route("/after-sales/{request_id}", methods=["GET"], authorizer=authorizer)
 @operation(
     "An after-sales request",
-    description="For its owner, support and ops; 404 for anyone else.",
+    description="For its owner, support and ops; 404 for anyone else. Staff also get "
+    "short-lived links to its photos.",
     tags=("after-sales",),
-    responses={200: AfterSalesBody},
+    responses={200: AfterSalesDetail},
     path_params=REQUEST_ID_PARAMETER,
 )
 def get_request(request_id: str) -> dict[str, Any]:
     caller = require_groups(blueprint.current_request, CUSTOMERS, *STAFF)
-    return after_sales.get_request(
-        request_id, viewer_id=caller.user_id, staff=caller.is_staff
-    ).as_dict()
+    found = after_sales.get_request(request_id, viewer_id=caller.user_id, staff=caller.is_staff)
+    body = found.as_dict()
+    if caller.is_staff:
+        body["photo_urls"] = uploads.photo_links(found.photos)
+    return body
 
 
 @blueprint.route("/after-sales", methods=["GET"], authorizer=authorizer)

@@ -49,7 +49,7 @@ from chalicelib.domain.orders import Order, OrderStatus, ShipmentStatus
 from chalicelib.domain.payments import Payment, Refund
 from chalicelib.domain.tracking import Booking, TrackingStatus
 from chalicelib.observability import logger
-from chalicelib.services import carrier_booking, orders, refunds, stock
+from chalicelib.services import carrier_booking, orders, refunds, stock, uploads
 from chalicelib.settings import get_settings
 from chalicelib.store import after_sales as store
 from chalicelib.store import catalogue as catalogue_store
@@ -243,8 +243,10 @@ def create_request(
     now: datetime | None = None,
 ) -> Creation:
     """Open a request on a delivered order of the caller's (409 ``not_eligible`` with the
-    reason otherwise). The same Idempotency-Key and body answer with the first request."""
+    reason otherwise). The same Idempotency-Key and body answer with the first request.
+    Photos must be the customer's own uploads (400 ``unknown_upload``)."""
     order = orders.get_order(order_id, viewer_id=customer_id, staff=False)
+    uploads.require_own_uploads(customer_id, photos)
     fingerprint = orders_store.request_hash(
         {
             "type": kind.value,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from chalicelib.adapters import uploads_bucket
 from chalicelib.domain.uploads import UPLOAD_ID, UnknownUpload, Upload, require_owned
@@ -19,6 +20,30 @@ def require_own_uploads(customer_id: str, upload_ids: Sequence[str]) -> None:
     if malformed:
         raise UnknownUpload(malformed)
     require_owned(customer_id, upload_ids, store.get_uploads(upload_ids))
+
+
+# How long a link to a customer's photo works for the staff member who opened it.
+PHOTO_LINK_SECONDS = 300
+
+
+def photo_links(upload_ids: Sequence[str], *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """``{"upload_id", "url", "expires_at"}`` for each upload that exists: short-lived GET URLs,
+    so a customer's photo is never public."""
+    if not upload_ids:
+        return []
+    found = store.get_uploads(upload_ids)
+    expires_at = (now or datetime.now(UTC)) + timedelta(seconds=PHOTO_LINK_SECONDS)
+    return [
+        {
+            "upload_id": upload_id,
+            "url": uploads_bucket.download_url(
+                found[upload_id].object_key, expires_in=PHOTO_LINK_SECONDS
+            ),
+            "expires_at": expires_at.isoformat().replace("+00:00", "Z"),
+        }
+        for upload_id in upload_ids
+        if upload_id in found
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import pytest
 from test_orders_api import (
     SHANGHAI,
@@ -19,6 +20,7 @@ from test_orders_api import (
     table_snapshot,
 )
 
+from chalicelib.adapters import uploads_bucket
 from chalicelib.domain import inventory as stock_rules
 from chalicelib.domain.allocation import RequestedLine
 from chalicelib.domain.identifiers import sortable_id
@@ -33,6 +35,7 @@ from chalicelib.services import (
     stock,
     stock_audit,
 )
+from chalicelib.settings import get_settings
 from chalicelib.store import inventory, tables
 from chalicelib.store import orders as order_store
 from chalicelib.store import payments as payment_store
@@ -543,3 +546,45 @@ def test_carrier_push_of_the_outbound_parcel_completes_the_repair(world: Api) ->
     assert done.status.value == "completed"
     assert [e.status for e in done.timeline].count("completed") == 1
     assert order_store.get_order(order.order_id, consistent=True) == order
+
+
+def test_photos_must_be_the_customers_own_and_staff_see_them_through_short_lived_links(
+    world: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="orderdesk-test-uploads")
+    monkeypatch.setenv("UPLOADS_BUCKET", "orderdesk-test-uploads")
+    get_settings.cache_clear()
+    uploads_bucket.reset()
+    order = delivered_order({"MUG": 1})
+
+    def upload(user: str) -> str:
+        answer = world.request(
+            "POST",
+            "/uploads",
+            {"content_type": "image/jpeg", "bytes": 1000},
+            world.token(user, "customers"),
+        )
+        assert answer.status_code == 201, answer.json_body
+        return str(answer.json_body["upload_id"])
+
+    mine, theirs = upload(CUSTOMER), upload("customer-2")
+    request = body("return", ("MUG", 1, "defective"))
+
+    refused = ask(world, order.order_id, {**request, "photos": [theirs]})
+    assert refused.status_code == 400, refused.json_body
+    assert refused.json_body["error"] == "unknown_upload"
+    listed = world.request(
+        "GET", f"/orders/{order.order_id}/after-sales", None, world.token(CUSTOMER, "customers")
+    )
+    assert listed.json_body["items"] == []
+
+    created = ask(world, order.order_id, {**request, "photos": [mine]})
+    assert created.status_code == 201, created.json_body
+    path = f"/after-sales/{created.json_body['request_id']}"
+    [link] = world.request("GET", path, None, world.support).json_body["photo_urls"]
+    assert link["upload_id"] == mine
+    assert f"/uploads/{CUSTOMER}/{mine}.jpg" in link["url"]
+    assert "X-Amz-Expires=300" in link["url"]
+    own = world.request("GET", path, None, world.token(CUSTOMER, "customers")).json_body
+    assert own["photos"] == [mine] and "photo_urls" not in own
+    uploads_bucket.reset()
