@@ -69,13 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update({str(k): str(v) for k, v in stack["env"].items()})
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    app = load_app(args.app)
+    # The app's own output (log lines, metrics) goes to stderr: stdout holds only the result.
+    with contextlib.redirect_stdout(sys.stderr):
+        app = load_app(args.app)
     if args.job not in schedule_names(app):
         known = ", ".join(schedule_names(app)) or "none yet"
         print(f"error: no schedule handler named {args.job!r} (known: {known})", file=sys.stderr)
         return 2
     detail = {"date": args.date} if args.date else None
-    # The job's own output (log lines, metrics) goes to stderr: stdout holds only its result.
     with contextlib.redirect_stdout(sys.stderr):
         result = invoke_schedule(
             app, args.job, detail=detail, when=args.at, stage=stack["env"].get("STAGE", "local")

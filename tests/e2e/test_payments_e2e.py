@@ -723,10 +723,11 @@ def test_the_days_settlement_data_matches_every_payment_and_refund(
 
 # --- no card number anywhere -----------------------------------------------------------------
 
-# 13-19 digits standing alone (not the tail of a waybill like SF123... nor the decimals of
-# a coordinate), starting as card numbers do (2-6: Mastercard, Amex, Visa, Discover,
-# UnionPay...), passing the Luhn check.
-_DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z.])[2-6][0-9]{12,18}(?![0-9])")
+# 13-19 digits standing alone (not the tail of a waybill like SF123..., nor the decimals of
+# a coordinate, nor the head of a hex id like evt_54808183336347ab... or LEDGER#...),
+# starting as card numbers do (2-6: Mastercard, Amex, Visa, Discover, UnionPay...), passing
+# the Luhn check.
+_DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z._#-])[2-6][0-9]{12,18}(?![0-9A-Za-z])")
 
 
 def _luhn_valid(digits: str) -> bool:
@@ -748,11 +749,14 @@ def test_the_luhn_scan_finds_card_numbers_and_ignores_other_digits() -> None:
     assert card_like_numbers("t=1795657748123 4242424242424241 SF4242424242424242") == set()
     assert card_like_numbers("lon 121.4242424242424242") == set()
     assert card_like_numbers("4000000000003220,") == {"4000000000003220"}
+    assert card_like_numbers("evt_54808183336347ab90 #54808183336347cd") == set()
 
 
 def test_no_card_number_is_ever_logged_or_stored(stack: LocalStackUnderTest) -> None:
     """Runs after the card flows above (same module, same stack)."""
-    stored = card_like_numbers(str(table_items(stack)))
+    items = table_items(stack)
+    stored = card_like_numbers(str(items))
     logged = card_like_numbers(stack.log())
-    assert stored == set(), f"card-like numbers stored: {sorted(stored)}"
+    holding = [str(item)[:600] for item in items if card_like_numbers(str(item))]
+    assert stored == set(), f"card-like numbers stored: {sorted(stored)} in {holding}"
     assert logged == set(), f"card-like numbers logged: {sorted(logged)}"
