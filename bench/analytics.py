@@ -25,7 +25,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.orders import _configure, _emulator
+from bench.orders import _configure
+from bench.transactions import _emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT_DAY = date(2026, 11, 24)

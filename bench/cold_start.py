@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.orders import _configure, _emulator
+from bench.orders import _configure
+from bench.transactions import _emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = int(os.environ.get("COLD_START_RUNS", "15"))

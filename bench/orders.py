@@ -28,7 +28,6 @@ import math
 import os
 import re
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -39,6 +38,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from bench.transactions import _emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 LINE_COUNTS = (1, 5, 20)
@@ -58,27 +59,6 @@ ONE_KB = 1024
 # Ids that must be fresh for a transaction to succeed again: order ids (and shipment ids
 # built on them), event ids, ledger movement ids, idempotency keys.
 _FRESH_IDS = re.compile(r"ord_[0-9A-Z]{26}|evt_[0-9a-f]{32}|(?<=#)[0-9a-f]{32}|bench-[0-9a-f]{32}")
-
-
-@contextmanager
-def _emulator() -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.local.aws_emulator", "--port", "0"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        # moto lists the template's resources it does not model; that is provision's concern.
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        ready_line = process.stdout.readline()
-        if "listening on " not in ready_line:
-            raise RuntimeError(f"aws emulator did not start: {ready_line!r}")
-        yield ready_line.rsplit(" ", 1)[1].strip()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def _configure(endpoint_url: str) -> None:

@@ -42,6 +42,8 @@ def _emulator() -> Iterator[str]:
         [sys.executable, "-m", "infra.local.aws_emulator", "--port", "0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
+        # moto lists the template's resources it does not model; that is provision's concern.
+        stderr=subprocess.DEVNULL,
         text=True,
     )
     try:

@@ -10,9 +10,6 @@ identity provider's hosted sign-in page, as a shopper would.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,16 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from infra.local.stack import stack_file_for
-from tests.e2e.conftest import (
-    STARTUP_TIMEOUT_SECONDS,
-    LocalStackUnderTest,
-    _healthy,
-    _stack_file_of,
-    _stop_process_group,
-    _tail,
-    free_ports,
-)
+from tests.e2e.conftest import LocalStackUnderTest, running_stack
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -47,50 +35,20 @@ MANUAL_WAREHOUSE = "wh-console-test"
 def shop_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackUnderTest]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (make install puts Debian's there)")
-    port, moto_port = free_ports(2)
-    log_path = tmp_path_factory.mktemp("shop-stack") / "stack.log"
-    path = stack_file_for(port)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "infra.local.stack",
-                "--port",
-                str(port),
-                "--moto-port",
-                str(moto_port),
-                "--workers",
-                "3",
-                # The warehouse picks, packs and ships within seconds; the carrier follows.
-                "--warehouse-delay",
-                "0.5",
-                "--carrier-step",
-                "1",
-                # The console's warehouse screen is tested on a warehouse left to people.
-                "--manual-warehouse",
-                MANUAL_WAREHOUSE,
-            ],
-            cwd=REPO_ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        data = None
-        while data is None or not _healthy(data["api_url"]):
-            if process.poll() is not None:
-                pytest.fail(f"the local stack exited ({process.returncode}):\n{_tail(log_path)}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"the local stack was not ready in time:\n{_tail(log_path)}")
-            time.sleep(0.25)
-            data = data or _stack_file_of(process, path)
-        yield LocalStackUnderTest(port=port, stack_file=path, data=data, log_path=log_path)
-    finally:
-        _stop_process_group(process)
+    options = (
+        "--workers",
+        "3",
+        # The warehouse picks, packs and ships within seconds; the carrier follows.
+        "--warehouse-delay",
+        "0.5",
+        "--carrier-step",
+        "1",
+        # The console's warehouse screen is tested on a warehouse left to people.
+        "--manual-warehouse",
+        MANUAL_WAREHOUSE,
+    )
+    with running_stack(tmp_path_factory.mktemp("shop-stack"), *options) as started:
+        yield started
 
 
 @pytest.fixture(scope="session")

@@ -112,27 +112,17 @@ def _stop_process_group(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackUnderTest]:
+@contextlib.contextmanager
+def running_stack(log_dir: Path, *options: str) -> Iterator[LocalStackUnderTest]:
+    """A local stack on free ports started with ``options``, ready once ``/health`` says
+    200; its whole process group is stopped on the way out, whatever happened."""
     port, moto_port = free_ports(2)
-    log_path = tmp_path_factory.mktemp("stack") / "stack.log"
+    log_path = log_dir / "stack.log"
     path = stack_file_for(port)
+    command = [sys.executable, "-m", "infra.local.stack", "--port", str(port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "infra.local.stack",
-                "--port",
-                str(port),
-                "--moto-port",
-                str(moto_port),
-                # Tests drive the warehouse through the API; the carrier moves quickly.
-                "--warehouse-delay",
-                "0",
-                "--carrier-step",
-                "1",
-            ],
+            [*command, "--moto-port", str(moto_port), *options],
             cwd=REPO_ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             stdin=subprocess.DEVNULL,
@@ -153,6 +143,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackUnderT
         yield LocalStackUnderTest(port=port, stack_file=path, data=data, log_path=log_path)
     finally:
         _stop_process_group(process)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackUnderTest]:
+    # Tests drive the warehouse through the API; the carrier moves quickly.
+    options = ("--warehouse-delay", "0", "--carrier-step", "1")
+    with running_stack(tmp_path_factory.mktemp("stack"), *options) as started:
+        yield started
 
 
 def _tail(path: Path, lines: int = 80) -> str:
