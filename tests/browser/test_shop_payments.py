@@ -61,7 +61,10 @@ def test_alipay_qr_page_paid_by_hand_updates_the_shop(shop: Shop) -> None:
     code_url = qr.get_attribute("data-code") or ""
     cashier = shop.page.context.new_page()
     cashier.goto(code_url)
-    cashier.get_by_role("button", name=re.compile("Pay")).click()
+    # Close the cashier's tab only once its payment has answered: closing a page in the middle
+    # of the form's navigation can leave Playwright waiting.
+    with cashier.expect_navigation():
+        cashier.get_by_role("button", name=re.compile("Pay")).click()
     cashier.close()
     expect_paid(shop, user, order_id)
 
