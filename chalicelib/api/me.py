@@ -16,6 +16,7 @@ from chalicelib.api import models
 from chalicelib.api.auth import OPS, SUPPORT, authorizer, principal, require_groups
 from chalicelib.api.openapi import operation
 from chalicelib.api.requests import parse_body
+from chalicelib.domain import paging
 from chalicelib.domain.contact_verification import (
     CODE_LIFETIME,
     MAX_WRONG_CODES,
@@ -196,7 +197,7 @@ class NotificationPage(models.ResponseModel):
 
 
 class InboxQuery(models.QueryModel):
-    limit: int = Field(default=customers.DEFAULT_PAGE_SIZE, ge=1, le=customers.MAX_PAGE_SIZE)
+    limit: int = Field(default=paging.DEFAULT_PAGE_SIZE, ge=1, le=paging.MAX_PAGE_SIZE)
     cursor: str | None = Field(default=None, max_length=2048)
 
 

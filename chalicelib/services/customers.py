@@ -45,9 +45,6 @@ from chalicelib.store import limits as limits_store
 from chalicelib.store.pagination import Page
 from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
 
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
-
 
 class PushUnavailable(Conflict):
     code = "push_unavailable"

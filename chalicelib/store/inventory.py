@@ -52,6 +52,7 @@ from typing import Any
 
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.inventory import AdjustmentReason, Movement, MovementType, StockLevel
+from chalicelib.domain.paging import MAX_LEDGER_PAGE
 from chalicelib.store import tables
 from chalicelib.store.pagination import InvalidCursor, Page, decode_cursor, encode_cursor, scope_of
 from chalicelib.store.unit_of_work import Tag, UnitOfWork
@@ -68,7 +69,6 @@ OWN_THRESHOLD = "level"
 SHIPPED_RETENTION = timedelta(days=45)
 # A threshold write re-tries when a movement moves the level across it meanwhile (bounded).
 _THRESHOLD_WRITE_ATTEMPTS = 5
-MAX_LEDGER_PAGE = 100
 # A ledger page is re-read when a movement lands while it is being read (bounded).
 _LEDGER_READ_ATTEMPTS = 3
 _LEDGER_SORT_KEY = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00#[0-9a-f]{32}")
