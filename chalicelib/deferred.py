@@ -42,6 +42,12 @@ class DeferredModule(types.ModuleType):
     def __dir__(self) -> list[str]:
         return dir(self._module())
 
+    @property  # type: ignore[misc]
+    def __dict__(self) -> dict[str, Any]:  # type: ignore[override]
+        # Tools that read and restore a module's namespace (pytest's monkeypatch) see the
+        # real one, so what they put back lands where the code reads it.
+        return self._module().__dict__
+
 
 def submodules_on_first_use(package: str) -> Callable[[str], types.ModuleType]:
     """A package ``__getattr__`` answering ``from package import name`` with a stand-in."""

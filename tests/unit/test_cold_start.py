@@ -130,3 +130,23 @@ def test_a_missing_use_case_is_an_import_error_not_a_stand_in() -> None:
     )
     assert completed.returncode != 0
     assert "ImportError" in completed.stderr
+
+
+def test_monkeypatching_a_stand_in_is_undone_on_the_real_module() -> None:
+    probe = (
+        "import sys\n"
+        "import pytest\n"
+        "from chalicelib.store import inventory\n"
+        "real_get_levels = inventory.get_levels\n"
+        "patch = pytest.MonkeyPatch()\n"
+        "patch.setattr(inventory, 'get_levels', lambda *a, **k: {})\n"
+        "assert sys.modules['chalicelib.store.inventory'].get_levels(1, 2) == {}\n"
+        "patch.undo()\n"
+        "assert sys.modules['chalicelib.store.inventory'].get_levels is real_get_levels\n"
+        "print('ok')\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "ok"
