@@ -431,6 +431,8 @@ def _api_patch(cors_origin: str | None) -> dict[str, Any]:
         responses.get(fallback, {}).pop("statusCode", None)
     return {
         "DefinitionBody": {"x-amazon-apigateway-gateway-responses": responses},
+        # API Gateway's part of each request joins the function's X-Ray trace.
+        "TracingEnabled": True,
         "MethodSettings": [
             {
                 "ResourcePath": "/*",

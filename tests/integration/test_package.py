@@ -252,6 +252,19 @@ def test_web_apps_get_security_headers_with_a_strict_content_security_policy(
     assert cognito in directives["connect-src"]
 
 
+def test_every_function_and_the_api_are_traced_with_x_ray(project_package: Packaged) -> None:
+    functions = {
+        name: resource["Properties"]
+        for name, resource in project_package.resources.items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    assert functions
+    assert {name: props.get("Tracing") for name, props in functions.items()} == {
+        name: "Active" for name in functions
+    }
+    assert project_package.resources["RestAPI"]["Properties"]["TracingEnabled"] is True
+
+
 def test_api_stage_is_throttled(project_package: Packaged) -> None:
     (setting,) = project_package.resources["RestAPI"]["Properties"]["MethodSettings"]
     assert setting["ResourcePath"] == "/*" and setting["HttpMethod"] == "*"
