@@ -45,7 +45,7 @@ UNUSED_PATHS = (
 # sources of compiled extensions, shipped beside the built library.
 UNUSED_SUFFIXES = (".pyc", ".pyi", ".dist-info/RECORD", ".c")
 # The X-Ray SDK's integrations: only those for the modules the Tracer patches
-# (chalicelib/observability.py TRACED_MODULES) and the helpers they import run.
+# (chalicelib/observability.py TRACED_MODULES) and the modules they import run.
 XRAY_EXTENSIONS = "aws_xray_sdk/ext/"
 USED_XRAY_EXTENSIONS = (
     "__init__.py",
