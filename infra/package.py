@@ -98,8 +98,16 @@ PARAMETER_ENVIRONMENT = {
         "Pay notifications are sent; empty: derived from each request (domain and stage)",
     ),
 }
+WEBSOCKET_API = "WebsocketAPI"  # Chalice's logical id for the app's WebSocket API
 # Parameters that may be left empty (the rest must be given at deploy time).
 OPTIONAL_PARAMETERS = frozenset({"PublicApiUrl"})
+PARAMETER_PATTERNS = {
+    # The web apps' CSP appends "/" to allow every path under it: no trailing slash here.
+    "PublicApiUrl": {
+        "AllowedPattern": r"^$|^https://[^/\s]+(/[^\s]*[^/\s])?$",
+        "ConstraintDescription": "empty, or an https URL without a trailing slash",
+    },
+}
 
 
 class PackagingError(RuntimeError):
@@ -173,6 +181,8 @@ def build_merge_template(
             merge["Parameters"][parameter] = {"Type": "String", "Description": description}
             if parameter in OPTIONAL_PARAMETERS:
                 merge["Parameters"][parameter]["Default"] = ""
+            if parameter in PARAMETER_PATTERNS:
+                merge["Parameters"][parameter].update(PARAMETER_PATTERNS[parameter])
 
     throttling = THROTTLING_BY_STAGE.get(stage, DEFAULT_THROTTLING)
     merge["Parameters"]["ApiThrottlingRateLimit"] = {
@@ -194,14 +204,22 @@ def build_merge_template(
         if resource.get("Type") == "AWS::Serverless::Function"
     }
     queues = {logical_id: name for name, logical_id in metadata["SqsEventSources"].items()}
+    socket = WEBSOCKET_API in chalice_resources
+    if socket:
+        merge["Globals"]["Function"]["Environment"]["Variables"].update(
+            copy.deepcopy(production.SOCKET_ENVIRONMENT)
+        )
     extra = production.production_template(
-        function_names, queues, api_function=_function_name("app.app", app_name, stage)
+        function_names,
+        queues,
+        api_function=_function_name("app.app", app_name, stage),
+        socket=socket,
     )
-    for section in ("Parameters", "Resources", "Outputs"):
-        taken = set(merge[section]) | set(chalice_template.get(section, {}))
+    for section in ("Parameters", "Conditions", "Resources", "Outputs"):
+        taken = set(merge.get(section, {})) | set(chalice_template.get(section, {}))
         if clashes := sorted(taken & set(extra[section])):
             raise PackagingError(f"{section} defined twice (infra/production.py): {clashes}")
-        merge[section].update(copy.deepcopy(extra[section]))
+        merge.setdefault(section, {}).update(copy.deepcopy(extra[section]))
     for logical_id, resource in chalice_resources.items():
         kind = resource.get("Type")
         if kind == "AWS::Serverless::Function":

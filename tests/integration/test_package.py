@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import shutil
 import textwrap
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from infra.package import (
 )
 
 STAGE = "dev"
+CHALICE_CONFIG = json.loads((Path(__file__).parents[2] / ".chalice" / "config.json").read_text())
 # Actions that have no resource-level scope in IAM, so "*" is their only possible resource.
 UNSCOPED_ACTIONS = {"dynamodb:ListStreams", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -202,6 +204,19 @@ def test_public_api_url_is_an_optional_stack_parameter_every_function_reads(
     assert parameter["Type"] == "String" and parameter["Default"] == ""
     variables = project_package.template["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["PUBLIC_API_URL"] == {"Ref": "PublicApiUrl"}
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.match("") and pattern.match("https://api.example.com/v1")
+    assert not pattern.match("https://api.example.com/") and not pattern.match("http://a.b")
+
+
+def test_support_socket_urls_come_from_the_websocket_api(project_package: Packaged) -> None:
+    variables = project_package.template["Globals"]["Function"]["Environment"]["Variables"]
+    host = "${WebsocketAPI}.execute-api.${AWS::Region}.amazonaws.com/api"
+    assert variables["SUPPORT_SOCKET_URL"] == {"Fn::Sub": f"wss://{host}"}
+    assert variables["SUPPORT_SOCKET_CALLBACK_URL"] == {"Fn::Sub": f"https://{host}"}
+    assert project_package.resources["WebsocketAPI"]["Type"] == "AWS::ApiGatewayV2::Api"
+    stages = {c["api_gateway_stage"] for c in CHALICE_CONFIG["stages"].values()}
+    assert stages == {"api"}
 
 
 def test_web_apps_are_served_from_a_private_bucket_only_through_the_distribution(
@@ -238,8 +253,17 @@ def test_web_apps_get_security_headers_with_a_strict_content_security_policy(
     assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
     assert headers["ContentTypeOptions"]["Override"] is True
     assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "no-referrer"
-    csp = headers["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"]
+    condition, with_domain, without = headers["ContentSecurityPolicy"]["ContentSecurityPolicy"][
+        "Fn::If"
+    ]
+    assert condition in project_package.template["Conditions"]
+    csp = without["Fn::Sub"]
     directives = {d.split()[0]: d.split()[1:] for d in csp.split("; ")}
+    custom = {d.split()[0]: d.split()[1:] for d in with_domain["Fn::Sub"].split("; ")}
+    assert set(custom["connect-src"]) - set(directives["connect-src"]) == {"${PublicApiUrl}/"}
+    socket = "wss://${WebsocketAPI}.execute-api.${AWS::Region}.amazonaws.com"
+    assert socket in directives["connect-src"]
+    assert "https://${UploadsBucket}.s3.${AWS::Region}.amazonaws.com" in directives["connect-src"]
     assert directives["default-src"] == ["'self'"]
     assert directives["frame-ancestors"] == ["'none'"]
     assert "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp
