@@ -129,3 +129,74 @@ def test_asking_from_the_order_page_gets_the_live_answer_and_a_support_reply_arr
     expect(panel.get_by_test_id("help-status")).to_have_text(words["waiting"], timeout=3_000)
     shop.screenshot(f"support-{lang}")
     assert serious_violations(page) == []
+
+
+def test_without_a_socket_the_panel_polls_and_the_shopper_replies_and_rates(shop: Shop) -> None:
+    page = shop.page
+    page.add_init_script("delete window.WebSocket")  # a browser (or network) without sockets
+    user = new_user()
+    shop.open()
+    page.get_by_role("button", name="登录", exact=True).click()
+    shop.sign_in_on_provider_page(user)
+
+    page.get_by_role("button", name="客服", exact=True).click()
+    panel = page.get_by_test_id("help-panel")
+    panel.get_by_role("button", name="咨询新问题").click()
+    expect(panel.locator("#help-order")).to_have_value("")
+    panel.get_by_label("主题（可选）").fill("想找人工")
+    panel.get_by_label("您的问题").fill("转人工")
+    panel.get_by_role("button", name="发送", exact=True).click()
+    thread = panel.get_by_test_id("help-messages")
+    expect(thread.locator("[data-author=assistant]")).to_be_visible()
+    expect(panel.get_by_text("自动刷新", exact=True)).to_be_visible()
+    expect(panel.get_by_test_id("help-status")).to_have_text("处理中")
+
+    [conversation] = requests.get(
+        shop.stack.url("/support/conversations"),
+        headers=shop.stack.auth(user, "customers"),
+        timeout=10,
+    ).json()["items"]
+    path = f"/support/conversations/{conversation['conversation_id']}"
+    agent = shop.stack.auth("agent-browser", "support")
+    sent = requests.post(
+        shop.stack.url(f"{path}/messages"),
+        headers=agent,
+        json={"body": "您好，请问有什么可以帮您？"},
+        timeout=10,
+    )
+    assert sent.status_code == 201, sent.text
+    expect(thread.locator("[data-author=agent]")).to_contain_text("有什么可以帮您", timeout=10_000)
+    expect(panel.get_by_test_id("help-status")).to_have_text("待您回复")
+
+    panel.get_by_label("回复").fill("已经好了，谢谢")
+    panel.get_by_role("button", name="发送", exact=True).click()
+    expect(thread.locator("[data-author=customer]").last).to_contain_text("已经好了，谢谢")
+    expect(panel.get_by_test_id("help-status")).to_have_text("处理中")
+
+    assert requests.post(shop.stack.url(f"{path}/resolve"), headers=agent, timeout=10).ok
+    expect(panel.get_by_test_id("help-status")).to_have_text("已解决", timeout=10_000)
+    panel.get_by_label("为这次服务打分").select_option("4")
+    panel.get_by_role("button", name="提交评分").click()
+    expect(panel.get_by_text("您的评分：4 星，谢谢！")).to_be_visible()
+    rated = requests.get(shop.stack.url(path), headers=agent, timeout=10).json()
+    assert rated["rating"] == 4 and rated["status"] == "resolved"
+
+    panel.get_by_role("button", name="我的会话").click()
+    expect(panel.get_by_role("list", name="我的会话")).to_contain_text("想找人工")
+    expect(panel.get_by_role("list", name="我的会话")).to_contain_text("已解决")
+    page.keyboard.press("Escape")
+    expect(panel).to_have_count(0)
+
+
+def test_signed_out_the_panel_asks_to_sign_in_and_fits_a_phone(phone_shop: Shop) -> None:
+    page = phone_shop.page
+    phone_shop.open("products/EL-EARBUDS-PRO")
+    page.get_by_role("button", name="客服", exact=True).click()
+    panel = page.get_by_test_id("help-panel")
+    expect(panel).to_contain_text("登录后即可联系客服")
+    expect(panel.get_by_role("heading", name="在线客服")).to_be_focused()
+    box = panel.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+    phone_shop.screenshot("support-phone-zh-CN")
+    page.get_by_role("button", name="关闭").click()
+    expect(panel).to_have_count(0)

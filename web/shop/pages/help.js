@@ -28,7 +28,8 @@ export function HelpPanel({ api, auth, user, t, lang, request, onClose }) {
     for (const listener of listeners.current) listener(event);
   });
   const heading = useRef(null);
-  useEffect(() => heading.current && heading.current.focus(), []);
+  // Each screen of the panel starts at its heading (and Escape closes the panel from there).
+  useEffect(() => heading.current && heading.current.focus(), [view.name, view.id]);
   useEffect(() => {
     if (request.orderId) setView(firstView(request));
   }, [request]);
