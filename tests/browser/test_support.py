@@ -150,6 +150,7 @@ def test_without_a_socket_the_panel_polls_and_the_shopper_replies_and_rates(shop
     expect(thread.locator("[data-author=assistant]")).to_be_visible()
     expect(panel.get_by_text("自动刷新", exact=True)).to_be_visible()
     expect(panel.get_by_test_id("help-status")).to_have_text("处理中")
+    expect(panel.get_by_test_id("help-due")).to_contain_text("已转人工客服")
 
     [conversation] = requests.get(
         shop.stack.url("/support/conversations"),

@@ -235,7 +235,10 @@ function Thread({ api, t, lang, live, show, id, initial }) {
       live.subscribe((event) => {
         if (event.conversation_id !== id) return;
         if (event.type === "message" && event.message) setMessages((all) => merge(all, [event.message]));
-        if (event.type === "status") setConversation((c) => c && { ...c, status: event.status });
+        if (event.type === "status") {
+          setConversation((c) => c && { ...c, status: event.status });
+          catchUp(); // the rest of the conversation (its due time, rating) moves with its status
+        }
       }),
     [id],
   );
@@ -259,6 +262,9 @@ function Thread({ api, t, lang, live, show, id, initial }) {
       ${conversation.order_id && html`<span class="muted">${t("order.title", { id: conversation.order_id })}</span>`}
       <span class="muted">${live.connected ? t("help.live") : t("help.polling")}</span>
     </p>
+    ${conversation.status === "open" &&
+    conversation.first_response_due_at &&
+    html`<p class="muted small" data-testid="help-due">${t("help.dueBy", { time: formatDate(conversation.first_response_due_at, lang, true) })}</p>`}
     <ol class="help-messages" aria-live="polite" data-testid="help-messages">
       ${messages.map((m) => html`<${MessageItem} key=${m.message_id} message=${m} t=${t} lang=${lang} />`)}
     </ol>
