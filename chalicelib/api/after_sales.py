@@ -138,14 +138,8 @@ class AfterSalesBody(models.ResponseModel):
     timeline: list[TimelineBody]
 
 
-class PhotoLink(models.ResponseModel):
-    upload_id: str
-    url: str
-    expires_at: str
-
-
 class AfterSalesDetail(AfterSalesBody):
-    photo_urls: list[PhotoLink] | None = Field(
+    photo_urls: list[models.PhotoLink] | None = Field(
         default=None, description="Staff only: short-lived GET URLs of the request's photos."
     )
 

@@ -107,6 +107,7 @@ export function OrderPage(ctx) {
     <div class="row">
       ${order.status === "pending_payment" && html`<a class="button" href=${href(`/orders/${id}/pay`)}>${t("order.pay")}</a>`}
       ${CANCELLABLE.includes(order.status) && html`<button class="secondary" onClick=${cancel}>${t("order.cancel")}</button>`}
+      <button class="secondary" onClick=${() => ctx.openHelp(order.order_id)}>${t("help.askAboutOrder")}</button>
     </div>
     <${Problem} error=${cancelError} t=${t} />
     ${returned === "failed" && html`<p class="error" role="alert">${t("pay.failed", { message: t("status.failed") })}</p>`}
