@@ -169,7 +169,7 @@ def _optional(request: Any, model: type[models.RequestModel]) -> Any:
         "The order's owner, on delivered lines, within each reason's window. 409 "
         "not_eligible with details.reason (not_delivered, window_closed, "
         "quantity_exceeds_eligible, reason_not_allowed, different_price). Idempotency-Key "
-        "as on POST /orders. Photos are upload ids; they are not checked yet."
+        "as on POST /orders. Photos are ids of your own uploads (POST /uploads)."
     ),
     tags=("after-sales",),
     request=CreateIn,
