@@ -121,7 +121,10 @@ function useLiveConversation(api, id, userId) {
           }
           if (data.conversation_id !== id) return;
           if (data.type === "message" && data.message) apply({}, [data.message]);
-          if (data.type === "status") apply({ status: data.status }, []);
+          if (data.type === "status") {
+            apply({ status: data.status }, []);
+            poll(); // the rest moves with the status (the due time, for one)
+          }
         };
       })
       .catch(() => setSocketOpen(false));
@@ -178,7 +181,7 @@ export function ConversationPage({ api, t, lang, href, params, user }) {
           </li>`)}
         </ol>
         <${ErrorText} error=${live.error} t=${t} />
-        ${closed ? html`<p class="muted">${t("conv.closedNote")}</p>` : html`<${ReplyForm} api=${api} t=${t} lang=${lang} id=${id} done=${(posted) => live.apply({ status: posted.status }, [posted.message, ...posted.replies])} />`}
+        ${closed ? html`<p class="muted">${t("conv.closedNote")}</p>` : html`<${ReplyForm} api=${api} t=${t} lang=${lang} id=${id} done=${(posted) => (live.apply({ status: posted.status }, [posted.message, ...posted.replies]), live.poll())} />`}
       </section>
       <aside>
         <dl class="facts panel">
@@ -261,7 +264,7 @@ function Actions({ api, t, id, c, user, done }) {
   return html`<section class="panel" aria-labelledby="actions-title">
     <h2 id="actions-title">${t("conv.actions")}</h2>
     <p class="row">
-      <button class="secondary" disabled=${action.busy || c.assigned_to === user.id || c.status === "closed"} onClick=${() => assign(user.id, t("conv.assignedDone", { id: t("conv.me") }))}>${t("conv.assignMe")}</button>
+      <button class="secondary" disabled=${action.busy || c.assigned_to === user.id || c.status === "closed"} onClick=${() => assign(user.id, t("conv.assignedToMe"))}>${t("conv.assignMe")}</button>
       <button disabled=${action.busy || finished} onClick=${resolve}>${t("conv.resolve")}</button>
     </p>
     <form class="row" onSubmit=${assignOther}>
