@@ -281,7 +281,7 @@ def test_support_find_a_customers_order_by_customer_id(
     console.sign_in(SUPPORT_USER)
     page = console.page
     expect(page.get_by_role("heading", level=1)).to_have_text("客服会话")  # support land there
-    page.get_by_role("link", name="客户服务").click()
+    page.get_by_role("link", name="顾客查询").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("客户服务")
     page.get_by_label("搜索方式").select_option("customer")
     page.get_by_label("编号").fill(customer)

@@ -2,7 +2,7 @@
 // updates, replies with canned texts, assign and resolve; ops keep the canned replies.
 import { html, useEffect, useRef, useState } from "../../common/html.js";
 import { formatDate } from "../../common/i18n.js";
-import { ErrorText, Loading, OPS, Pager, formValues, inGroup, useAction, useLoad, usePager } from "../ui.js";
+import { ErrorText, Loading, OPS, Pager, SUPPORT, formValues, inGroup, useAction, useLoad, usePager } from "../ui.js";
 
 const STATUSES = ["open", "waiting_on_customer", "resolved", "closed"];
 const POLL_MS = 4000; // without a push (no socket, or not assigned to us), read ?after= this often
@@ -186,7 +186,7 @@ export function ConversationPage({ api, t, lang, href, params, user }) {
       <aside>
         <dl class="facts panel">
           <dt>${t("order.status")}</dt><dd data-field="status"><${Status} status=${c.status} t=${t} /></dd>
-          <dt>${t("order.customer")}</dt><dd><a href=${href("/support?customer=" + encodeURIComponent(c.customer_id))}>${c.customer_id}</a></dd>
+          <dt>${t("order.customer")}</dt><dd><a href=${href((inGroup(user, SUPPORT) ? "/support?customer=" : "/orders?customer=") + encodeURIComponent(c.customer_id))}>${c.customer_id}</a></dd>
           <dt>${t("conv.assignedTo")}</dt><dd data-field="assigned">${c.assigned_to ? (c.assigned_to === user.id ? t("conv.me") : c.assigned_to) : t("conv.unassigned")}</dd>
           <dt>${t("conv.due")}</dt><dd><${Due} c=${c} t=${t} lang=${lang} /></dd>
           <dt>${t("order.created")}</dt><dd>${formatDate(c.created_at, lang, true)}</dd>
