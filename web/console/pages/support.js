@@ -120,7 +120,11 @@ function useLiveConversation(api, id, userId) {
             return;
           }
           if (data.conversation_id !== id) return;
-          if (data.type === "message" && data.message) apply({}, [data.message]);
+          if (data.type === "message" && data.message) {
+            // A push names a message's photos without their links: read it for them.
+            if ((data.message.photos || []).length) poll();
+            else apply({}, [data.message]);
+          }
           if (data.type === "status") {
             apply({ status: data.status }, []);
             poll(); // the rest moves with the status (the due time, for one)
