@@ -34,6 +34,7 @@ from chalicelib.adapters import notifications as channels
 from chalicelib.domain.notifications import Channel, RenderedMessage
 from chalicelib.settings import get_settings
 from chalicelib.store import customers as customer_store
+from infra.local.email_feedback import ses_event, sns_event
 
 if TYPE_CHECKING:
     from conftest import Api
@@ -96,35 +97,9 @@ def complaint_message(address: str = EMAIL, kind: str = "notificationType") -> s
     )
 
 
-def sns_event(message: str) -> dict[str, Any]:
-    """A Lambda SNS event of one message, as SNS invokes a subscribed function."""
-    return {
-        "Records": [
-            {
-                "EventSource": "aws:sns",
-                "EventVersion": "1.0",
-                "EventSubscriptionArn": f"{TOPIC_ARN}:6f1a0c3e-0000-4000-8000-000000000001",
-                "Sns": {
-                    "Type": "Notification",
-                    "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
-                    "TopicArn": TOPIC_ARN,
-                    "Subject": None,
-                    "Message": message,
-                    "Timestamp": "2026-05-20T08:00:06.000Z",
-                    "SignatureVersion": "1",
-                    "Signature": "EXAMPLE",
-                    "SigningCertUrl": "https://sns.us-east-1.amazonaws.com/cert.pem",
-                    "UnsubscribeUrl": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
-                    "MessageAttributes": {},
-                },
-            }
-        ]
-    }
-
-
 def feed(api: Api, message: str) -> None:
-    """SES's message reaches the handler through the topic."""
-    api.client.lambda_.invoke("record_email_feedback", sns_event(message))
+    """SES's message reaches the handler through the topic, as SNS invokes it."""
+    api.client.lambda_.invoke("record_email_feedback", sns_event(message, TOPIC_ARN))
 
 
 def register_device(api: Api) -> None:
@@ -261,6 +236,20 @@ def test_every_customer_holding_the_address_is_marked(feedback_world: Api) -> No
 
     assert me(feedback_world)["email_status"] == "undeliverable"
     assert me(feedback_world, "customer-2")["email_status"] == "undeliverable"
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [("bounce", "undeliverable"), ("soft-bounce", "verified"), ("complaint", "undeliverable")],
+)
+def test_the_local_stacks_feedback_tool_speaks_what_ses_publishes(
+    feedback_world: Api, kind: str, status: str
+) -> None:
+    set_profile(feedback_world, "en")
+
+    feed(feedback_world, ses_event(EMAIL, kind))
+
+    assert me(feedback_world)["email_status"] == status
 
 
 @pytest.mark.parametrize(
