@@ -20,6 +20,8 @@ template for the same app and stage (so handlers added later are picked up witho
 * every SQS event source reads the template's queue for the name the handler declared
   (``Metadata.SqsEventSources``) and reports partial batch failures
   (``FunctionResponseTypes: [ReportBatchItemFailures]``);
+* every SNS subscription subscribes to the template's topic for the name the handler
+  declared (``production.SNS_EVENT_SOURCES``: ``email-feedback`` is SES's feedback topic);
 * every DynamoDB stream event source reads the table's stream from the start, bisects a
   failing batch, retries a bounded number of times, then sends the batch's metadata to
   ``StreamFailureQueue``, so one bad record cannot block its shard;
@@ -365,6 +367,8 @@ def _function_patch(
             events[event_id] = {"Properties": _sqs_event_patch(event_id, event, metadata)}
         elif event["Type"] == "DynamoDB":
             events[event_id] = {"Properties": _stream_event_patch(metadata)}
+        elif event["Type"] == "SNS":
+            events[event_id] = {"Properties": _sns_event_patch(event_id, event)}
     if events:
         patch["Events"] = events
     return patch
@@ -386,6 +390,20 @@ def _sqs_event_patch(
         "Queue": {"Fn::Sub": f"${{{queues[queue_name]}.Arn}}"},
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
     }
+
+
+def _sns_event_patch(event_id: str, event: Mapping[str, Any]) -> dict[str, Any]:
+    topic = event["Properties"]["Topic"]
+    # Chalice writes a topic name as Fn::Sub "arn:...:<name>" (the same form as a queue's).
+    topic_name = _declared_queue_name(topic)
+    topics = production.SNS_EVENT_SOURCES
+    if topic_name not in topics:
+        raise PackagingError(
+            f"{event_id} subscribes to topic {topic_name!r}; infra/production.py defines "
+            f"{sorted(topics)} (SNS_EVENT_SOURCES)"
+        )
+    # Fn::Sub for the same reason as a queue's: a Ref would sit beside Chalice's Fn::Sub.
+    return {"Topic": {"Fn::Sub": f"${{{topics[topic_name]}}}"}}
 
 
 def _declared_queue_name(queue: Any) -> str:

@@ -10,7 +10,8 @@ it to the merge template:
   clients for the shop and the console. The authorizer's issuer and client ids are read from
   these resources, never copied by hand.
 * **Logs**: one log group per function, named as Lambda names it, with a retention.
-* **SES**: a configuration set whose bounces and complaints are published to a topic.
+* **SES**: a configuration set whose bounces and complaints are published to a topic (which
+  only SES, for that set, may publish to); ``record_email_feedback`` is subscribed to it.
 * **A dashboard and alarms** on what operations watch: orders, payments by method, API
   latency and errors, queue age and dead letters, throttles, low stock, reconciliation; the
   alarms and a monthly cost budget notify the alerts topic.
@@ -82,6 +83,9 @@ PARAMETERS: dict[str, Any] = {
         "Description": "API p99 latency (ms) over 5 minutes that raises an alarm.",
     },
 }
+
+# The topic name a handler gives @on_sns_message(topic=...) -> the topic's logical id here.
+SNS_EVENT_SOURCES = {"email-feedback": "EmailFeedbackTopic"}
 
 # Settings the app reads from these resources: the authorizer's issuer and clients, SES's set.
 WEBSOCKET_HOST = "${WebsocketAPI}.execute-api.${AWS::Region}.amazonaws.com"
@@ -228,6 +232,33 @@ def email_feedback_resources() -> dict[str, Any]:
             "Properties": {
                 "TopicName": {"Fn::Sub": "orderdesk-${Stage}-email-feedback"},
                 "Tags": _tags(),
+            },
+        },
+        "EmailFeedbackTopicPolicy": {
+            "Type": "AWS::SNS::TopicPolicy",
+            "Properties": {
+                "Topics": [{"Ref": "EmailFeedbackTopic"}],
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "SesPublishesFeedback",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ses.amazonaws.com"},
+                            "Action": "sns:Publish",
+                            "Resource": {"Ref": "EmailFeedbackTopic"},
+                            "Condition": {
+                                "StringEquals": {"AWS:SourceAccount": {"Ref": "AWS::AccountId"}},
+                                "ArnLike": {
+                                    "AWS:SourceArn": {
+                                        "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:"
+                                        "${AWS::AccountId}:configuration-set/orderdesk-${Stage}"
+                                    }
+                                },
+                            },
+                        }
+                    ],
+                },
             },
         },
         "EmailConfigurationSet": {

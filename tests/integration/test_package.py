@@ -159,6 +159,29 @@ def test_project_package_holds_the_stateful_resources(project_package: Packaged)
         assert project_package.resources[logical_id]["Type"] == resource["Type"]
 
 
+def test_email_feedback_handler_is_subscribed_to_the_topic_only_ses_publishes_to(
+    project_package: Packaged,
+) -> None:
+    handler = project_package.functions()["RecordEmailFeedback"]
+    (subscription,) = handler["Events"].values()
+    assert subscription["Type"] == "SNS"
+    assert subscription["Properties"]["Topic"] == {"Fn::Sub": "${EmailFeedbackTopic}"}
+    topic_policy = project_package.resources["EmailFeedbackTopicPolicy"]["Properties"]
+    assert topic_policy["Topics"] == [{"Ref": "EmailFeedbackTopic"}]
+    (statement,) = topic_policy["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "ses.amazonaws.com"}
+    assert statement["Action"] == "sns:Publish"
+    assert statement["Condition"]["ArnLike"]["AWS:SourceArn"]["Fn::Sub"].endswith(
+        ":configuration-set/orderdesk-${Stage}"
+    )
+    destination = project_package.resources["EmailFeedbackDestination"]["Properties"]
+    assert destination["EventDestination"]["SnsDestination"] == {
+        "TopicARN": {"Ref": "EmailFeedbackTopic"}
+    }
+    environment = project_package.template["Globals"]["Function"]["Environment"]["Variables"]
+    assert environment["SES_CONFIGURATION_SET"] == {"Ref": "EmailConfigurationSet"}
+
+
 def test_gateway_errors_use_our_error_shape(project_package: Packaged) -> None:
     definition = project_package.resources["RestAPI"]["Properties"]["DefinitionBody"]
     responses = definition["x-amazon-apigateway-gateway-responses"]
@@ -326,6 +349,8 @@ def test_policy_file_allows_the_app_on_the_templates_resources(stage: str) -> No
         ("sqs:SendMessage", queue["StreamFailureQueue"]),
         ("s3:PutObject", f"arn:aws:s3:::{names['ReportsBucket']}/reports/x.csv"),
         ("sns:Publish", f"arn:aws:sns:{REGION}:{ACCOUNT}:{names['AlertsTopic']}"),
+        ("ses:SendEmail", f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/example.com"),
+        ("ses:SendEmail", f"arn:aws:ses:{REGION}:{ACCOUNT}:configuration-set/orderdesk-{stage}"),
         (
             "logs:PutLogEvents",
             f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/orderdesk-{stage}-relay:log-stream:x",
@@ -337,6 +362,11 @@ def test_policy_file_allows_the_app_on_the_templates_resources(stage: str) -> No
     other_stage = "prod" if stage == "dev" else "dev"
     assert not _allows(policy, "dynamodb:PutItem", table.replace(stage, other_stage))
     assert not _allows(policy, "sns:Publish", f"arn:aws:sns:{REGION}:{ACCOUNT}:someone-elses")
+    assert not _allows(
+        policy,
+        "ses:SendEmail",
+        f"arn:aws:ses:{REGION}:{ACCOUNT}:configuration-set/orderdesk-{other_stage}",
+    )
 
 
 # --- an app with event handlers ------------------------------------------------------------
@@ -387,6 +417,33 @@ def test_handler_on_an_undeclared_queue_fails_packaging() -> None:
                             "Properties": {
                                 "Queue": {
                                     "Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:"
+                                    "${AWS::AccountId}:nowhere"
+                                }
+                            },
+                        }
+                    },
+                },
+            }
+        }
+    }
+    with pytest.raises(PackagingError, match="nowhere"):
+        build_merge_template(load_template(), chalice_template, STAGE)
+
+
+def test_handler_on_an_undeclared_topic_fails_packaging() -> None:
+    chalice_template = {
+        "Resources": {
+            "Stray": {
+                "Type": "AWS::Serverless::Function",
+                "Properties": {
+                    "Handler": "app.stray",
+                    "Tags": {"aws-chalice": "version=1.34.0:stage=dev:app=orderdesk"},
+                    "Events": {
+                        "StraySnsSubscription": {
+                            "Type": "SNS",
+                            "Properties": {
+                                "Topic": {
+                                    "Fn::Sub": "arn:${AWS::Partition}:sns:${AWS::Region}:"
                                     "${AWS::AccountId}:nowhere"
                                 }
                             },
