@@ -16,6 +16,7 @@ const lazy = {
   orders: () => import("./pages/orders.js"),
   account: () => import("./pages/account.js"),
   pay: () => import("./pages/pay.js"),
+  reviews: () => import("./pages/reviews.js"),
 };
 
 const ROUTES = [
@@ -28,6 +29,7 @@ const ROUTES = [
   ["/orders", async () => (await lazy.orders()).OrdersPage],
   ["/orders/:orderId", async () => (await lazy.orders()).OrderPage],
   ["/orders/:orderId/pay", async () => (await lazy.pay()).PayPage],
+  ["/orders/:orderId/review", async () => (await lazy.reviews()).ReviewPage],
   ["/account", async () => (await lazy.account()).AccountPage],
   ["/callback", () => Callback],
 ];

@@ -64,3 +64,12 @@ export function loadCities(api) {
 export function StatusPill({ status, t }) {
   return html`<span class="status-pill">${t(`status.${status}`)}</span>`;
 }
+
+/** A rating as five stars filled to `value` (0–5), read out as "4.5 of 5 stars". */
+export function Stars({ value, t, label }) {
+  const filled = Math.max(0, Math.min(5, Number(value) || 0));
+  return html`<span class="stars" role="img" aria-label=${label || t("rating.stars", { n: filled })}>
+    <span class="stars-bg" aria-hidden="true">★★★★★</span>
+    <span class="stars-fg" aria-hidden="true" style=${`width:${(filled / 5) * 100}%`}>★★★★★</span>
+  </span>`;
+}
