@@ -120,7 +120,7 @@ export function OrderPage(ctx) {
       <tbody>
         ${order.lines.map(
           (l) => html`<tr key=${l.sku}><td>${localized(names[l.sku], lang) || l.sku}
-            ${delivered.has(l.sku) && html` <a class="review-link" href=${href(`/orders/${id}/review?sku=${encodeURIComponent(l.sku)}`)}>${t("write.link")}</a>`}</td>
+            ${delivered.has(l.sku) && html` <a class="review-link" href=${href(`/orders/${id}/review?sku=${encodeURIComponent(l.sku)}`)}>${t("write.link")}<span class="visually-hidden">${t("write.linkFor", { name: localized(names[l.sku], lang) || l.sku })}</span></a>`}</td>
             <td class="num">× ${l.quantity}</td><td class="num">${formatMoney(l.line_total)}</td></tr>`,
         )}
       </tbody>

@@ -50,7 +50,7 @@ export function RatingSummary({ rating, t, onPick, picked }) {
             onClick=${() => onPick(picked === stars ? null : stars)}
             aria-label=${t("rating.row", { stars, n })}>
             <span class="bar-label">${t("rating.starsShort", { n: stars })}</span>
-            <span class="bar"><span style=${`width:${share}%`}></span></span>
+            <span class="hbar"><span style=${`width:${share}%`}></span></span>
             <span class="bar-count">${n}</span>
           </button>
         </li>`;
@@ -280,7 +280,7 @@ export function ReviewPage(ctx) {
           (l) => html`<li key=${l.sku} class="card row">
             <span>${localized(products[l.sku]?.name, lang) || l.sku}</span>
             ${delivered.has(l.sku)
-              ? html`<a class="button secondary" href=${href(reviewPath(orderId, l.sku))}>${t("write.link")}</a>`
+              ? html`<a class="button secondary" href=${href(reviewPath(orderId, l.sku))}>${t("write.link")}<span class="visually-hidden">${t("write.linkFor", { name: localized(products[l.sku]?.name, lang) || l.sku })}</span></a>`
               : html`<span class="muted">${t("write.notDeliveredShort")}</span>`}
           </li>`,
         )}
@@ -306,7 +306,10 @@ function ReviewForm({ api, t, lang, href, order, sku, existing }) {
   const [rating, setRating] = useState(existing?.rating || 0);
   const [title, setTitle] = useState(existing?.title || "");
   const [body, setBody] = useState(existing?.body || "");
-  const [photos, setPhotos] = useState(() => (existing?.photos || []).map((id) => ({ id, state: "done", name: id })));
+  const [photos, setPhotos] = useState(() => {
+    const links = Object.fromEntries((existing?.photo_urls || []).map((l) => [l.upload_id, l.url]));
+    return (existing?.photos || []).map((id) => ({ id, state: "done", preview: links[id] }));
+  });
   const [problems, setProblems] = useState({});
   const [refusal, setRefusal] = useState(null);
   const [saving, setSaving] = useState(false);
@@ -341,8 +344,17 @@ function ReviewForm({ api, t, lang, href, order, sku, existing }) {
     setProblems((p) => ({ ...p, photos: notes.join(" ") || undefined }));
   }
 
+  // Changing a field takes back what was said about it.
+  const change = (field, set) => (value) => {
+    set(value);
+    setProblems((p) => ({ ...p, [field]: undefined }));
+  };
+  const changeRating = change("rating", setRating);
+  const changeTitle = change("title", setTitle);
+  const changeBody = change("body", setBody);
+
   function removePhoto(photo) {
-    if (photo.preview) URL.revokeObjectURL(photo.preview);
+    if (photo.preview?.startsWith("blob:")) URL.revokeObjectURL(photo.preview);
     setPhotos((all) => all.filter((p) => p !== photo));
   }
 
@@ -395,7 +407,7 @@ function ReviewForm({ api, t, lang, href, order, sku, existing }) {
         ${[1, 2, 3, 4, 5].map(
           (n) => html`<label key=${n} class=${n <= rating ? "on" : ""}>
             <input type="radio" name="rating" value=${n} checked=${rating === n} data-field=${n === 1 ? "rating" : undefined}
-              onChange=${() => setRating(n)} />
+              onChange=${() => changeRating(n)} />
             <span aria-hidden="true">★</span><span class="visually-hidden">${t("rating.starsShort", { n })}</span>
           </label>`,
         )}
@@ -405,14 +417,14 @@ function ReviewForm({ api, t, lang, href, order, sku, existing }) {
     </fieldset>
     <div class="field">
       <label for="review-title">${t("write.titleLabel")}</label>
-      <input id="review-title" data-field="title" value=${title} onInput=${(e) => setTitle(e.target.value)}
+      <input id="review-title" data-field="title" value=${title} onInput=${(e) => changeTitle(e.target.value)}
         aria-invalid=${Boolean(problems.title)} aria-describedby="title-hint" style="width:100%" />
       <div id="title-hint" class=${titleLeft < 0 ? "error small" : "muted small"}>${t("write.titleLeft", { n: titleLeft })}</div>
       ${fieldError("title")}
     </div>
     <div class="field">
       <label for="review-body">${t("write.bodyLabel")}</label>
-      <textarea id="review-body" data-field="body" rows="6" value=${body} onInput=${(e) => setBody(e.target.value)}
+      <textarea id="review-body" data-field="body" rows="6" value=${body} onInput=${(e) => changeBody(e.target.value)}
         aria-invalid=${Boolean(problems.body)} aria-describedby="body-hint" style="width:100%"></textarea>
       <div id="body-hint" class=${bodyCount > LIMITS.bodyMax ? "error small" : "muted small"}>
         ${t("write.bodyCount", { n: bodyCount, min: LIMITS.bodyMin, max: LIMITS.bodyMax })}

@@ -1,0 +1,175 @@
+"""Reviews in the browser: a buyer whose parcel was delivered writes a review from the order
+page (with a photo), and the product page shows it at once with the new rating; another
+shopper finds it helpful."""
+
+from __future__ import annotations
+
+import re
+import struct
+import uuid
+import zlib
+
+import requests
+from playwright.sync_api import expect
+
+from tests.browser.conftest import Shop, new_user
+from tests.browser.test_pages import serious_violations
+from tests.browser.test_shop_payments import sign_in
+from tests.e2e.conftest import LocalStackUnderTest
+from tests.e2e.test_fulfilment_e2e import eventually
+
+WAREHOUSE = "wh-sha"  # nearest to the Shanghai address, shipped by the warehouse simulator
+NAME = {"zh-CN": "评价测试保温杯", "en": "Review test flask"}
+BODY = "保温效果很好，一整天都是热的。<b>不加粗</b> https://example.com/x"
+
+
+def a_product(stack: LocalStackUnderTest) -> str:
+    """A product of its own, so its rating starts from nothing."""
+    ops = stack.auth("ops-browser-reviews", "ops")
+    sku = f"REV-{uuid.uuid4().hex[:10].upper()}"
+    product = {"name": NAME, "category": "home", "price": {"amount": 8900, "currency": "CNY"}}
+    put = requests.put(stack.url(f"/products/{sku}"), json=product, headers=ops, timeout=30)
+    assert put.status_code == 201, put.text
+    received = requests.post(
+        stack.url(f"/stock/{sku}/{WAREHOUSE}/receive"),
+        json={"quantity": 5},
+        headers=ops,
+        timeout=30,
+    )
+    assert received.status_code == 201, received.text
+    return sku
+
+
+def a_delivered_order(shop: Shop, user: str, sku: str) -> str:
+    """Placed and paid over the API; the warehouse and the carrier emulators deliver it."""
+    stack = shop.stack
+    order_id = shop.place_order_by_api(user, sku)
+    paid = requests.post(
+        stack.url(f"/orders/{order_id}/payments"),
+        json={"method": "card", "payment_method": "pm_card_visa"},
+        headers={**stack.auth(user, "customers"), "Idempotency-Key": uuid.uuid4().hex},
+        timeout=30,
+    )
+    assert paid.status_code == 201 and paid.json()["status"] == "succeeded", paid.text
+    eventually(
+        lambda: shop.order(user, order_id)["status"] == "delivered",
+        timeout=120,
+        what="the order delivered",
+    )
+    return order_id
+
+
+def png(width: int = 24, height: int = 16) -> bytes:
+    """A small orange picture."""
+    rows = b"".join(b"\x00" + b"\xe0\x80\x20" * width for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_buyer_reviews_a_delivered_line_and_the_product_page_shows_it(shop: Shop) -> None:
+    sku = a_product(shop.stack)
+    buyer = new_user()
+    order_id = a_delivered_order(shop, buyer, sku)
+    page = shop.page
+
+    sign_in(shop, buyer)
+    shop.open(f"orders/{order_id}")
+    expect(page.get_by_test_id("order-status")).to_contain_text("已送达")
+    shop.screenshot("review-order-zh-CN")
+    page.get_by_role("link", name="写评价").click()
+    page.wait_for_url(re.compile(rf"/shop/orders/{order_id}/review\?sku={sku}$"))
+    expect(page.get_by_test_id("review-line")).to_contain_text(NAME["zh-CN"])
+
+    # The page's own checks speak first: no stars and too short a text are refused here.
+    page.get_by_label("评价内容").fill("太短")
+    page.get_by_role("button", name="发布评价").click()
+    expect(page.get_by_text("请选择 1 到 5 星。")).to_be_visible()
+    expect(page.get_by_text("评价内容至少 10 字。")).to_be_visible()
+
+    stars = page.get_by_role("radiogroup", name="评分")
+    stars.locator("label", has_text="4 星").click()
+    expect(stars.get_by_role("radio", name="4 星")).to_be_checked()
+    page.get_by_label("标题（可选）").fill("一整天都热")
+    page.get_by_label("评价内容").fill(BODY)
+    page.get_by_label(re.compile("^图片")).set_input_files(
+        {"name": "flask.png", "mimeType": "image/png", "buffer": png()}
+    )
+    expect(page.get_by_text("已上传")).to_be_visible()
+    shop.screenshot("review-write-zh-CN")
+    problems = [f"write [zh-CN]: {v}" for v in serious_violations(page)]
+    page.get_by_role("button", name="发布评价").click()
+    expect(page.get_by_test_id("review-saved")).to_contain_text("评价已发布")
+    assert shop.order(buyer, order_id)["status"] == "delivered"
+
+    page.get_by_role("link", name="查看商品评价").click()
+    page.wait_for_url(re.compile(rf"/shop/products/{sku}$"))
+    expect(page.get_by_test_id("rating-average")).to_have_text("4.0")
+    expect(page.get_by_test_id("rating-count")).to_have_text("1 条评价")
+    review = page.get_by_test_id("review")
+    expect(review).to_have_count(1)
+    expect(review).to_contain_text("一整天都热")
+    # Shown as text: the markup is visible as typed, and the address is not a link.
+    expect(review).to_contain_text("<b>不加粗</b> https://example.com/x")
+    assert review.locator("b").count() == 0
+    assert review.get_by_role("link", name=re.compile("example")).count() == 0
+    photo = review.get_by_role("img", name="评价图片 1")
+    expect(photo).to_be_visible()
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth === 24", arg=photo.element_handle()
+    )
+    expect(review).to_contain_text("这是你的评价")
+    assert review.get_by_role("button", name=re.compile("有用")).count() == 0
+    shop.screenshot("review-product-zh-CN")
+    problems += [f"product [zh-CN]: {v}" for v in serious_violations(page)]
+
+    # The server's rating says the same.
+    rating = requests.get(shop.stack.url(f"/products/{sku}"), timeout=10).json()["rating"]
+    assert rating["count"] == 1 and rating["average"] == 4.0
+    assert rating["histogram"]["4"] == 1
+
+    # In English, the same page and the write page (now editing the review written).
+    page.get_by_role("button", name="切换到英文").click()
+    expect(page.get_by_test_id("rating-count")).to_have_text("1 review")
+    expect(page.get_by_role("heading", name="Reviews")).to_be_visible()
+    shop.screenshot("review-product-en")
+    page.get_by_role("link", name="Edit your review").click()
+    expect(page.get_by_test_id("edit-note")).to_contain_text("You reviewed this already")
+    expect(page.get_by_label("Your review")).to_have_value(BODY)
+    shop.screenshot("review-edit-en")
+    problems += [f"edit [en]: {v}" for v in serious_violations(page)]
+    assert not problems, "\n".join(problems)
+
+
+def test_another_shopper_finds_a_review_helpful_once(shop: Shop) -> None:
+    sku = a_product(shop.stack)
+    buyer = new_user()
+    order_id = a_delivered_order(shop, buyer, sku)
+    written = requests.post(
+        shop.stack.url(f"/products/{sku}/reviews"),
+        json={"order_id": order_id, "rating": 2, "body": "盖子有点漏水，其他还行。"},
+        headers=shop.stack.auth(buyer, "customers"),
+        timeout=30,
+    )
+    assert written.status_code == 201, written.text
+    review_id = written.json()["review_id"]
+
+    sign_in(shop, new_user())
+    shop.open(f"products/{sku}")
+    page = shop.page
+    expect(page.get_by_test_id("rating-average")).to_have_text("2.0")
+    page.get_by_role("button", name="有用（0）").click()
+    voted = page.get_by_role("button", name="已觉得有用（1）")
+    expect(voted).to_be_disabled()
+
+    listed = requests.get(shop.stack.url(f"/products/{sku}/reviews"), timeout=10).json()
+    assert [(r["review_id"], r["helpful"]) for r in listed["items"]] == [(review_id, 1)]
