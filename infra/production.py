@@ -614,6 +614,8 @@ def content_security_policy(web_root: Path = WEB_ROOT) -> dict[str, Any]:
     api_origin = "https://${RestAPI}.execute-api.${AWS::Region}.amazonaws.com"
     cognito = "https://${UserPoolDomain}.auth.${AWS::Region}.amazoncognito.com"
     cognito_idp = "https://cognito-idp.${AWS::Region}.amazonaws.com"
+    # Review photos are posted straight to the uploads bucket (a presigned POST).
+    uploads = "https://${UploadsBucket.RegionalDomainName} https://${UploadsBucket.DomainName}"
     directives = [
         "default-src 'self'",
         f"script-src 'self' {' '.join(inline_script_hashes(web_root))} {STRIPE_JS_ORIGIN}",
@@ -621,7 +623,7 @@ def content_security_policy(web_root: Path = WEB_ROOT) -> dict[str, Any]:
         # Product images are URLs anywhere on https; the favicon is a data: URL.
         "img-src 'self' data: https:",
         "font-src 'self'",
-        f"connect-src 'self' {api_origin} {cognito} {cognito_idp} https://api.stripe.com",
+        f"connect-src 'self' {api_origin} {cognito} {cognito_idp} {uploads} https://api.stripe.com",
         f"frame-src {STRIPE_JS_ORIGIN} https://hooks.stripe.com",
         "object-src 'none'",
         "base-uri 'self'",

@@ -250,6 +250,8 @@ def test_web_apps_get_security_headers_with_a_strict_content_security_policy(
     )
     cognito = "https://${UserPoolDomain}.auth.${AWS::Region}.amazoncognito.com"
     assert cognito in directives["connect-src"]
+    # The shop posts review photos straight to the uploads bucket.
+    assert "https://${UploadsBucket.RegionalDomainName}" in directives["connect-src"]
 
 
 def test_api_stage_is_throttled(project_package: Packaged) -> None:
