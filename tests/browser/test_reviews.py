@@ -12,7 +12,7 @@ import zlib
 import requests
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Shop, new_user
+from tests.browser.conftest import ADDRESS, PHONE, Shop, new_user
 from tests.browser.test_pages import serious_violations
 from tests.browser.test_shop_payments import sign_in
 from tests.e2e.conftest import LocalStackUnderTest
@@ -21,6 +21,7 @@ from tests.e2e.test_fulfilment_e2e import eventually
 WAREHOUSE = "wh-sha"  # nearest to the Shanghai address, shipped by the warehouse simulator
 NAME = {"zh-CN": "评价测试保温杯", "en": "Review test flask"}
 BODY = "保温效果很好，一整天都是热的。<b>不加粗</b> https://example.com/x"
+PHONE_WIDTH = PHONE["width"]
 
 
 def a_product(stack: LocalStackUnderTest) -> str:
@@ -42,8 +43,13 @@ def a_product(stack: LocalStackUnderTest) -> str:
 
 def a_delivered_order(shop: Shop, user: str, sku: str) -> str:
     """Placed and paid over the API; the warehouse and the carrier emulators deliver it."""
-    stack = shop.stack
     order_id = shop.place_order_by_api(user, sku)
+    pay_and_wait_for_delivery(shop, user, order_id)
+    return order_id
+
+
+def pay_and_wait_for_delivery(shop: Shop, user: str, order_id: str) -> None:
+    stack = shop.stack
     paid = requests.post(
         stack.url(f"/orders/{order_id}/payments"),
         json={"method": "card", "payment_method": "pm_card_visa"},
@@ -56,7 +62,6 @@ def a_delivered_order(shop: Shop, user: str, sku: str) -> str:
         timeout=120,
         what="the order delivered",
     )
-    return order_id
 
 
 def png(width: int = 24, height: int = 16) -> bytes:
@@ -173,3 +178,54 @@ def test_another_shopper_finds_a_review_helpful_once(shop: Shop) -> None:
 
     listed = requests.get(shop.stack.url(f"/products/{sku}/reviews"), timeout=10).json()
     assert [(r["review_id"], r["helpful"]) for r in listed["items"]] == [(review_id, 1)]
+
+
+def test_the_sixth_review_of_a_day_is_refused_with_a_clear_message_on_a_phone(
+    phone_shop: Shop,
+) -> None:
+    shop = phone_shop
+    stack = shop.stack
+    skus = [a_product(stack) for _ in range(6)]
+    buyer = new_user()
+    headers = stack.auth(buyer, "customers")
+    placed = requests.post(
+        stack.url("/orders"),
+        json={"lines": [{"sku": s, "quantity": 1} for s in skus], "shipping_address": ADDRESS},
+        headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+        timeout=30,
+    )
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["order_id"]
+    pay_and_wait_for_delivery(shop, buyer, order_id)
+    for sku in skus[:5]:
+        body = {"order_id": order_id, "rating": 5, "body": "Five reviews in one day."}
+        written = requests.post(
+            stack.url(f"/products/{sku}/reviews"), json=body, headers=headers, timeout=30
+        )
+        assert written.status_code == 201, written.text
+
+    sign_in(shop, buyer)
+    page = shop.page
+    # Without a SKU (the delivered message's SMS link), the page lists the order's lines.
+    shop.open(f"orders/{order_id}/review")
+    links = page.get_by_role("link", name=re.compile("^写评价"))
+    expect(links).to_have_count(6)
+    page.locator(f'a[href$="sku={skus[5]}"]').click()
+    page.wait_for_url(re.compile(rf"review\?sku={skus[5]}$"))
+    stars = page.get_by_role("radiogroup", name="评分")
+    stars.locator("label", has_text="1 星").click()
+    page.get_by_label("评价内容").fill("第六条评价，今天发不出去。")
+    page.get_by_role("button", name="发布评价").click()
+    expect(page.get_by_test_id("review-refusal")).to_have_text(
+        "每天最多发布 5 条评价，请明天再来。"
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_WIDTH
+    shop.screenshot("review-refused-phone-zh-CN")
+    rating = requests.get(stack.url(f"/products/{skus[5]}"), timeout=10).json()["rating"]
+    assert rating["count"] == 0
+
+    shop.open(f"products/{skus[0]}")
+    expect(page.get_by_test_id("rating-average")).to_have_text("5.0")
+    expect(page.get_by_test_id("review")).to_contain_text("Five reviews in one day.")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_WIDTH
+    shop.screenshot("review-product-phone-zh-CN")

@@ -196,7 +196,7 @@ export function ProductPage(ctx) {
         <p class="price" data-testid="price">${formatMoney(p.price)}</p>
         ${p.rating?.count > 0 &&
         html`<p><button class="link rating-link" onClick=${() => document.getElementById("reviews-title")?.scrollIntoView()}>
-          <${Stars} value=${p.rating.average} t=${t} /> <span>${t("rating.short", { average: p.rating.average.toFixed(1), n: p.rating.count })}</span></button></p>`}
+          <${Stars} value=${p.rating.average} t=${t} /> <span class="rating-text">${t("rating.short", { average: p.rating.average.toFixed(1), n: p.rating.count })}</span></button></p>`}
         <p>${localized(p.description, lang)}</p>
         <${CityPicker} api=${api} t=${t} lang=${lang} city=${city} onChange=${changeCity} />
         <div aria-live="polite" data-testid="availability">

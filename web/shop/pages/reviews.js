@@ -132,7 +132,6 @@ function ReviewItem({ review, api, t, lang, user, href }) {
   const [helpful, setHelpful] = useState(review.helpful);
   const [voted, setVoted] = useState(() => Boolean(me) && votedReviews(me).includes(review.review_id));
   const [voteError, setVoteError] = useState(null);
-  const edited = review.updated_at !== review.created_at && review.updated_at > review.created_at;
 
   async function vote() {
     setVoteError(null);
@@ -152,7 +151,7 @@ function ReviewItem({ review, api, t, lang, user, href }) {
       ${review.title && html`<strong class="review-title">${review.title}</strong>`}
     </div>
     <div class="muted small">
-      ${t("reviews.verified")} · ${formatDate(review.created_at, lang)}${edited ? ` · ${t("reviews.edited")}` : ""}
+      ${t("reviews.verified")} · ${formatDate(review.created_at, lang)}
     </div>
     <p class="review-body">${review.body}</p>
     ${(review.photo_urls || []).length > 0 &&
