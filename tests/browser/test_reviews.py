@@ -24,11 +24,11 @@ BODY = "保温效果很好，一整天都是热的。<b>不加粗</b> https://ex
 PHONE_WIDTH = PHONE["width"]
 
 
-def a_product(stack: LocalStackUnderTest) -> str:
+def a_product(stack: LocalStackUnderTest, name: dict[str, str] = NAME) -> str:
     """A product of its own, so its rating starts from nothing."""
     ops = stack.auth("ops-browser-reviews", "ops")
     sku = f"REV-{uuid.uuid4().hex[:10].upper()}"
-    product = {"name": NAME, "category": "home", "price": {"amount": 8900, "currency": "CNY"}}
+    product = {"name": name, "category": "home", "price": {"amount": 8900, "currency": "CNY"}}
     put = requests.put(stack.url(f"/products/{sku}"), json=product, headers=ops, timeout=30)
     assert put.status_code == 201, put.text
     received = requests.post(
@@ -185,7 +185,9 @@ def test_the_sixth_review_of_a_day_is_refused_with_a_clear_message_on_a_phone(
 ) -> None:
     shop = phone_shop
     stack = shop.stack
-    skus = [a_product(stack) for _ in range(6)]
+    word = f"flask{uuid.uuid4().hex[:8]}"
+    skus = [a_product(stack, {"zh-CN": f"保温杯 {word}", "en": f"Flask {word}"})]
+    skus += [a_product(stack) for _ in range(5)]
     buyer = new_user()
     headers = stack.auth(buyer, "customers")
     placed = requests.post(
@@ -223,6 +225,12 @@ def test_the_sixth_review_of_a_day_is_refused_with_a_clear_message_on_a_phone(
     shop.screenshot("review-refused-phone-zh-CN")
     rating = requests.get(stack.url(f"/products/{skus[5]}"), timeout=10).json()["rating"]
     assert rating["count"] == 0
+
+    # Lists show the average compactly.
+    shop.open(f"search?q={word}")
+    tile = page.get_by_role("link", name=re.compile(word))
+    expect(tile.get_by_role("img", name="5 星（满分 5 星）")).to_be_visible()
+    shop.screenshot("review-list-phone-zh-CN")
 
     shop.open(f"products/{skus[0]}")
     expect(page.get_by_test_id("rating-average")).to_have_text("5.0")
