@@ -155,29 +155,55 @@ def test_a_buyer_reviews_a_delivered_line_and_the_product_page_shows_it(shop: Sh
     assert not problems, "\n".join(problems)
 
 
-def test_another_shopper_finds_a_review_helpful_once(shop: Shop) -> None:
-    sku = a_product(shop.stack)
-    buyer = new_user()
-    order_id = a_delivered_order(shop, buyer, sku)
-    written = requests.post(
-        shop.stack.url(f"/products/{sku}/reviews"),
-        json={"order_id": order_id, "rating": 2, "body": "盖子有点漏水，其他还行。"},
-        headers=shop.stack.auth(buyer, "customers"),
-        timeout=30,
-    )
-    assert written.status_code == 201, written.text
-    review_id = written.json()["review_id"]
+def test_another_shopper_sorts_filters_and_finds_a_review_helpful_once(shop: Shop) -> None:
+    stack = shop.stack
+    sku = a_product(stack)
+    written = {}
+    for stars, body in ((2, "盖子有点漏水，其他还行。"), (5, "非常好用，推荐购买！")):
+        buyer = new_user()
+        order_id = a_delivered_order(shop, buyer, sku)
+        answer = requests.post(
+            stack.url(f"/products/{sku}/reviews"),
+            json={"order_id": order_id, "rating": stars, "body": body},
+            headers=stack.auth(buyer, "customers"),
+            timeout=30,
+        )
+        assert answer.status_code == 201, answer.text
+        written[stars] = answer.json()["review_id"]
 
     sign_in(shop, new_user())
     shop.open(f"products/{sku}")
     page = shop.page
-    expect(page.get_by_test_id("rating-average")).to_have_text("2.0")
-    page.get_by_role("button", name="有用（0）").click()
-    voted = page.get_by_role("button", name="已觉得有用（1）")
-    expect(voted).to_be_disabled()
+    reviews = page.get_by_test_id("review")
+    expect(page.get_by_test_id("rating-average")).to_have_text("3.5")
+    expect(reviews).to_have_count(2)
+    expect(reviews.first).to_contain_text("非常好用")  # the most recent first
+    page.get_by_label("排序").select_option(label="评分从低到高")
+    expect(reviews.first).to_contain_text("盖子有点漏水")
+    page.get_by_label("星级", exact=True).select_option(label="5 星")
+    expect(reviews).to_have_count(1)
+    expect(reviews).to_contain_text("非常好用")
+    page.get_by_label("星级", exact=True).select_option(label="全部")
+    expect(reviews).to_have_count(2)
+    # A histogram row filters too, and pressing it again shows all.
+    row = page.get_by_role("button", name="2 星：1 条，只看这些")
+    row.click()
+    expect(reviews).to_have_count(1)
+    expect(reviews).to_contain_text("盖子有点漏水")
+    row.click()
+    expect(reviews).to_have_count(2)
 
-    listed = requests.get(shop.stack.url(f"/products/{sku}/reviews"), timeout=10).json()
-    assert [(r["review_id"], r["helpful"]) for r in listed["items"]] == [(review_id, 1)]
+    low = reviews.filter(has_text="盖子有点漏水")
+    low.get_by_role("button", name="有用（0）").click()
+    expect(low.get_by_role("button", name="已觉得有用（1）")).to_be_disabled()
+    page.reload()
+    expect(low.get_by_role("button", name="已觉得有用（1）")).to_be_disabled()
+
+    listed = requests.get(stack.url(f"/products/{sku}/reviews?sort=helpful"), timeout=10).json()
+    assert [(r["review_id"], r["helpful"]) for r in listed["items"]] == [
+        (written[2], 1),
+        (written[5], 0),
+    ]
 
 
 def test_the_sixth_review_of_a_day_is_refused_with_a_clear_message_on_a_phone(

@@ -1,7 +1,7 @@
 // Reviews: a product's rating and published reviews, and the page where a buyer writes or
 // edits the review of a delivered line. Review text is always rendered as text (never markup,
 // never links).
-import { html, useEffect, useState } from "../../common/html.js";
+import { html, useEffect, useRef, useState } from "../../common/html.js";
 import { formatDate, localized } from "../../common/i18n.js";
 import { formatMoney } from "../../common/money.js";
 import { Problem, Stars, useLoad } from "./shared.js";
@@ -66,19 +66,23 @@ export function ProductReviews({ api, t, lang, user, auth, href, sku, rating }) 
   const [items, setItems] = useState([]);
   const [cursor, setCursor] = useState(null);
   const [state, setState] = useState({ loading: true, error: null });
+  // Only the latest request's answer is shown (sort or filter may change while one is out).
+  const latest = useRef(0);
 
   async function load(from) {
+    const seq = ++latest.current;
     setState({ loading: true, error: null });
     try {
       const page = await api.get(`/products/${encodeURIComponent(sku)}/reviews`, {
         auth: false,
         query: { sort, rating: stars ?? undefined, limit: PAGE_SIZE, cursor: from ?? undefined },
       });
+      if (seq !== latest.current) return;
       setItems((seen) => (from ? [...seen, ...page.items] : page.items));
       setCursor(page.next_cursor);
       setState({ loading: false, error: null });
     } catch (error) {
-      setState({ loading: false, error });
+      if (seq === latest.current) setState({ loading: false, error });
     }
   }
   useEffect(() => {
