@@ -171,6 +171,14 @@ def test_another_shopper_sorts_filters_and_finds_a_review_helpful_once(shop: Sho
         assert answer.status_code == 201, answer.text
         written[stars] = answer.json()["review_id"]
 
+    replied = requests.post(
+        stack.url(f"/reviews/{written[2]}/reply"),
+        json={"body": "很抱歉！我们已为您补发新的盖子。"},
+        headers=stack.auth("support-browser-reviews", "support"),
+        timeout=30,
+    )
+    assert replied.status_code == 200, replied.text
+
     sign_in(shop, new_user())
     shop.open(f"products/{sku}")
     page = shop.page
@@ -180,6 +188,8 @@ def test_another_shopper_sorts_filters_and_finds_a_review_helpful_once(shop: Sho
     expect(reviews.first).to_contain_text("非常好用")  # the most recent first
     page.get_by_label("排序").select_option(label="评分从低到高")
     expect(reviews.first).to_contain_text("盖子有点漏水")
+    expect(reviews.first.get_by_test_id("review-reply")).to_contain_text("商家回复")
+    expect(reviews.first.get_by_test_id("review-reply")).to_contain_text("补发新的盖子")
     page.get_by_label("星级", exact=True).select_option(label="5 星")
     expect(reviews).to_have_count(1)
     expect(reviews).to_contain_text("非常好用")
@@ -200,6 +210,7 @@ def test_another_shopper_sorts_filters_and_finds_a_review_helpful_once(shop: Sho
     expect(low.get_by_role("button", name="已觉得有用（1）")).to_be_disabled()
 
     listed = requests.get(stack.url(f"/products/{sku}/reviews?sort=helpful"), timeout=10).json()
+    shop.screenshot("review-sorted-zh-CN")
     assert [(r["review_id"], r["helpful"]) for r in listed["items"]] == [
         (written[2], 1),
         (written[5], 0),
