@@ -656,9 +656,8 @@ def content_security_policy(
     inline but the scripts of the index pages, by hash (a changed one needs a package)."""
     api_origin = "https://${RestAPI}.execute-api.${AWS::Region}.amazonaws.com"
     # Photos are posted straight to the uploads bucket (presigned POST, either host form).
-    uploads = "https://${UploadsBucket}.s3.${AWS::Region}.amazonaws.com"
-    uploads_global = "https://${UploadsBucket}.s3.amazonaws.com"
-    connect = f"{api_origin} {uploads} {uploads_global}"
+    uploads = "https://${UploadsBucket.RegionalDomainName} https://${UploadsBucket.DomainName}"
+    connect = f"{api_origin} {uploads}"
     if socket:
         connect += f" wss://{WEBSOCKET_HOST}"
     if custom_api_domain:

@@ -17,6 +17,7 @@ const lazy = {
   account: () => import("./pages/account.js"),
   pay: () => import("./pages/pay.js"),
   help: () => import("./pages/help.js"),
+  reviews: () => import("./pages/reviews.js"),
 };
 
 const ROUTES = [
@@ -29,6 +30,7 @@ const ROUTES = [
   ["/orders", async () => (await lazy.orders()).OrdersPage],
   ["/orders/:orderId", async () => (await lazy.orders()).OrderPage],
   ["/orders/:orderId/pay", async () => (await lazy.pay()).PayPage],
+  ["/orders/:orderId/review", async () => (await lazy.reviews()).ReviewPage],
   ["/account", async () => (await lazy.account()).AccountPage],
   ["/callback", () => Callback],
 ];

@@ -4,6 +4,7 @@
 // replies. Every body is shown as text, never as HTML.
 import { html, useEffect, useRef, useState } from "../../common/html.js";
 import { formatDate } from "../../common/i18n.js";
+import { uploadPhoto } from "./shared.js";
 
 const POLL_MS = 4000;
 const RECONNECT_MS = 5000;
@@ -369,14 +370,11 @@ function Failure({ error, t }) {
 async function uploadAll(api, files) {
   const ids = [];
   for (const file of files) {
-    const ticket = await api.post("/uploads", { content_type: file.type, bytes: file.size });
-    const form = new FormData();
-    for (const [name, value] of Object.entries(ticket.fields)) form.append(name, value);
-    form.append("file", file);
-    const answer = await fetch(ticket.url, { method: "POST", body: form });
-    if (!answer.ok) throw Object.assign(new Error(`HTTP ${answer.status}`), { key: "help.error.photoUpload" });
-    previews.set(ticket.upload_id, URL.createObjectURL(file));
-    ids.push(ticket.upload_id);
+    const id = await uploadPhoto(api, file).catch((error) => {
+      throw Object.assign(error, { key: "help.error.photoUpload" });
+    });
+    previews.set(id, URL.createObjectURL(file));
+    ids.push(id);
   }
   return ids;
 }
