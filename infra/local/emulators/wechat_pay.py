@@ -57,7 +57,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from infra.local.emulators.wechat_pay_bill import trade_bill, yuan
+from infra.local.emulators.cny import CHINA_TIME, yuan
+from infra.local.emulators.wechat_pay_bill import trade_bill
 from infra.local.emulators.wechat_pay_http import handler_for
 from infra.local.emulators.wechat_pay_keys import (
     AUTH_SCHEME,
@@ -89,7 +90,6 @@ from infra.local.emulators.wechat_pay_requests import (
 )
 from infra.local.identity import load_or_create_key
 
-CHINA_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
 REQUEST_TOLERANCE_SECONDS = 300
 BILL_LIFETIME_SECONDS = 300
 OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")

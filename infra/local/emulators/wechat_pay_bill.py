@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
+from infra.local.emulators.cny import yuan
+
 if TYPE_CHECKING:
     from infra.local.emulators.wechat_pay import Order, Refund
 
@@ -140,12 +142,6 @@ def _refund_row(record: Refund) -> tuple[datetime, list[str], dict[str, int]]:
         "requested_refund": record.refund,
     }
     return record.success_time, fields, sums
-
-
-def yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    major, minor = divmod(abs(fen), 100)
-    return f"{sign}{major}.{minor:02d}"
 
 
 def _fee(fen: int) -> int:
