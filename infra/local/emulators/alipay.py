@@ -35,15 +35,13 @@ ready the next morning). State lives in memory.
 
 This module holds the trades and what the gateway does with them; the HTTP routing and the
 pages are in ``alipay_http``, the gateway's errors and ``biz_content`` checks in
-``alipay_requests``, the notifications and their delivery in ``alipay_notify``, and the
-trade bill archive in ``alipay_bill``.
+``alipay_requests``, the notifications and their delivery in ``alipay_notify``, the trade
+bill archive in ``alipay_bill``, and the keys and RSA2 signing in ``alipay_keys``.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import json
 import re
 import secrets
@@ -60,12 +58,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
 from infra.local.emulators.alipay_bill import bill_zip, fee
 from infra.local.emulators.alipay_http import handler_for
+from infra.local.emulators.alipay_keys import (
+    APP_KEY_FILE,
+    PLATFORM_KEY_FILE,
+    AlipayKeys,
+    notification_content,
+    signing_content,
+)
 from infra.local.emulators.alipay_notify import (
     Notifier,
     refund_notification,
@@ -84,12 +85,9 @@ from infra.local.emulators.alipay_requests import (
     parse_yuan,
 )
 from infra.local.emulators.cny import CHINA_TIME, yuan
-from infra.local.identity import load_or_create_key
 
 APP_ID = "2021000000000001"
 SELLER_ID = "2088000000000156"  # the merchant's Alipay partner id
-PLATFORM_KEY_FILE = "alipay-platform-key.pem"
-APP_KEY_FILE = "alipay-app-key.pem"
 TIMESTAMP_TOLERANCE = timedelta(minutes=15)
 BILL_URL_SECONDS = 30
 
@@ -162,9 +160,7 @@ class AlipayEmulator:
     def __init__(self, state_dir: Path, *, app_id: str = APP_ID) -> None:
         self.state_dir = Path(state_dir)
         self.app_id = app_id
-        self._platform_key = load_or_create_key(self.state_dir / PLATFORM_KEY_FILE)
-        self._app_key = load_or_create_key(self.state_dir / APP_KEY_FILE)
-        self._merchant_public_key = self._app_key.public_key()
+        self._keys = AlipayKeys(self.state_dir)
         self._lock = threading.RLock()
         self._trades: dict[str, Trade] = {}
         self._bill_tokens: dict[str, tuple[date, float]] = {}
@@ -218,8 +214,8 @@ class AlipayEmulator:
         return {
             "ALIPAY_APP_ID": self.app_id,
             "ALIPAY_GATEWAY_URL": self.gateway_url,
-            "ALIPAY_APP_PRIVATE_KEY": _private_pem(self._app_key),
-            "ALIPAY_PUBLIC_KEY": _public_pem(self._platform_key.public_key()),
+            "ALIPAY_APP_PRIVATE_KEY": self._keys.app_private_pem(),
+            "ALIPAY_PUBLIC_KEY": self._keys.platform_public_pem(),
         }
 
     # -- what tests and the pages do -----------------------------------------------------
@@ -315,7 +311,7 @@ class AlipayEmulator:
 
     def signed_json(self, node_name: str, node: dict[str, Any]) -> bytes:
         node_text = json.dumps(node, ensure_ascii=False, separators=(",", ":"))
-        signature = self._sign(node_text)
+        signature = self._keys.sign(node_text)
         with self._lock:
             fault = self._faults.pop(0) if self._faults else None
         if fault == "tamper_response":
@@ -349,8 +345,8 @@ class AlipayEmulator:
             raise invalid("isv.invalid-timestamp", "非法的时间戳参数") from None
         if abs(sent_at.replace(tzinfo=CHINA_TIME) - self._now()) > TIMESTAMP_TOLERANCE:
             raise invalid("isv.invalid-timestamp", "非法的时间戳参数")
-        content = _signing_content(params, exclude=("sign",))
-        if not self._verify_merchant(content, params["sign"]):
+        content = signing_content(params, exclude=("sign",))
+        if not self._keys.verify_merchant(content, params["sign"]):
             raise invalid(
                 "isv.invalid-signature",
                 "验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配，网关生成的验签字符串为："
@@ -567,11 +563,7 @@ class AlipayEmulator:
     # -- notifications -------------------------------------------------------------------
 
     def _notify(self, trade: Trade, params: dict[str, str]) -> None:
-        # Notifications are signed over every parameter, empty ones too (requests are not).
-        content = "&".join(
-            f"{k}={v}" for k, v in sorted(params.items()) if k not in ("sign", "sign_type")
-        )
-        signed = {**params, "sign": self._sign(content)}
+        signed = {**params, "sign": self._keys.sign(notification_content(params))}
         trade.last_notification = signed
         self._notifier.send_in_background(trade.notify_url, trade.out_trade_no, signed)
 
@@ -590,54 +582,14 @@ class AlipayEmulator:
             "seller_id": SELLER_ID,
             "timestamp": self._now().strftime(TIME_FORMAT),
         }
-        content = _signing_content(params, exclude=("sign", "sign_type"))
-        return {**params, "sign": self._sign(content)}
+        content = signing_content(params, exclude=("sign", "sign_type"))
+        return {**params, "sign": self._keys.sign(content)}
 
-    # -- keys and time -------------------------------------------------------------------
-
-    def _sign(self, content: str) -> str:
-        signature = self._platform_key.sign(
-            content.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256()
-        )
-        return base64.b64encode(signature).decode("ascii")
-
-    def _verify_merchant(self, content: str, signature: str) -> bool:
-        try:
-            self._merchant_public_key.verify(
-                base64.b64decode(signature, validate=True),
-                content.encode("utf-8"),
-                padding.PKCS1v15(),
-                hashes.SHA256(),
-            )
-        except (InvalidSignature, binascii.Error, ValueError):
-            return False
-        return True
+    # -- time --------------------------------------------------------------------------
 
     @staticmethod
     def _now() -> datetime:
         return datetime.now(CHINA_TIME)
-
-
-# --- helpers ---------------------------------------------------------------------------
-
-
-def _signing_content(params: dict[str, str], *, exclude: tuple[str, ...]) -> str:
-    pairs = sorted((k, v) for k, v in params.items() if k not in exclude and v != "")
-    return "&".join(f"{k}={v}" for k, v in pairs)
-
-
-def _private_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode("ascii")
-
-
-def _public_pem(key: rsa.RSAPublicKey) -> str:
-    return key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode("ascii")
 
 
 def main(argv: list[str] | None = None) -> None:
