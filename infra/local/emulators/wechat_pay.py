@@ -42,10 +42,8 @@ trade bill file in ``wechat_pay_bill``, and the keys and answer signing in ``wec
 from __future__ import annotations
 
 import argparse
-import base64
 import gzip
 import hashlib
-import html
 import json
 import re
 import secrets
@@ -56,26 +54,22 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
-
-from infra.local.emulators.cny import CHINA_TIME, yuan
+from infra.local.emulators.cny import CHINA_TIME
 from infra.local.emulators.wechat_pay_bill import trade_bill
 from infra.local.emulators.wechat_pay_http import handler_for
 from infra.local.emulators.wechat_pay_keys import (
-    AUTH_SCHEME,
     CERTIFICATE,
     MERCHANT_KEY_FILE,
     PUBLIC_KEY,
     STATE_FILE,
     PlatformKeys,
+    check_authorization,
     load_or_create_identity,
     pem_private,
 )
@@ -90,7 +84,6 @@ from infra.local.emulators.wechat_pay_requests import (
 )
 from infra.local.identity import load_or_create_key
 
-REQUEST_TOLERANCE_SECONDS = 300
 BILL_LIFETIME_SECONDS = 300
 OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")
 OUT_REFUND_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")
@@ -122,6 +115,10 @@ class Order:
     paid_total: int | None = None  # what the shopper paid (a test may make it differ)
     payer_openid: str | None = None
     refunded: int = 0  # refunds processing or succeeded
+
+    @property
+    def trade_state_desc(self) -> str:
+        return TRADE_STATE_DESC[self.trade_state]
 
 
 @dataclass
@@ -351,31 +348,15 @@ class WeChatPayEmulator:
     def _check_authorization(
         self, method: str, target: str, body: bytes, authorization: str | None
     ) -> None:
-        prefix = AUTH_SCHEME + " "
-        if not authorization or not authorization.startswith(prefix):
-            raise ApiError(401, "SIGN_ERROR", "Authorization is missing or not " + AUTH_SCHEME)
-        params = dict(re.findall(r'(\w+)="([^"]*)"', authorization[len(prefix) :]))
-        missing = {"mchid", "nonce_str", "signature", "timestamp", "serial_no"} - params.keys()
-        if missing:
-            raise ApiError(401, "SIGN_ERROR", f"Authorization lacks {', '.join(sorted(missing))}")
-        if params["mchid"] != self.mchid:
-            raise ApiError(401, "SIGN_ERROR", "mchid does not match the signing merchant")
-        if params["serial_no"] != self.merchant_serial:
-            raise ApiError(401, "SIGN_ERROR", "unknown merchant certificate serial_no")
-        timestamp = params["timestamp"]
-        if not timestamp.isascii() or not timestamp.isdigit():
-            raise ApiError(401, "SIGN_ERROR", "timestamp is not a number")
-        if abs(time.time() - int(timestamp)) > REQUEST_TOLERANCE_SECONDS:
-            raise ApiError(401, "SIGN_ERROR", "timestamp is too far from now")
-        message = f"{method}\n{target}\n{timestamp}\n{params['nonce_str']}\n".encode()
-        message += body + b"\n"
-        try:
-            signature = base64.b64decode(params["signature"], validate=True)
-            self._merchant_key.public_key().verify(
-                signature, message, padding.PKCS1v15(), hashes.SHA256()
-            )
-        except (InvalidSignature, ValueError):
-            raise ApiError(401, "SIGN_ERROR", "signature does not verify") from None
+        check_authorization(
+            method,
+            target,
+            body,
+            authorization,
+            mchid=self.mchid,
+            merchant_serial=self.merchant_serial,
+            merchant_key=self._merchant_key.public_key(),
+        )
 
     def _create_native(self, request: dict[str, Any]) -> dict[str, Any]:
         if request.get("appid") != self.appid or request.get("mchid") != self.mchid:
@@ -446,7 +427,7 @@ class WeChatPayEmulator:
             "out_trade_no": order.out_trade_no,
             "trade_type": "NATIVE",
             "trade_state": order.trade_state,
-            "trade_state_desc": TRADE_STATE_DESC[order.trade_state],
+            "trade_state_desc": order.trade_state_desc,
             "attach": "",
             "amount": {"total": order.total, "currency": "CNY", "payer_currency": "CNY"},
         }
@@ -666,28 +647,16 @@ class WeChatPayEmulator:
 
     # -- the Pay page --
 
-    def pay_page(self, token: str, message: str = "") -> tuple[int, str]:
+    def qr_order(self, token: str) -> Order | None:
+        """A copy of the order behind a QR code's token, closed first if it has expired;
+        None for an unknown token."""
         with self._lock:
             out_trade_no = self._tokens.get(token)
             order = self._orders.get(out_trade_no) if out_trade_no else None
             if order is None:
-                return 404, _page("WeChat Pay", "<p>This QR code is unknown or has expired.</p>")
+                return None
             _close_if_expired(order)
-            state, description, total = order.trade_state, order.description, order.total
-        escaped_token = html.escape(urllib.parse.quote(token, safe=""))
-        button = (
-            f'<form method="post" action="/_emulator/qr/{escaped_token}/pay">'
-            '<button type="submit">Pay</button></form>'
-            if state == "NOTPAY"
-            else f"<p><strong>{html.escape(TRADE_STATE_DESC[state])}</strong> ({state})</p>"
-        )
-        content = (
-            f"<p>{html.escape(description)}</p>"
-            f"<p class='amount'>¥{yuan(total)}</p>"
-            f"<p>Order {html.escape(out_trade_no or '')}</p>"
-            f"{f'<p>{html.escape(message)}</p>' if message else ''}{button}"
-        )
-        return 200, _page("WeChat Pay", content)
+            return replace(order)
 
     def pay_by_token(self, token: str) -> None:
         with self._lock:
@@ -695,17 +664,6 @@ class WeChatPayEmulator:
         if out_trade_no is None:
             raise ApiError(404, "ORDER_NOT_EXIST", "unknown QR code")
         self.pay(out_trade_no)
-
-
-def _page(title: str, content: str) -> str:
-    return (
-        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif;max-width:24rem;margin:3rem auto;text-align:center}"
-        ".amount{font-size:2rem}button{font-size:1.2rem;padding:.5rem 2rem;background:#07c160;"
-        "color:#fff;border:0;border-radius:4px}</style></head>"
-        f"<body><h1>{html.escape(title)}</h1>{content}</body></html>"
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -6,17 +6,19 @@ controls a person or a test uses in place of the shopper's phone.
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
+from infra.local.emulators.cny import yuan
 from infra.local.emulators.wechat_pay_keys import CERTIFICATE, UnknownSerial
 from infra.local.emulators.wechat_pay_requests import ApiError, parse_json
 
 if TYPE_CHECKING:
-    from infra.local.emulators.wechat_pay import WeChatPayEmulator
+    from infra.local.emulators.wechat_pay import Order, WeChatPayEmulator
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -85,7 +87,7 @@ def handler_for(emulator: WeChatPayEmulator) -> type[BaseHTTPRequestHandler]:
                 case "POST", ["transactions", out_trade_no, "notify"]:
                     self._send_json(202, {"delivery": emulator.replay(out_trade_no)})
                 case "GET", ["qr", token]:
-                    status, page = emulator.pay_page(token)
+                    status, page = pay_page(emulator.qr_order(token), token)
                     self._send(status, page.encode(), "text/html; charset=utf-8")
                 case "POST", ["qr", token, "pay"]:
                     with contextlib.suppress(ApiError):  # the page shows the order's state
@@ -131,3 +133,35 @@ def handler_for(emulator: WeChatPayEmulator) -> type[BaseHTTPRequestHandler]:
             pass  # keep the stack's console for the app's own logs
 
     return Handler
+
+
+def pay_page(order: Order | None, token: str, message: str = "") -> tuple[int, str]:
+    """What scanning a code_url opens: the order and a Pay button while it is unpaid."""
+    if order is None:
+        return 404, _page("WeChat Pay", "<p>This QR code is unknown or has expired.</p>")
+    state, description, total = order.trade_state, order.description, order.total
+    escaped_token = html.escape(urllib.parse.quote(token, safe=""))
+    button = (
+        f'<form method="post" action="/_emulator/qr/{escaped_token}/pay">'
+        '<button type="submit">Pay</button></form>'
+        if state == "NOTPAY"
+        else f"<p><strong>{html.escape(order.trade_state_desc)}</strong> ({state})</p>"
+    )
+    content = (
+        f"<p>{html.escape(description)}</p>"
+        f"<p class='amount'>¥{yuan(total)}</p>"
+        f"<p>Order {html.escape(order.out_trade_no or '')}</p>"
+        f"{f'<p>{html.escape(message)}</p>' if message else ''}{button}"
+    )
+    return 200, _page("WeChat Pay", content)
+
+
+def _page(title: str, content: str) -> str:
+    return (
+        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;max-width:24rem;margin:3rem auto;text-align:center}"
+        ".amount{font-size:2rem}button{font-size:1.2rem;padding:.5rem 2rem;background:#07c160;"
+        "color:#fff;border:0;border-radius:4px}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{content}</body></html>"
+    )
