@@ -24,7 +24,7 @@ from chalicelib.domain.after_sales import (
     RequestLine,
 )
 from chalicelib.domain.orders import MAX_QUANTITY_PER_LINE
-from chalicelib.services import after_sales, uploads
+from chalicelib.services import after_sales, after_sales_parcels, uploads
 
 blueprint = Blueprint(__name__)
 
@@ -314,7 +314,7 @@ def return_shipment(request_id: str) -> dict[str, Any]:
     request = blueprint.current_request
     caller = require_groups(request, CUSTOMERS)
     body = parse_body(request, ReturnShipmentIn)
-    return after_sales.report_return_shipment(
+    return after_sales_parcels.report_return_shipment(
         request_id,
         customer_id=caller.user_id,
         carrier=body.carrier,
@@ -347,4 +347,6 @@ def return_repaired(request_id: str) -> dict[str, Any]:
     request = blueprint.current_request
     caller = require_groups(request, OPS)
     body = _optional(request, NoteIn)
-    return after_sales.return_repaired(request_id, actor=caller.user_id, note=body.note).as_dict()
+    return after_sales_parcels.return_repaired(
+        request_id, actor=caller.user_id, note=body.note
+    ).as_dict()

@@ -31,7 +31,7 @@ from chalicelib.domain.errors import Conflict, DomainError, InvalidInput, NotFou
 from chalicelib.domain.orders import Order, OrderStatus, ShipmentStatus
 from chalicelib.domain.tracking import Booking, BookingFailure, TrackingStatus, shipment_stage
 from chalicelib.observability import logger
-from chalicelib.services import after_sales, carrier_booking, stock
+from chalicelib.services import after_sales_parcels, carrier_booking, stock
 from chalicelib.settings import get_settings
 from chalicelib.store import inventory as inventory_store
 from chalicelib.store import orders as orders_store
@@ -311,8 +311,8 @@ def record_tracking(update: TrackingUpdate, *, now: datetime | None = None) -> b
             extra={"carrier": update.carrier, "tracking_number": update.tracking_number},
         )
         return False
-    if after_sales.is_parcel_id(shipment_id):
-        return after_sales.record_parcel_tracking(shipment_id, update, now=now)
+    if after_sales_parcels.is_parcel_id(shipment_id):
+        return after_sales_parcels.record_parcel_tracking(shipment_id, update, now=now)
     for attempt in range(ATTEMPTS):
         at = now or _now()
         record = store.get_shipment(shipment_id)

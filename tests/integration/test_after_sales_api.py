@@ -29,6 +29,7 @@ from chalicelib.domain.orders import OrderStatus, ShippingAddress
 from chalicelib.domain.payments import Payment
 from chalicelib.services import (
     after_sales,
+    after_sales_parcels,
     after_sales_reports,
     orders,
     payments,
@@ -138,7 +139,7 @@ def outbound_delivered(request_id: str) -> str:
 
     event = TrackingEvent(TrackingStatus.DELIVERED, datetime.now(UTC))
     update = TrackingUpdate("kuaidi100", "shunfeng", "SF0", (event,))
-    assert after_sales.record_parcel_tracking(request_id + "-out", update)
+    assert after_sales_parcels.record_parcel_tracking(request_id + "-out", update)
     return after_sales.get_request(request_id, viewer_id="x", staff=True).status.value
 
 
@@ -330,7 +331,7 @@ def test_exchange_holds_its_replacement_until_it_ships_and_the_audit_counts_it(
         "receive",
         {"lines": [{"sku": "MUG", "quantity": 1, "disposition": "write_off"}]},
     )
-    shipped = after_sales.ship_replacement(request_id)
+    shipped = after_sales_parcels.ship_replacement(request_id)
     assert shipped is not None and shipped.status.value == "exchange_shipped"
     assert levels("MUG-BLUE")["SH"] == (9, 0, 9)
     assert outbound_delivered(request_id) == "completed"
