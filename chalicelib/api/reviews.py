@@ -10,7 +10,6 @@ from chalice import Blueprint, Response
 from pydantic import Field, StringConstraints
 
 from chalicelib.api import models
-from chalicelib.api.after_sales import PhotoLink
 from chalicelib.api.auth import CUSTOMERS, OPS, SUPPORT, authorizer, require_groups
 from chalicelib.api.openapi import operation
 from chalicelib.api.requests import parse_body
@@ -140,7 +139,7 @@ class ModeratedReviewBody(ReviewBody):
 
 
 class ListedReviewBody(ReviewBody):
-    photo_urls: list[PhotoLink] = Field(
+    photo_urls: list[models.PhotoLink] = Field(
         default_factory=list,
         description="Short-lived GET URLs of the review's photos, for showing them with it.",
     )
