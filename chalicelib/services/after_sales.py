@@ -433,7 +433,8 @@ def _reserve_replacement(
         after, movement = stock_rules.reserve(
             before, quantity, order_id=request.request_id, at=at, actor=actor
         )
-        stock.record_movement(uow, before, after, movement)
+        # A replacement's units are held on shard 0 of a sharded level (it records no shard).
+        stock.record_movement(uow, before, after, movement, shard=0)
         held.append(Held(sku, source, quantity))
     if short:
         named = ", ".join(s["sku"] for s in short)

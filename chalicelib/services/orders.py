@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -214,6 +214,19 @@ def place_order(
                 warehouses = current
                 locations = {w.id: w.location for w in warehouses.values()}
                 continue
+            try:
+                plan = _on_shards(plan, snapshot.levels)
+            except stock_rules.ShardsTooThin as thin:
+                # The level has the stock but no shard holds this much: gather it, then plan
+                # again from a fresh read (within the same budget).
+                _gather(thin)
+                busy = True
+                if time.monotonic() < deadline:
+                    continue
+                raise Busy(
+                    "The store is busy; nothing was ordered. Try again in a moment.",
+                    {"attempts": attempt + 1, "contended": busy},
+                ) from None
             order = Order.place(
                 order_id=order_id,
                 customer_id=customer_id,
@@ -269,6 +282,30 @@ def place_order(
         if not out_of_time:
             _pause(attempt)
         attempt += 1
+
+
+def _on_shards(
+    plan: allocation.AllocationPlan, levels: dict[tuple[str, str], StockLevel]
+) -> allocation.AllocationPlan:
+    """The plan with the shard each allocation on a sharded level reserves from: one at
+    random among those that can cover it (``ShardsTooThin`` when none can)."""
+    chosen = []
+    for held in plan.allocations:
+        level = levels[(held.sku, held.warehouse)]
+        if level.is_sharded:
+            shard = stock_rules.pick_shard(level, held.quantity)
+            if shard is None:
+                raise stock_rules.ShardsTooThin(level, held.quantity)
+            held = replace(held, shard=shard)
+        chosen.append(held)
+    return replace(plan, allocations=tuple(chosen))
+
+
+def _gather(thin: stock_rules.ShardsTooThin) -> None:
+    try:
+        stock.rebalance(thin.sku, thin.warehouse, need=thin.need)
+    except Exception:  # noqa: BLE001 - a busy rebalance is retried with the next attempt
+        logger.exception("could not gather stock on one shard")
 
 
 def _contended(cancelled: TransactionCancelled) -> bool:
@@ -357,10 +394,10 @@ def _reserve(
             if room > 0:
                 room -= 1
             else:
-                inventory_store.add_movement(uow, movement, before=before)
+                inventory_store.add_movement(uow, movement, before=before, shard=reserved.shard)
                 overflow.append((after, movement))
                 continue
-        stock.record_movement(uow, before, after, movement)
+        stock.record_movement(uow, before, after, movement, shard=reserved.shard)
     return overflow
 
 
@@ -474,7 +511,7 @@ def _release_all(
         after, movement = stock_rules.release(
             before, held.quantity, order_id=order.order_id, at=at, actor=actor
         )
-        stock.record_movement(uow, before, after, movement)
+        stock.record_movement(uow, before, after, movement, shard=held.shard)
     store.add_order_change(uow, changed, previous=order)
     outbox.add_event(
         uow,
