@@ -23,10 +23,10 @@ Shards (flash sales). One partition takes about 1,000 write units a second, so a
 can be split into shards, each its own partition:
 
     shard    pk=STOCK#<sku>#<warehouse>#<n>   sk=SHARD       (n = 1 .. 31)
-             sku, warehouse, shard, on_hand, reserved, available, movements, updated_at
+             sku, warehouse, shard_index, on_hand, reserved, available, movements, updated_at
     ledger   pk=LEDGER#<sku>#<warehouse>#<n>  sk=<at>#<movement id>   (shard n's entries)
 
-Shard 0 is the level item itself, which then also carries ``shards`` (how many shards take
+Shard 0 is the level item itself, which then also carries ``shard_count`` (how many take
 stock and reservations) and ``shard_slots`` (how many items may hold its stock: more than
 ``shards`` while a merge waits for reservations on the dropped shards to end). Reading a
 level reads the level item and, when ``shard_slots`` > 1, its other shards in one batch,
@@ -150,7 +150,7 @@ def shard_slots(raw: tables.RawItem | None) -> int:
 
 
 def _active_shards(raw: tables.RawItem) -> int:
-    return int(raw["shards"]["N"]) if "shards" in raw else 1
+    return int(raw["shard_count"]["N"]) if "shard_count" in raw else 1
 
 
 def levels_from_items(
@@ -181,7 +181,7 @@ def _levels_with_available(
         if slots > 1:
             parts = {0: Shard(0, level.on_hand, level.reserved)}
             for item in shards[(level.sku, level.warehouse)]:
-                index = int(item["shard"]["N"])
+                index = int(item["shard_index"]["N"])
                 if index < slots:
                     parts[index] = Shard(
                         index, int(item["on_hand"]["N"]), int(item["reserved"]["N"])
@@ -324,7 +324,7 @@ def _add_ledger_entry(
             "entity": "stock_movement",
             "sku": sku,
             "warehouse": warehouse,
-            "shard": shard or None,
+            "shard_index": shard or None,
             "type": movement.type.value,
             "quantity": movement.quantity,
             "on_hand_delta": movement.on_hand_delta,
@@ -377,7 +377,7 @@ def _add_shard_movement(uow: UnitOfWork, movement: Movement, before: StockLevel,
         values[":slots"] = {"N": str(max(len(before.shards), 1))}
         tag = stock_tag(sku, warehouse)
     else:
-        update += ", entity = :entity, shard = :shard"
+        update += ", entity = :entity, shard_index = :shard"
         values[":entity"] = {"S": "stock_shard"}
         values[":shard"] = {"N": str(index)}
         tag = ("stock", sku, warehouse, index)
@@ -414,7 +414,7 @@ def set_shard_count(level: StockLevel, shards: int, *, at: datetime) -> bool:
         tables.client().update_item(
             TableName=tables.table_name(),
             Key=level_key(level.sku, level.warehouse),
-            UpdateExpression="SET shards = :shards, shard_slots = :slots, updated_at = :at",
+            UpdateExpression="SET shard_count = :shards, shard_slots = :slots, updated_at = :at",
             ConditionExpression=condition,
             ExpressionAttributeValues=values,
         )
@@ -483,14 +483,14 @@ def add_unshard(uow: UnitOfWork, level: StockLevel) -> None:
     }
     if level.is_low:
         values.update(_low_stock_index_values(sku, warehouse))
-        update = f"REMOVE shards, shard_slots SET {_LOW_PK} = :low_pk, {_LOW_SK} = :low_sk"
+        update = f"REMOVE shard_count, shard_slots SET {_LOW_PK} = :low_pk, {_LOW_SK} = :low_sk"
     else:
-        update = f"REMOVE shards, shard_slots, {_LOW_PK}, {_LOW_SK}"
+        update = f"REMOVE shard_count, shard_slots, {_LOW_PK}, {_LOW_SK}"
     uow.update(
         level_key(sku, warehouse),
         update,
         tag=stock_tag(sku, warehouse),
-        condition="shard_slots = :slots AND shards = :one"
+        condition="shard_slots = :slots AND shard_count = :one"
         " AND on_hand = :on_hand AND reserved = :reserved",
         values=values,
     )
