@@ -4,6 +4,7 @@ balancing per level, and low stock decided from the summed shards."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,12 +16,16 @@ from chalicelib.domain.catalogue import (
     ProductDetails,
     WarehouseDetails,
 )
+from chalicelib.domain.identifiers import sortable_id
 from chalicelib.domain.inventory import StockLevel
 from chalicelib.domain.money import Money
-from chalicelib.services import catalogue, low_stock, stock
+from chalicelib.domain.payments import Payment
+from chalicelib.services import catalogue, low_stock, payments, stock
 from chalicelib.services.stock_audit import audit_stock
 from chalicelib.store import inventory, tables
 from chalicelib.store import orders as order_store
+from chalicelib.store import payments as payment_store
+from chalicelib.store.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -297,6 +302,40 @@ def test_resharding_between_placements_loses_nothing(world: Api) -> None:
             assert response.status_code == 201
             sold += 1
         assert (level().on_hand, level().reserved) == (30, sold)
+    assert_balanced()
+
+
+def test_paying_commits_the_reservation_on_its_shard(world: Api) -> None:
+    stock.receive("DROP", "SH", 8, actor="ops-1")
+    put_shards(world, {"shards": 4})
+    order_id = place(world, 2, "c-1").json_body["order_id"]
+    order = order_store.get_order(order_id, consistent=True)
+    assert order is not None
+    at = datetime.now(UTC)
+    payment = Payment.start(
+        payment_id=sortable_id("pay_", at),
+        order_id=order_id,
+        customer_id=order.customer_id,
+        method="card",
+        amount=order.total,
+        at=at,
+    )
+    uow = UnitOfWork()
+    payment_store.add_new_payment(uow, payment)
+    uow.commit()
+
+    payments.capture(payment.payment_id, order.total, provider_payment_id=f"p-{order_id}")
+
+    paid = order_store.get_order(order_id, consistent=True)
+    assert paid is not None and paid.status.value == "paid"
+    (held,) = paid.allocations
+    committed = [
+        movement
+        for movement in inventory.iter_ledger("DROP", "SH")
+        if movement.type.value == "committed"
+    ]
+    assert [movement.reference for movement in committed] == [order_id]
+    assert level().shards[held.shard].reserved == 2
     assert_balanced()
 
 
