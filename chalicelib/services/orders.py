@@ -209,6 +209,14 @@ def place_order(
                 # hold the stock. Look once more at the list as it is now before saying no.
                 current = {w.id: w for w in stock.known_warehouses(fresh=True)}
                 if set(current) <= set(warehouses):
+                    if _shards_hold_enough(requested, snapshot.levels, destination, locations):
+                        # The batch read caught a move between shards half done.
+                        if time.monotonic() < deadline:
+                            continue
+                        raise Busy(
+                            "The store is busy; nothing was ordered. Try again in a moment.",
+                            {"attempts": attempt + 1, "contended": busy},
+                        ) from None
                     count("StockOuts")
                     raise
                 warehouses = current
@@ -299,6 +307,29 @@ def _on_shards(
             held = replace(held, shard=shard)
         chosen.append(held)
     return replace(plan, allocations=tuple(chosen))
+
+
+def _shards_hold_enough(
+    requested: Sequence[RequestedLine],
+    levels: dict[tuple[str, str], StockLevel],
+    destination: Any,
+    locations: dict[str, Any],
+) -> bool:
+    """Whether the order fits after all once its sharded levels are read as one snapshot
+    each (the placement read of a sharded level sums shards read one by one)."""
+    sharded = [key for key, level in levels.items() if level.is_sharded]
+    if not sharded:
+        return False
+    exact = dict(levels)
+    for sku, warehouse in sharded:
+        exact[(sku, warehouse)] = (
+            inventory_store.exact_level(sku, warehouse) or levels[(sku, warehouse)]
+        )
+    try:
+        allocation.plan(requested, exact.values(), destination, warehouse_locations=locations)
+    except OutOfStock:
+        return False
+    return True
 
 
 def _gather(thin: stock_rules.ShardsTooThin) -> None:

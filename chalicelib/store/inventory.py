@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import heapq
 import re
+import time as clock
 import uuid
 import zlib
 from collections import defaultdict
@@ -173,30 +174,65 @@ def _levels_with_available(
     shards: dict[StockKey, list[tables.RawItem]] = defaultdict(list)
     for item in tables.batch_get(wanted, consistent=consistent) if wanted else []:
         shards[(item["sku"]["S"], item["warehouse"]["S"])].append(item)
-    rows: list[tuple[StockLevel, int]] = []
-    for raw in raws:
-        level = level_from_item(raw)
-        stored_available = int(raw.get("available", {}).get("N", "0"))
+    return [_assemble(raw, shards[(raw["sku"]["S"], raw["warehouse"]["S"])]) for raw in raws]
+
+
+def _assemble(raw: tables.RawItem, shard_items: Iterable[tables.RawItem]) -> tuple[StockLevel, int]:
+    """A level from its level item and its other shards' items (summed), with the stored
+    ``available`` counters summed too."""
+    level = level_from_item(raw)
+    stored_available = int(raw.get("available", {}).get("N", "0"))
+    slots = shard_slots(raw)
+    if slots <= 1:
+        return level, stored_available
+    parts = {0: Shard(0, level.on_hand, level.reserved)}
+    for item in shard_items:
+        index = int(item["shard_index"]["N"])
+        if index < slots:
+            parts[index] = Shard(index, int(item["on_hand"]["N"]), int(item["reserved"]["N"]))
+            stored_available += int(item["available"]["N"])
+    every = tuple(parts.get(i, Shard(i)) for i in range(slots))
+    level = replace(
+        level,
+        on_hand=sum(part.on_hand for part in every),
+        reserved=sum(part.reserved for part in every),
+        shards=every,
+        active_shards=_active_shards(raw),
+    )
+    return level, stored_available
+
+
+_EXACT_READ_ATTEMPTS = 5
+
+
+def exact_level(sku: str, warehouse: str) -> StockLevel | None:
+    """A level as one snapshot: a sharded level's items are read in one TransactGetItems, so
+    no move between shards is seen half done (a batch read may catch one in flight). For
+    the last word before telling a buyer the stock is gone. None when it does not exist."""
+    for attempt in range(_EXACT_READ_ATTEMPTS):
+        raw = _get_level_item(sku, warehouse)
+        if raw is None:
+            return None
         slots = shard_slots(raw)
-        if slots > 1:
-            parts = {0: Shard(0, level.on_hand, level.reserved)}
-            for item in shards[(level.sku, level.warehouse)]:
-                index = int(item["shard_index"]["N"])
-                if index < slots:
-                    parts[index] = Shard(
-                        index, int(item["on_hand"]["N"]), int(item["reserved"]["N"])
-                    )
-                    stored_available += int(item["available"]["N"])
-            every = tuple(parts.get(i, Shard(i)) for i in range(slots))
-            level = replace(
-                level,
-                on_hand=sum(part.on_hand for part in every),
-                reserved=sum(part.reserved for part in every),
-                shards=every,
-                active_shards=_active_shards(raw),
-            )
-        rows.append((level, stored_available))
-    return rows
+        if slots <= 1:
+            return level_from_item(raw)
+        gets = [
+            {"Get": {"TableName": tables.table_name(), "Key": shard_key(sku, warehouse, i)}}
+            for i in range(slots)
+        ]
+        try:
+            response = tables.client().transact_get_items(TransactItems=gets)
+        except Exception as exc:
+            if tables.error_code(exc) != "TransactionCanceledException":
+                raise
+            clock.sleep(0.01 * 2**attempt)  # a write in flight: read again
+            continue
+        items = [entry.get("Item") for entry in response.get("Responses", [])]
+        first = items[0] if items else None
+        if first is None or shard_slots(first) != slots:
+            continue  # the layout changed between the two reads
+        return _assemble(first, [item for item in items[1:] if item])[0]
+    return levels_from_items([raw], consistent=True)[0] if raw else None
 
 
 def is_level_item(raw: tables.RawItem) -> bool:

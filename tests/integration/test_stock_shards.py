@@ -407,3 +407,16 @@ def test_a_stream_record_of_a_shard_names_its_level(world: Api) -> None:
         },
     }
     assert inventory.sharded_level_changed(plain) is None
+
+
+def test_an_exact_read_of_a_sharded_level_is_one_snapshot_of_every_shard(world: Api) -> None:
+    stock.receive("DROP", "SH", 9, actor="ops-1")
+    assert inventory.exact_level("DROP", "SH") == level()  # unsharded: the level item
+    put_shards(world, {"shards": 3})
+    place(world, 2, "c-1")
+
+    exact = inventory.exact_level("DROP", "SH")
+
+    assert exact == level()
+    assert exact is not None and (exact.on_hand, exact.reserved, len(exact.shards)) == (9, 2, 3)
+    assert inventory.exact_level("DROP", "BJ") is None
