@@ -580,7 +580,8 @@ def sharded_level_changed(record: Mapping[str, Any]) -> StockKey | None:
         is_level_item(keys) and ("shard_slots" in new or "shard_slots" in old)
     ):
         return None
-    if new.get("available") == old.get("available") and new.get(_LOW_PK) == old.get(_LOW_PK):
+    watched = ("available", "low_stock_threshold", _LOW_PK)
+    if all(new.get(name) == old.get(name) for name in watched):
         return None
     return new["sku"]["S"], new["warehouse"]["S"]
 
@@ -949,7 +950,12 @@ def ledger_page(
         "ScanIndexForward": False,
         "ConsistentRead": True,
     }
-    if cursor:
+    slots = shard_slots(_get_level_item(sku, warehouse))
+    if slots > 1:
+        on_hand, reserved, raws = _sharded_ledger_head(
+            sku, warehouse, slots, cursor and decode_cursor(cursor, scope), limit + 1
+        )
+    elif cursor:
         after, on_hand, reserved = _ledger_position(decode_cursor(cursor, scope))
         query["ExclusiveStartKey"] = {
             tables.PK: {"S": _ledger_pk(sku, warehouse)},
@@ -971,6 +977,45 @@ def ledger_page(
             scope, {"after": last_sort_key, "on_hand": on_hand, "reserved": reserved}
         )
     return Page(items=movements, next_cursor=next_cursor)
+
+
+def _sharded_ledger_head(
+    sku: str, warehouse: str, slots: int, position: dict[str, Any] | None, count: int
+) -> tuple[int, int, list[tables.RawItem]]:
+    """A sharded level's ledger, newest first: the shards' ledgers merged (each read up to
+    ``count`` entries before the cursor's position), with the counters to walk back from —
+    the cursor's, or the summed shards' when no movement landed while the page was read."""
+
+    def newest(after: str | None) -> list[tables.RawItem]:
+        merged: list[tables.RawItem] = []
+        for index in range(slots):
+            query: dict[str, Any] = {
+                "TableName": tables.table_name(),
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": {"S": _ledger_pk(sku, warehouse, index)}},
+                "ScanIndexForward": False,
+                "ConsistentRead": True,
+            }
+            if after is not None:
+                query["KeyConditionExpression"] += " AND sk < :after"
+                query["ExpressionAttributeValues"][":after"] = {"S": after}
+            merged.extend(_query_up_to(query, count))
+        merged.sort(key=lambda raw: raw[tables.SK]["S"], reverse=True)
+        return merged[:count]
+
+    if position is not None:
+        after, on_hand, reserved = _ledger_position(position)
+        return on_hand, reserved, newest(after)
+    keys = [shard_key(sku, warehouse, index) for index in range(slots)]
+    for _ in range(_LEDGER_READ_ATTEMPTS):
+        before = tables.batch_get(keys, consistent=True)
+        raws = newest(None)
+        current = tables.batch_get(keys, consistent=True)
+        if sum(map(_movement_count, before)) == sum(map(_movement_count, current)):
+            break
+    on_hand = sum(int(raw.get("on_hand", {}).get("N", "0")) for raw in current)
+    reserved = sum(int(raw.get("reserved", {}).get("N", "0")) for raw in current)
+    return on_hand, reserved, raws
 
 
 def _first_page(

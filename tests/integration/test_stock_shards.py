@@ -420,3 +420,32 @@ def test_an_exact_read_of_a_sharded_level_is_one_snapshot_of_every_shard(world: 
     assert exact == level()
     assert exact is not None and (exact.on_hand, exact.reserved, len(exact.shards)) == (9, 2, 3)
     assert inventory.exact_level("DROP", "BJ") is None
+
+
+def test_the_ledger_of_a_sharded_level_reads_as_one_ledger_newest_first(world: Api) -> None:
+    stock.receive("DROP", "SH", 8, actor="ops-1")
+    put_shards(world, {"shards": 4})
+    place(world, 2, "c-1")
+    place(world, 1, "c-2")
+
+    entries: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = "?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        page = world.request("GET", f"/stock/DROP/SH/ledger{query}", None, world.ops).json_body
+        entries.extend(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+
+    assert len(entries) == len(list(inventory.iter_ledger("DROP", "SH")))
+    assert [entry["at"] for entry in entries] == sorted(
+        (entry["at"] for entry in entries), reverse=True
+    )
+    assert (entries[0]["on_hand"], entries[0]["reserved"]) == (8, 3)
+    assert (entries[-1]["type"], entries[-1]["on_hand"], entries[-1]["reserved"]) == (
+        "received",
+        8,
+        0,
+    )
+    assert [entry["type"] for entry in entries[:2]] == ["reserved", "reserved"]
