@@ -45,10 +45,10 @@ RATES = (500, 1_000, 2_000, 5_000, 10_000)
 LOCAL_BUYERS = 32
 LOCAL_SECONDS = 20  # per shard count
 LOCAL_SHARD_COUNTS = (1, 4, 16)
-# The local stack places about 10 orders a second, not 5,000: the per-partition limit is
-# scaled down by the same factor (500x) so that one level's key meets it as it would in a
+# The local stack places a few orders a second, not 5,000: the per-partition limit is
+# scaled down (to 8 WCU/s, 4 orders a second on one key) so that one level's key meets it as in a
 # real flash sale, and the shards' effect shows.
-LOCAL_PARTITION_WCU = 16
+LOCAL_PARTITION_WCU = 8
 
 
 def units_per_key(rate: int, shards: int, rng: random.Random) -> Counter[str]:
