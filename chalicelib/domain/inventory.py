@@ -498,6 +498,22 @@ def pick_shard(level: StockLevel, quantity: int, rng: random.Random | None = Non
     return (rng or random).choice(covering)
 
 
+def needs_refill(level: StockLevel) -> bool:
+    """Whether a sharded level has a dry active shard (or stock stranded on a dropped one)
+    while it holds enough to give every active shard ``REFILL_FLOOR`` units: then a
+    rebalance spreads it again, so reservations keep choosing among all the shards."""
+    if not level.is_sharded:
+        return False
+    available = _available_by_shard(level)
+    active = [available[i] for i in range(level.active_shards)]
+    stranded = any(available[i] > 0 for i in available if i >= level.active_shards)
+    enough = sum(available.values()) >= REFILL_FLOOR * level.active_shards
+    return stranded or (enough and min(active) == 0)
+
+
+REFILL_FLOOR = 2
+
+
 def _available_by_shard(level: StockLevel) -> dict[int, int]:
     width = max(level.active_shards, len(level.shards))
     current = {index: 0 for index in range(width)}

@@ -518,12 +518,15 @@ def rebalance(sku: str, warehouse: str, *, need: int = 0, actor: str = SYSTEM_AC
 
 
 def sync_low_stock(sku: str, warehouse: str) -> list[outbox.OutboxEvent]:
-    """After a write to a sharded level (the table stream): sum its shards, keep the level
+    """After a write to a sharded level (the table stream): refill a shard that ran dry
+    (``rules.needs_refill``, then ``rebalance``); sum its shards, keep the level
     in the low-stock index as the total says, and the ``stock.low`` or ``stock.recovered``
     event for operations when this call is the one that saw the crossing (the index
     write is conditional, so each crossing is seen once; the alert's own conditional write
     keeps it at one alert). Nothing for unsharded levels: their movements decide exactly."""
     synced = store.sync_low_index(sku, warehouse)
+    if synced is not None and rules.needs_refill(synced[0]):
+        rebalance(sku, warehouse)  # a shard ran dry: refill it from the others
     if synced is None or synced[1] is None:
         return []
     level, low = synced

@@ -28,7 +28,7 @@ can be split into shards, each its own partition:
 
 Shard 0 is the level item itself, which then also carries ``shard_count`` (how many take
 stock and reservations) and ``shard_slots`` (how many items may hold its stock: more than
-``shards`` while a merge waits for reservations on the dropped shards to end). Reading a
+``shard_count`` while a merge waits for reservations on the dropped shards to end). Reading a
 level reads the level item and, when ``shard_slots`` > 1, its other shards in one batch,
 and sums them; an unsharded level has neither attribute and is read and written exactly as
 before. Each shard's counters equal the sum of its own ledger, so the level's equal the

@@ -449,3 +449,15 @@ def test_the_ledger_of_a_sharded_level_reads_as_one_ledger_newest_first(world: A
         0,
     )
     assert [entry["type"] for entry in entries[:2]] == ["reserved", "reserved"]
+
+
+def test_a_shard_that_ran_dry_is_refilled_after_the_write(world: Api) -> None:
+    stock.receive("DROP", "SH", 16, actor="ops-1")
+    put_shards(world, {"shards": 4})
+    stock.adjust("DROP", "SH", -4, reason="damage", actor="ops-1")  # empties one shard
+    assert sorted(shard_available()) == [0, 4, 4, 4]
+
+    stock.sync_low_stock("DROP", "SH")  # what the stream consumer runs after the write
+
+    assert sorted(shard_available()) == [3, 3, 3, 3]
+    assert_balanced()

@@ -115,3 +115,14 @@ def test_merging_to_one_shard_moves_every_available_unit_to_shard_zero() -> None
 def test_a_shard_too_thin_is_a_conflict_naming_the_level_and_need() -> None:
     error = rules.ShardsTooThin(sharded(1, 1), 2)
     assert (error.sku, error.warehouse, error.need) == ("SKU", "WH", 2)
+
+
+def test_a_dry_shard_is_refilled_only_while_the_level_has_enough_to_spread() -> None:
+    assert rules.needs_refill(sharded(0, 5, 5, 5))
+    assert not rules.needs_refill(sharded(0, 1, 1, 1))  # 3 units: not 2 per shard
+    assert not rules.needs_refill(sharded(2, 2, 2, 2))
+    assert not rules.needs_refill(StockLevel("SKU", "WH", on_hand=0))
+
+
+def test_stock_stranded_on_a_dropped_shard_is_always_brought_back() -> None:
+    assert rules.needs_refill(sharded(0, 1, active=1))
