@@ -46,6 +46,7 @@ from chalicelib.domain.inventory import Movement, MovementType, StockLevel
 from chalicelib.domain.time_zones import CHINA_TIME
 from chalicelib.services import catalogue
 from chalicelib.settings import get_settings
+from chalicelib.store import analytics as analytics_store
 from chalicelib.store import inventory as store
 from chalicelib.store import outbox, tables
 from chalicelib.store.pagination import Page
@@ -519,36 +520,40 @@ def rebalance(sku: str, warehouse: str, *, need: int = 0, actor: str = SYSTEM_AC
 
 def sync_low_stock(sku: str, warehouse: str) -> list[outbox.OutboxEvent]:
     """After a write to a sharded level (the table stream): refill a shard that ran dry
-    (``rules.needs_refill``, then ``rebalance``); sum its shards, keep the level
-    in the low-stock index as the total says, and the ``stock.low`` or ``stock.recovered``
-    event for operations when this call is the one that saw the crossing (the index
-    write is conditional, so each crossing is seen once; the alert's own conditional write
-    keeps it at one alert). Nothing for unsharded levels: their movements decide exactly."""
+    (``rules.needs_refill``, then ``rebalance``); sum its shards, keep the level in the
+    low-stock index as the total says, and return the events this call is the one to see
+    (each flag write is conditional, so each crossing is seen once): ``stock.low`` or
+    ``stock.recovered`` for operations (the alert's own conditional write keeps it at one
+    alert), ``stock.out`` or ``stock.restocked`` for analytics. Nothing for unsharded
+    levels: their movements and their own stream records decide exactly."""
     synced = store.sync_low_index(sku, warehouse)
-    if synced is not None and rules.needs_refill(synced[0]):
-        rebalance(sku, warehouse)  # a shard ran dry: refill it from the others
-    if synced is None or synced[1] is None:
+    if synced is None:
         return []
-    level, low = synced
+    level, low, out = synced
+    if rules.needs_refill(level):
+        rebalance(sku, warehouse)  # a shard ran dry: refill it from the others
     at = _now()
-    payload = {
+    counters = {
         "sku": sku,
         "warehouse": warehouse,
         "on_hand": level.on_hand,
         "reserved": level.reserved,
         "available": level.available,
-        "low_stock_threshold": level.low_stock_threshold,
-        "movement": "shards",
-        "reference": None,
     }
-    return [
-        outbox.OutboxEvent(
-            event_id=outbox.new_event_id(),
-            type=STOCK_LOW if low else STOCK_RECOVERED,
-            occurred_at=at,
-            payload=payload,
-        )
-    ]
+    events = []
+    if low is not None:
+        payload = counters | {
+            "low_stock_threshold": level.low_stock_threshold,
+            "movement": "shards",
+            "reference": None,
+        }
+        kind = STOCK_LOW if low else STOCK_RECOVERED
+        events.append(outbox.OutboxEvent(outbox.new_event_id(), kind, at, payload))
+    if out is not None:
+        kind = analytics_store.STOCK_OUT if out else analytics_store.STOCK_RESTOCKED
+        event_id = f"{kind}:{sku}:{warehouse}:{uuid.uuid4().hex}"
+        events.append(outbox.OutboxEvent(event_id, kind, at, counters))
+    return events
 
 
 def apply_default_threshold(product: Product) -> list[StockLevel]:

@@ -441,24 +441,36 @@ def set_shard_count(level: StockLevel, shards: int, *, at: datetime) -> bool:
         ":slots": {"N": str(slots)},
         ":at": {"S": _iso(at)},
     }
+    update = "SET shard_count = :shards, shard_slots = :slots, updated_at = :at"
     if level.is_sharded:
-        condition = "shard_slots = :old_slots"
         values[":old_slots"] = {"N": str(len(level.shards))}
+        attempts = [(update, "shard_slots = :old_slots", {})]
     else:
-        condition = "attribute_exists(pk) AND attribute_not_exists(shard_slots)"
-    try:
-        tables.client().update_item(
-            TableName=tables.table_name(),
-            Key=level_key(level.sku, level.warehouse),
-            UpdateExpression="SET shard_count = :shards, shard_slots = :slots, updated_at = :at",
-            ConditionExpression=condition,
-            ExpressionAttributeValues=values,
-        )
-    except Exception as exc:
-        if tables.error_code(exc) != "ConditionalCheckFailedException":
-            raise
-        return False
-    return True
+        # Flagged sold out as it is now (tried both ways: no read), so that the stream
+        # consumer tells analytics only about changes from here on.
+        plain = "attribute_exists(pk) AND attribute_not_exists(shard_slots) AND "
+        attempts = [
+            (f"{update}, {SOLD_OUT} = :yes", plain + "available <= :zero", {":yes": True}),
+            (update, plain + "available > :zero", {}),
+        ]
+    for expression, condition, extra in attempts:
+        extra_values = {name: {"BOOL": flag} for name, flag in extra.items()}
+        if not level.is_sharded:
+            extra_values[":zero"] = {"N": "0"}
+        try:
+            tables.client().update_item(
+                TableName=tables.table_name(),
+                Key=level_key(level.sku, level.warehouse),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeValues={**values, **extra_values},
+            )
+        except Exception as exc:
+            if tables.error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            continue
+        return True
+    return False
 
 
 def add_shard_move(
@@ -519,9 +531,12 @@ def add_unshard(uow: UnitOfWork, level: StockLevel) -> None:
     }
     if level.is_low:
         values.update(_low_stock_index_values(sku, warehouse))
-        update = f"REMOVE shard_count, shard_slots SET {_LOW_PK} = :low_pk, {_LOW_SK} = :low_sk"
+        update = (
+            f"REMOVE shard_count, shard_slots, {SOLD_OUT}"
+            f" SET {_LOW_PK} = :low_pk, {_LOW_SK} = :low_sk"
+        )
     else:
-        update = f"REMOVE shard_count, shard_slots, {_LOW_PK}, {_LOW_SK}"
+        update = f"REMOVE shard_count, shard_slots, {SOLD_OUT}, {_LOW_PK}, {_LOW_SK}"
     uow.update(
         level_key(sku, warehouse),
         update,
@@ -532,40 +547,63 @@ def add_unshard(uow: UnitOfWork, level: StockLevel) -> None:
     )
 
 
-def sync_low_index(sku: str, warehouse: str) -> tuple[StockLevel, bool | None] | None:
-    """For a sharded level: put the level item in the low-stock index, or take it out, as
-    the summed shards say. Returns the level and True when this call found it newly low,
-    False when it found it newly recovered, None when the index already agreed; None alone
-    when the level is missing or not sharded. The write is conditional on the index key as
-    read, so of two concurrent callers only one sees each crossing."""
+SOLD_OUT = "sold_out"  # on a sharded level item, exactly while its summed available <= 0
+
+
+def sync_low_index(sku: str, warehouse: str) -> tuple[StockLevel, bool | None, bool | None] | None:
+    """For a sharded level: put the level item in the low-stock index, or take it out, and
+    flag it ``sold_out`` or not, as the summed shards say. Returns the level, then True when
+    this call found it newly low (False: newly recovered, None: the index already agreed),
+    then the same for sold out; None when the level is missing or not sharded. Each write
+    is conditional on the key or flag as read, so of two concurrent callers only one sees
+    each crossing."""
     raw = _get_level_item(sku, warehouse)
     if raw is None or shard_slots(raw) <= 1:
         return None
     level = levels_from_items([raw], consistent=True)[0]
-    indexed = _LOW_PK in raw
-    if level.is_low == indexed:
-        return level, None
-    values: dict[str, Any] = {":slots": {"N": str(shard_slots(raw))}}
-    if level.is_low:
-        values.update(_low_stock_index_values(sku, warehouse))
-        update = f"SET {_LOW_PK} = :low_pk, {_LOW_SK} = :low_sk"
-        condition = f"shard_slots = :slots AND attribute_not_exists({_LOW_PK})"
-    else:
-        update = f"REMOVE {_LOW_PK}, {_LOW_SK}"
-        condition = f"shard_slots = :slots AND attribute_exists({_LOW_PK})"
+    slots = shard_slots(raw)
+    low = None
+    if level.is_low != (_LOW_PK in raw):
+        index_values = _low_stock_index_values(sku, warehouse) if level.is_low else {}
+        set_key = f"SET {_LOW_PK} = :low_pk, {_LOW_SK} = :low_sk"
+        update = set_key if level.is_low else f"REMOVE {_LOW_PK}, {_LOW_SK}"
+        if _flip(sku, warehouse, slots, _LOW_PK, level.is_low, update, index_values):
+            low = level.is_low
+    sold_out = level.available <= 0
+    out = None
+    if sold_out != (SOLD_OUT in raw):
+        update = f"SET {SOLD_OUT} = :yes" if sold_out else f"REMOVE {SOLD_OUT}"
+        yes = {":yes": {"BOOL": True}} if sold_out else {}
+        if _flip(sku, warehouse, slots, SOLD_OUT, sold_out, update, yes):
+            out = sold_out
+    return level, low, out
+
+
+def _flip(
+    sku: str,
+    warehouse: str,
+    slots: int,
+    attribute: str,
+    present: bool,
+    update: str,
+    values: dict[str, Any],
+) -> bool:
+    """Set or remove ``attribute`` of a sharded level item if it is still the other way;
+    False when someone else did (or the level's layout changed)."""
+    was = "attribute_not_exists" if present else "attribute_exists"
     try:
         tables.client().update_item(
             TableName=tables.table_name(),
             Key=level_key(sku, warehouse),
             UpdateExpression=update,
-            ConditionExpression=condition,
-            ExpressionAttributeValues=values,
+            ConditionExpression=f"shard_slots = :slots AND {was}({attribute})",
+            ExpressionAttributeValues={":slots": {"N": str(slots)}, **values},
         )
     except Exception as exc:
         if tables.error_code(exc) != "ConditionalCheckFailedException":
             raise
-        return level, None  # someone else saw this crossing (or the layout changed)
-    return level, level.is_low
+        return False
+    return True
 
 
 def sharded_level_changed(record: Mapping[str, Any]) -> StockKey | None:

@@ -186,9 +186,10 @@ def _sharded_low_stock(
     by_queue: dict[str, list[queues.QueueMessage]],
     urls: Mapping[str, str],
 ) -> list[str]:
-    """A sharded level's low-stock crossing is decided here, once per level per batch, from
-    its summed shards (``stock.sync_low_stock``); the sequence numbers that failed (the
-    scheduled low-stock check is the backstop for anything lost)."""
+    """A sharded level's low-stock crossing (and its running out or coming back, for
+    analytics) is decided here, once per level per batch, from its summed shards
+    (``stock.sync_low_stock``); the sequence numbers that failed (the scheduled low-stock
+    check is the backstop for alerts lost)."""
     failed: list[str] = []
     for (sku, warehouse), sequence_number in written.items():
         try:
@@ -198,11 +199,13 @@ def _sharded_low_stock(
             failed.append(sequence_number)
             continue
         for event in events:
-            if not urls.get(OPERATIONS):
-                logger.error("queue not configured", extra={"queues": [OPERATIONS]})
+            # Low and recovered are operations'; sold out and restocked are analytics'.
+            queue = OPERATIONS if event.type in ROUTES else ANALYTICS
+            if not urls.get(queue):
+                logger.error("queue not configured", extra={"queues": [queue]})
                 failed.append(sequence_number)
                 break
-            by_queue[urls[OPERATIONS]].append(_message(event, sequence_number))
+            by_queue[urls[queue]].append(_message(event, sequence_number))
     return failed
 
 

@@ -461,3 +461,31 @@ def test_a_shard_that_ran_dry_is_refilled_after_the_write(world: Api) -> None:
 
     assert sorted(shard_available()) == [3, 3, 3, 3]
     assert_balanced()
+
+
+def test_a_sharded_level_running_out_and_back_is_told_to_analytics_once(world: Api) -> None:
+    stock.receive("DROP", "SH", 2, actor="ops-1")
+    put_shards(world, {"shards": 2})
+    place(world, 1, "c-1")
+    assert stock.sync_low_stock("DROP", "SH") == []  # 1 left (threshold 0)
+    place(world, 1, "c-2")
+
+    types = [event.type for event in stock.sync_low_stock("DROP", "SH")]
+
+    assert types == ["stock.low", "stock.out"]
+    assert stock.sync_low_stock("DROP", "SH") == []
+    stock.receive("DROP", "SH", 5, actor="ops-1")
+    assert sorted(e.type for e in stock.sync_low_stock("DROP", "SH")) == [
+        "stock.recovered",
+        "stock.restocked",
+    ]
+
+
+def test_a_level_sharded_while_sold_out_is_not_told_to_analytics_again(world: Api) -> None:
+    stock.receive("DROP", "SH", 1, actor="ops-1")
+    place(world, 1, "c-1")
+    put_shards(world, {"shards": 4})
+
+    assert [e.type for e in stock.sync_low_stock("DROP", "SH")] == []
+    put_shards(world, {"shards": 1})
+    assert "sold_out" not in level_item()
