@@ -377,6 +377,20 @@ def _give_back_units(uow: UnitOfWork, request: AfterSalesRequest) -> None:
     store.add_coverage_change(uow, replace(coverage, covered=covered), previous=coverage)
 
 
+def _replacement_shard(level: stock_rules.StockLevel, quantity: int) -> int | None:
+    """The shard of a sharded level a replacement is held on (one that covers it, stock
+    gathered onto one first if none does); None for an unsharded level."""
+    if not level.is_sharded:
+        return None
+    shard = stock_rules.pick_shard(level, quantity)
+    if shard is None:
+        gathered = stock.rebalance(level.sku, level.warehouse, need=quantity)
+        shard = stock_rules.pick_shard(gathered, quantity)
+    if shard is None:
+        raise stock_rules.ShardsTooThin(level, quantity)
+    return shard
+
+
 def _release_replacement(
     uow: UnitOfWork, request: AfterSalesRequest, *, at: datetime, actor: str
 ) -> None:
@@ -390,7 +404,7 @@ def _release_replacement(
         after, movement = stock_rules.release(
             before, held.quantity, order_id=request.request_id, at=at, actor=actor
         )
-        stock.record_movement(uow, before, after, movement)
+        stock.record_movement(uow, before, after, movement, shard=held.shard)
 
 
 def _default_warehouse(order: Order, request: AfterSalesRequest) -> str:
@@ -430,12 +444,12 @@ def _reserve_replacement(
             short.append({"sku": sku, "requested": quantity, "available": available})
             continue
         before = levels[(sku, source)]
+        shard = _replacement_shard(before, quantity)
         after, movement = stock_rules.reserve(
             before, quantity, order_id=request.request_id, at=at, actor=actor
         )
-        # A replacement's units are held on shard 0 of a sharded level (it records no shard).
-        stock.record_movement(uow, before, after, movement, shard=0)
-        held.append(Held(sku, source, quantity))
+        stock.record_movement(uow, before, after, movement, shard=shard)
+        held.append(Held(sku, source, quantity, shard or 0))
     if short:
         named = ", ".join(s["sku"] for s in short)
         raise OutOfStock(
@@ -777,7 +791,7 @@ def ship_replacement(request_id: str, *, now: datetime | None = None) -> AfterSa
             after, movement = stock_rules.ship(
                 before, held.quantity, order_id=request_id, at=at, actor=SYSTEM_ACTOR
             )
-            stock.record_movement(uow, before, after, movement)
+            stock.record_movement(uow, before, after, movement, shard=held.shard)
         return current.transition(
             _S.EXCHANGE_SHIPPED,
             at=at,
