@@ -63,6 +63,7 @@ ledger.
 from __future__ import annotations
 
 import heapq
+import random
 import re
 import time as clock
 import uuid
@@ -375,6 +376,10 @@ def _add_ledger_entry(
     uow.put(entry, tag=("ledger", sku, warehouse, movement_id))
 
 
+# Stock coming in that is spread over the shards at once: one movement per transaction.
+_SPREAD = frozenset({MovementType.RECEIVED, MovementType.ADJUSTED, MovementType.TRANSFERRED_IN})
+
+
 def _add_sharded_movement(
     uow: UnitOfWork, movement: Movement, before: StockLevel, shard: int | None
 ) -> str:
@@ -382,7 +387,12 @@ def _add_sharded_movement(
     (one update and ledger entry each); one needing available stock takes it from
     ``shard`` or a random active shard that covers it (``ShardsTooThin`` when none does);
     one on a reservation goes to ``shard`` (0 when not given)."""
-    if movement.on_hand_delta > 0 and movement.reserved_delta == 0 and shard is None:
+    stock_in = movement.on_hand_delta > 0 and movement.reserved_delta == 0
+    if stock_in and shard is None and movement.type not in _SPREAD:
+        # Returns come a few lines at a time: one shard each keeps the transaction small
+        # (the stream consumer's refill spreads them later).
+        shard = random.randrange(before.shard_count)
+    if stock_in and shard is None:
         ids = [
             _add_shard_movement(uow, replace(movement, quantity=units), before, index)
             for index, units in rules.spread(movement.quantity, before.shard_count)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from chalicelib.domain import inventory as rules
 from chalicelib.domain.catalogue import (
     LocalizedText,
     Location,
@@ -489,3 +490,19 @@ def test_a_level_sharded_while_sold_out_is_not_told_to_analytics_again(world: Ap
     assert [e.type for e in stock.sync_low_stock("DROP", "SH")] == []
     put_shards(world, {"shards": 1})
     assert "sold_out" not in level_item()
+
+
+def test_a_customer_return_to_a_sharded_level_goes_to_one_shard(world: Api) -> None:
+    stock.receive("DROP", "SH", 8, actor="ops-1")
+    put_shards(world, {"shards": 4})
+    before = level()
+    after, movement = rules.return_to_stock(
+        before, 3, reference="asr_1", at=datetime.now(UTC), actor="ops-1"
+    )
+    uow = UnitOfWork()
+    stock.record_movement(uow, before, after, movement)
+    uow.commit()
+
+    assert sorted(shard_available()) == [2, 2, 2, 5]
+    assert level().on_hand == 11
+    assert_balanced()
