@@ -49,17 +49,32 @@ def reserve(
             short.append({"sku": sku, "requested": quantity, "available": available})
             continue
         before = levels[(sku, source)]
+        shard = _shard_for(before, quantity)
         after, movement = stock_rules.reserve(
             before, quantity, order_id=request.request_id, at=at, actor=actor
         )
-        stock.record_movement(uow, before, after, movement)
-        held.append(Held(sku, source, quantity))
+        stock.record_movement(uow, before, after, movement, shard=shard)
+        held.append(Held(sku, source, quantity, shard or 0))
     if short:
         named = ", ".join(s["sku"] for s in short)
         raise OutOfStock(
             f"No replacement in stock for {named}; consider a refund (return) instead.", short
         )
     return tuple(held)
+
+
+def _shard_for(level: stock_rules.StockLevel, quantity: int) -> int | None:
+    """The shard of a sharded level a replacement is held on (one that covers it, stock
+    gathered onto one first if none does); None for an unsharded level."""
+    if not level.is_sharded:
+        return None
+    shard = stock_rules.pick_shard(level, quantity)
+    if shard is None:
+        gathered = stock.rebalance(level.sku, level.warehouse, need=quantity)
+        shard = stock_rules.pick_shard(gathered, quantity)
+    if shard is None:
+        raise stock_rules.ShardsTooThin(level, quantity)
+    return shard
 
 
 def release(uow: UnitOfWork, request: AfterSalesRequest, *, at: datetime, actor: str) -> None:
@@ -73,7 +88,7 @@ def release(uow: UnitOfWork, request: AfterSalesRequest, *, at: datetime, actor:
         after, movement = stock_rules.release(
             before, held.quantity, order_id=request.request_id, at=at, actor=actor
         )
-        stock.record_movement(uow, before, after, movement)
+        stock.record_movement(uow, before, after, movement, shard=held.shard)
 
 
 def ship(uow: UnitOfWork, request: AfterSalesRequest, *, at: datetime, actor: str) -> None:
@@ -86,7 +101,7 @@ def ship(uow: UnitOfWork, request: AfterSalesRequest, *, at: datetime, actor: st
         after, movement = stock_rules.ship(
             before, held.quantity, order_id=request.request_id, at=at, actor=actor
         )
-        stock.record_movement(uow, before, after, movement)
+        stock.record_movement(uow, before, after, movement, shard=held.shard)
 
 
 def replacements_held() -> dict[tuple[str, str], int]:

@@ -267,12 +267,15 @@ def _add_goods_leaving(
 ) -> None:
     keys = [(sku, record.warehouse) for sku, _ in record.lines]
     levels = inventory_store.get_levels_many(keys, consistent=True)
+    # On a sharded level the goods leave the shard their reservation is on.
+    shards = {(a.sku, a.warehouse): a.shard for a in order.allocations}
     for sku, quantity in record.lines:
         before = levels[(sku, record.warehouse)]
         after, movement = stock_rules.ship(
             before, quantity, order_id=order.order_id, at=at, actor=actor
         )
-        stock.record_movement(uow, before, after, movement)
+        shard = shards.get((sku, record.warehouse), 0)
+        stock.record_movement(uow, before, after, movement, shard=shard)
 
 
 def shipment_event_payload(order: Order, record: store.ShipmentRecord) -> dict[str, Any]:
