@@ -67,6 +67,10 @@ redrive: install  ## move dead letters back to their queue after a fix: make red
 	@test -n "$(QUEUE)" || { echo "usage: make redrive QUEUE=<queue name> [PORT=8000]" >&2; exit 2; }
 	@$(PY) -m infra.local.redrive --port $(PORT) $(QUEUE)
 
+email-feedback: install  ## the running stack hears that email to an address bounced: make email-feedback TO=a@example.com [KIND=bounce|soft-bounce|complaint]
+	@test -n "$(TO)" || { echo "usage: make email-feedback TO=<address> [KIND=bounce|soft-bounce|complaint] [PORT=8000]" >&2; exit 2; }
+	@$(PY) -m infra.local.email_feedback --port $(PORT) $(TO) $(if $(KIND),--kind $(KIND))
+
 fast-forward: install  ## the emulated carrier delivers every parcel of the running stack now
 	@$(PY) -m infra.local.fast_forward --port $(PORT)
 

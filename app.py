@@ -8,6 +8,7 @@ from chalice.app import WebsocketEvent
 from chalicelib import api
 from chalicelib.workers import (
     analytics,
+    email_feedback,
     fulfilment,
     notifications,
     operations,
@@ -25,6 +26,7 @@ app.register_blueprint(notifications.blueprint)
 app.register_blueprint(fulfilment.blueprint)
 app.register_blueprint(operations.blueprint)
 app.register_blueprint(analytics.blueprint)
+app.register_blueprint(email_feedback.blueprint)
 
 
 # The live support WebSocket (see chalicelib/workers/support_socket.py).

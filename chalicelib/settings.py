@@ -63,6 +63,9 @@ class Settings:
     # storefront whose /orders/<id> pages messages link to, and the SNS platform applications
     # that device tokens are registered with.
     notifications_from_email: str = ""
+    # The SES configuration set every email is sent with (its bounces and complaints reach
+    # the email-feedback topic); empty = none.
+    ses_configuration_set: str = ""
     storefront_url: str = ""
     push_apns_application_arn: str = ""
     push_fcm_application_arn: str = ""
@@ -171,6 +174,7 @@ class Settings:
             placement_budget_seconds=float(env.get("PLACEMENT_BUDGET_SECONDS", "10")),
             operations_queue_url=env.get("OPERATIONS_QUEUE_URL", ""),
             notifications_from_email=env.get("NOTIFICATIONS_FROM_EMAIL", ""),
+            ses_configuration_set=env.get("SES_CONFIGURATION_SET", ""),
             storefront_url=env.get("STOREFRONT_URL", "").rstrip("/"),
             push_apns_application_arn=env.get("PUSH_APNS_APPLICATION_ARN", ""),
             push_fcm_application_arn=env.get("PUSH_FCM_APPLICATION_ARN", ""),

@@ -20,6 +20,8 @@ template for the same app and stage (so handlers added later are picked up witho
 * every SQS event source reads the template's queue for the name the handler declared
   (``Metadata.SqsEventSources``) and reports partial batch failures
   (``FunctionResponseTypes: [ReportBatchItemFailures]``);
+* every SNS subscription subscribes to the template's topic for the name the handler
+  declared (``production.SNS_EVENT_SOURCES``: ``email-feedback`` is SES's feedback topic);
 * every DynamoDB stream event source reads the table's stream from the start, bisects a
   failing batch, retries a bounded number of times, then sends the batch's metadata to
   ``StreamFailureQueue``, so one bad record cannot block its shard;
@@ -98,8 +100,16 @@ PARAMETER_ENVIRONMENT = {
         "Pay notifications are sent; empty: derived from each request (domain and stage)",
     ),
 }
+WEBSOCKET_API = "WebsocketAPI"  # Chalice's logical id for the app's WebSocket API
 # Parameters that may be left empty (the rest must be given at deploy time).
 OPTIONAL_PARAMETERS = frozenset({"PublicApiUrl"})
+PARAMETER_PATTERNS = {
+    # The web apps' CSP appends "/" to allow every path under it: no trailing slash here.
+    "PublicApiUrl": {
+        "AllowedPattern": r"^$|^https://[^/\s]+(/[^\s]*[^/\s])?$",
+        "ConstraintDescription": "empty, or an https URL without a trailing slash",
+    },
+}
 
 
 class PackagingError(RuntimeError):
@@ -173,6 +183,8 @@ def build_merge_template(
             merge["Parameters"][parameter] = {"Type": "String", "Description": description}
             if parameter in OPTIONAL_PARAMETERS:
                 merge["Parameters"][parameter]["Default"] = ""
+            if parameter in PARAMETER_PATTERNS:
+                merge["Parameters"][parameter].update(PARAMETER_PATTERNS[parameter])
 
     throttling = THROTTLING_BY_STAGE.get(stage, DEFAULT_THROTTLING)
     merge["Parameters"]["ApiThrottlingRateLimit"] = {
@@ -194,14 +206,22 @@ def build_merge_template(
         if resource.get("Type") == "AWS::Serverless::Function"
     }
     queues = {logical_id: name for name, logical_id in metadata["SqsEventSources"].items()}
+    socket = WEBSOCKET_API in chalice_resources
+    if socket:
+        merge["Globals"]["Function"]["Environment"]["Variables"].update(
+            copy.deepcopy(production.SOCKET_ENVIRONMENT)
+        )
     extra = production.production_template(
-        function_names, queues, api_function=_function_name("app.app", app_name, stage)
+        function_names,
+        queues,
+        api_function=_function_name("app.app", app_name, stage),
+        socket=socket,
     )
-    for section in ("Parameters", "Resources", "Outputs"):
-        taken = set(merge[section]) | set(chalice_template.get(section, {}))
+    for section in ("Parameters", "Conditions", "Resources", "Outputs"):
+        taken = set(merge.get(section, {})) | set(chalice_template.get(section, {}))
         if clashes := sorted(taken & set(extra[section])):
             raise PackagingError(f"{section} defined twice (infra/production.py): {clashes}")
-        merge[section].update(copy.deepcopy(extra[section]))
+        merge.setdefault(section, {}).update(copy.deepcopy(extra[section]))
     for logical_id, resource in chalice_resources.items():
         kind = resource.get("Type")
         if kind == "AWS::Serverless::Function":
@@ -347,6 +367,8 @@ def _function_patch(
             events[event_id] = {"Properties": _sqs_event_patch(event_id, event, metadata)}
         elif event["Type"] == "DynamoDB":
             events[event_id] = {"Properties": _stream_event_patch(metadata)}
+        elif event["Type"] == "SNS":
+            events[event_id] = {"Properties": _sns_event_patch(event_id, event)}
     if events:
         patch["Events"] = events
     return patch
@@ -368,6 +390,20 @@ def _sqs_event_patch(
         "Queue": {"Fn::Sub": f"${{{queues[queue_name]}.Arn}}"},
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
     }
+
+
+def _sns_event_patch(event_id: str, event: Mapping[str, Any]) -> dict[str, Any]:
+    topic = event["Properties"]["Topic"]
+    # Chalice writes a topic name as Fn::Sub "arn:...:<name>" (the same form as a queue's).
+    topic_name = _declared_queue_name(topic)
+    topics = production.SNS_EVENT_SOURCES
+    if topic_name not in topics:
+        raise PackagingError(
+            f"{event_id} subscribes to topic {topic_name!r}; infra/production.py defines "
+            f"{sorted(topics)} (SNS_EVENT_SOURCES)"
+        )
+    # Fn::Sub for the same reason as a queue's: a Ref would sit beside Chalice's Fn::Sub.
+    return {"Topic": {"Fn::Sub": f"${{{topics[topic_name]}}}"}}
 
 
 def _declared_queue_name(queue: Any) -> str:

@@ -10,7 +10,8 @@ it to the merge template:
   clients for the shop and the console. The authorizer's issuer and client ids are read from
   these resources, never copied by hand.
 * **Logs**: one log group per function, named as Lambda names it, with a retention.
-* **SES**: a configuration set whose bounces and complaints are published to a topic.
+* **SES**: a configuration set whose bounces and complaints are published to a topic (which
+  only SES, for that set, may publish to); ``record_email_feedback`` is subscribed to it.
 * **A dashboard and alarms** on what operations watch: orders, payments by method, API
   latency and errors, queue age and dead letters, throttles, low stock, reconciliation; the
   alarms and a monthly cost budget notify the alerts topic.
@@ -83,7 +84,13 @@ PARAMETERS: dict[str, Any] = {
     },
 }
 
+# The topic name a handler gives @on_sns_message(topic=...) -> the topic's logical id here.
+SNS_EVENT_SOURCES = {"email-feedback": "EmailFeedbackTopic"}
+
 # Settings the app reads from these resources: the authorizer's issuer and clients, SES's set.
+WEBSOCKET_HOST = "${WebsocketAPI}.execute-api.${AWS::Region}.amazonaws.com"
+API_STAGE = "api"  # .chalice/config.json api_gateway_stage, for the REST and WebSocket APIs
+
 APP_ENVIRONMENT: dict[str, Any] = {
     "JWT_ISSUER": {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"},
     "JWT_CLIENT_IDS": {
@@ -93,6 +100,12 @@ APP_ENVIRONMENT: dict[str, Any] = {
         ]
     },
     "SES_CONFIGURATION_SET": {"Ref": "EmailConfigurationSet"},
+}
+# With a WebSocket API (Chalice's logical id WebsocketAPI, on the REST API's stage name):
+# clients connect to the wss:// URL, the app pushes through @connections on the https:// one.
+SOCKET_ENVIRONMENT: dict[str, Any] = {
+    "SUPPORT_SOCKET_URL": {"Fn::Sub": f"wss://{WEBSOCKET_HOST}/{API_STAGE}"},
+    "SUPPORT_SOCKET_CALLBACK_URL": {"Fn::Sub": f"https://{WEBSOCKET_HOST}/{API_STAGE}"},
 }
 
 
@@ -219,6 +232,33 @@ def email_feedback_resources() -> dict[str, Any]:
             "Properties": {
                 "TopicName": {"Fn::Sub": "orderdesk-${Stage}-email-feedback"},
                 "Tags": _tags(),
+            },
+        },
+        "EmailFeedbackTopicPolicy": {
+            "Type": "AWS::SNS::TopicPolicy",
+            "Properties": {
+                "Topics": [{"Ref": "EmailFeedbackTopic"}],
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "SesPublishesFeedback",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ses.amazonaws.com"},
+                            "Action": "sns:Publish",
+                            "Resource": {"Ref": "EmailFeedbackTopic"},
+                            "Condition": {
+                                "StringEquals": {"AWS:SourceAccount": {"Ref": "AWS::AccountId"}},
+                                "ArnLike": {
+                                    "AWS:SourceArn": {
+                                        "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:"
+                                        "${AWS::AccountId}:configuration-set/orderdesk-${Stage}"
+                                    }
+                                },
+                            },
+                        }
+                    ],
+                },
             },
         },
         "EmailConfigurationSet": {
@@ -608,10 +648,20 @@ def inline_script_hashes(web_root: Path = WEB_ROOT) -> list[str]:
     return sorted(hashes)
 
 
-def content_security_policy(web_root: Path = WEB_ROOT) -> dict[str, Any]:
-    """The apps' CSP: themselves, the API, Cognito's hosted UI and Stripe.js; nothing inline
-    but the scripts of the index pages, by hash (so a changed inline script needs a package)."""
+def content_security_policy(
+    web_root: Path = WEB_ROOT, *, custom_api_domain: bool = False, socket: bool = False
+) -> dict[str, Any]:
+    """The apps' CSP: themselves, the API (and its custom domain, PublicApiUrl, when there is
+    one), the support socket, the uploads bucket, Cognito's hosted UI and Stripe.js; nothing
+    inline but the scripts of the index pages, by hash (a changed one needs a package)."""
     api_origin = "https://${RestAPI}.execute-api.${AWS::Region}.amazonaws.com"
+    # Photos are posted straight to the uploads bucket (presigned POST, either host form).
+    uploads = "https://${UploadsBucket.RegionalDomainName} https://${UploadsBucket.DomainName}"
+    connect = f"{api_origin} {uploads}"
+    if socket:
+        connect += f" wss://{WEBSOCKET_HOST}"
+    if custom_api_domain:
+        connect += " ${PublicApiUrl}/"  # the trailing slash makes the path a prefix
     cognito = "https://${UserPoolDomain}.auth.${AWS::Region}.amazoncognito.com"
     cognito_idp = "https://cognito-idp.${AWS::Region}.amazonaws.com"
     directives = [
@@ -621,7 +671,7 @@ def content_security_policy(web_root: Path = WEB_ROOT) -> dict[str, Any]:
         # Product images are URLs anywhere on https; the favicon is a data: URL.
         "img-src 'self' data: https:",
         "font-src 'self'",
-        f"connect-src 'self' {api_origin} {cognito} {cognito_idp} https://api.stripe.com",
+        f"connect-src 'self' {connect} {cognito} {cognito_idp} https://api.stripe.com",
         f"frame-src {STRIPE_JS_ORIGIN} https://hooks.stripe.com",
         "object-src 'none'",
         "base-uri 'self'",
@@ -632,7 +682,7 @@ def content_security_policy(web_root: Path = WEB_ROOT) -> dict[str, Any]:
     return {"Fn::Sub": "; ".join(directives)}
 
 
-def web_hosting_resources(web_root: Path = WEB_ROOT) -> dict[str, Any]:
+def web_hosting_resources(web_root: Path = WEB_ROOT, *, socket: bool = False) -> dict[str, Any]:
     """S3 (private) → CloudFront with origin access control, the SPA rewrite and headers."""
     distribution_arn = {
         "Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/"
@@ -734,7 +784,15 @@ def web_hosting_resources(web_root: Path = WEB_ROOT) -> dict[str, Any]:
                     "Comment": "Security headers of the web apps",
                     "SecurityHeadersConfig": {
                         "ContentSecurityPolicy": {
-                            "ContentSecurityPolicy": content_security_policy(web_root),
+                            "ContentSecurityPolicy": {
+                                "Fn::If": [
+                                    "HasPublicApiUrl",
+                                    content_security_policy(
+                                        web_root, custom_api_domain=True, socket=socket
+                                    ),
+                                    content_security_policy(web_root, socket=socket),
+                                ]
+                            },
                             "Override": True,
                         },
                         "StrictTransportSecurity": {
@@ -815,12 +873,23 @@ OUTPUTS: dict[str, Any] = {
 }
 
 
+CONDITIONS: dict[str, Any] = {
+    "HasPublicApiUrl": {"Fn::Not": [{"Fn::Equals": [{"Ref": "PublicApiUrl"}, ""]}]},
+}
+
+
 def production_template(
-    function_names: Mapping[str, str], queues: Mapping[str, str], api_function: str
+    function_names: Mapping[str, str],
+    queues: Mapping[str, str],
+    api_function: str,
+    *,
+    socket: bool = False,
 ) -> dict[str, Any]:
-    """Parameters, Resources and Outputs to merge beside resources.yaml's."""
+    """Parameters, Conditions, Resources and Outputs to merge beside resources.yaml's;
+    ``socket``: the app has a WebSocket API (its URL goes into the web apps' CSP)."""
     return {
         "Parameters": PARAMETERS,
+        "Conditions": CONDITIONS,
         "Resources": {
             **identity_resources(),
             **email_feedback_resources(),
@@ -828,7 +897,7 @@ def production_template(
             **alarm_resources(queues, api_function),
             **budget_resources(),
             **dashboard_resource(queues),
-            **web_hosting_resources(),
+            **web_hosting_resources(socket=socket),
         },
         "Outputs": OUTPUTS,
     }

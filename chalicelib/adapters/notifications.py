@@ -81,14 +81,18 @@ def _error_message(exc: Exception) -> str:
 
 
 class SesEmailSender:
-    """Plain-text email from ``from_address`` (an SES-verified identity)."""
+    """Plain-text email from ``from_address`` (an SES-verified identity), sent with the
+    configuration set ``configuration_set`` when one is given, so that SES publishes the
+    message's bounces and complaints to the email-feedback topic."""
 
-    def __init__(self, from_address: str) -> None:
+    def __init__(self, from_address: str, configuration_set: str = "") -> None:
         self.from_address = from_address
+        self.configuration_set = configuration_set
 
     def send(self, address: str, message: RenderedMessage) -> str:
         if not self.from_address:
             raise ChannelNotConfigured("no sender address (NOTIFICATIONS_FROM_EMAIL)")
+        extra = {"ConfigurationSetName": self.configuration_set} if self.configuration_set else {}
         response = ses_client().send_email(
             Source=self.from_address,
             Destination={"ToAddresses": [address]},
@@ -96,6 +100,7 @@ class SesEmailSender:
                 "Subject": {"Data": message.subject, "Charset": _CHARSET},
                 "Body": {"Text": {"Data": message.body, "Charset": _CHARSET}},
             },
+            **extra,
         )
         return str(response["MessageId"])
 
@@ -187,8 +192,11 @@ class PushRegistry:
 
 def senders() -> dict[Channel, Sender]:
     """The configured sender of each channel."""
+    settings = get_settings()
     return {
-        Channel.EMAIL: SesEmailSender(get_settings().notifications_from_email),
+        Channel.EMAIL: SesEmailSender(
+            settings.notifications_from_email, settings.ses_configuration_set
+        ),
         Channel.SMS: SnsSmsSender(),
         Channel.PUSH: SnsPushSender(),
     }

@@ -25,7 +25,7 @@ from chalicelib.domain.after_sales import (
     RequestLine,
 )
 from chalicelib.domain.orders import MAX_QUANTITY_PER_LINE
-from chalicelib.services import after_sales, uploads
+from chalicelib.services import after_sales, after_sales_parcels, uploads
 
 blueprint = Blueprint(__name__)
 
@@ -139,14 +139,8 @@ class AfterSalesBody(models.ResponseModel):
     timeline: list[TimelineBody]
 
 
-class PhotoLink(models.ResponseModel):
-    upload_id: str
-    url: str
-    expires_at: str
-
-
 class AfterSalesDetail(AfterSalesBody):
-    photo_urls: list[PhotoLink] | None = Field(
+    photo_urls: list[models.PhotoLink] | None = Field(
         default=None, description="Staff only: short-lived GET URLs of the request's photos."
     )
 
@@ -176,7 +170,7 @@ def _optional(request: Any, model: type[models.RequestModel]) -> Any:
         "The order's owner, on delivered lines, within each reason's window. 409 "
         "not_eligible with details.reason (not_delivered, window_closed, "
         "quantity_exceeds_eligible, reason_not_allowed, different_price). Idempotency-Key "
-        "as on POST /orders. Photos are upload ids; they are not checked yet."
+        "as on POST /orders. Photos are ids of your own uploads (POST /uploads)."
     ),
     tags=("after-sales",),
     request=CreateIn,
@@ -321,7 +315,7 @@ def return_shipment(request_id: str) -> dict[str, Any]:
     request = blueprint.current_request
     caller = require_groups(request, CUSTOMERS)
     body = parse_body(request, ReturnShipmentIn)
-    return after_sales.report_return_shipment(
+    return after_sales_parcels.report_return_shipment(
         request_id,
         customer_id=caller.user_id,
         carrier=body.carrier,
@@ -354,4 +348,6 @@ def return_repaired(request_id: str) -> dict[str, Any]:
     request = blueprint.current_request
     caller = require_groups(request, OPS)
     body = _optional(request, NoteIn)
-    return after_sales.return_repaired(request_id, actor=caller.user_id, note=body.note).as_dict()
+    return after_sales_parcels.return_repaired(
+        request_id, actor=caller.user_id, note=body.note
+    ).as_dict()

@@ -95,6 +95,16 @@ class ProfileBody(models.ResponseModel):
     )
     locale: Locale
     name: str | None
+    email_status: Literal["verified", "unverified", "undeliverable"] | None = Field(
+        description=(
+            "undeliverable: the email bounced permanently or its owner reported our email as "
+            "spam; nothing is emailed until an address is confirmed with a code "
+            "(POST /me/contact-verifications), the same one or a new one. null without an email."
+        )
+    )
+    email_undeliverable_reason: Literal["bounced", "complained"] | None = Field(
+        description="Why the email is undeliverable; null unless it is."
+    )
 
 
 class VerificationIn(models.RequestModel):

@@ -86,6 +86,14 @@ class ErrorBody(ResponseModel):
     )
 
 
+class PhotoLink(ResponseModel):
+    """A short-lived GET URL of one uploaded photo (for staff)."""
+
+    upload_id: str
+    url: str
+    expires_at: str
+
+
 class MoneyBody(ResponseModel):
     amount: int = Field(description="Integer amount in the currency's minor unit (fen, cents).")
     currency: str = Field(pattern=CURRENCY_PATTERN, examples=["CNY"])

@@ -26,7 +26,7 @@ from chalicelib.domain.reviews import (
     ReviewSort,
     ReviewStatus,
 )
-from chalicelib.services import reviews
+from chalicelib.services import reviews, uploads
 
 blueprint = Blueprint(__name__)
 
@@ -138,8 +138,15 @@ class ModeratedReviewBody(ReviewBody):
         return cls(**ReviewBody.of(review).model_dump(), hidden_reason=review.hidden_reason)
 
 
+class ListedReviewBody(ReviewBody):
+    photo_urls: list[models.PhotoLink] = Field(
+        default_factory=list,
+        description="Short-lived GET URLs of the review's photos, for showing them with it.",
+    )
+
+
 class ReviewPage(models.ResponseModel):
-    items: list[ReviewBody]
+    items: list[ListedReviewBody]
     next_cursor: str | None
 
 
@@ -201,7 +208,17 @@ def list_product_reviews(sku: str) -> dict[str, Any]:
         limit=params.limit,
         cursor=params.cursor,
     )
-    body = ReviewPage(items=[ReviewBody.of(r) for r in page.items], next_cursor=page.next_cursor)
+    # One batch read for every photo on the page.
+    links = uploads.photo_links([photo for r in page.items for photo in r.content.photos])
+    by_upload = {link["upload_id"]: link for link in links}
+    items = [
+        ListedReviewBody(
+            **ReviewBody.of(r).model_dump(),
+            photo_urls=[by_upload[p] for p in r.content.photos if p in by_upload],
+        )
+        for r in page.items
+    ]
+    body = ReviewPage(items=items, next_cursor=page.next_cursor)
     return models.dump(body)
 
 

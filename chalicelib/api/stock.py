@@ -14,7 +14,13 @@ from chalicelib.api.auth import OPS, SUPPORT, authorizer, require_groups
 from chalicelib.api.openapi import operation
 from chalicelib.api.requests import parse_body
 from chalicelib.domain import paging
-from chalicelib.domain.inventory import MAX_QUANTITY, MAX_THRESHOLD, Movement, StockLevel
+from chalicelib.domain.inventory import (
+    MAX_QUANTITY,
+    MAX_SHARDS,
+    MAX_THRESHOLD,
+    Movement,
+    StockLevel,
+)
 from chalicelib.services import stock
 
 blueprint = Blueprint(__name__)
@@ -65,6 +71,24 @@ class ThresholdRequest(models.RequestModel):
         le=MAX_THRESHOLD,
         description="A stock.low alert fires when available falls to or below this.",
     )
+
+
+class ShardsRequest(models.RequestModel):
+    shards: int = Field(
+        ge=1,
+        le=MAX_SHARDS,
+        description="How many shards take the level's stock (an integer); 1 merges them back.",
+    )
+
+
+class ShardedLevelBody(models.ResponseModel):
+    sku: str
+    warehouse: str
+    shards: int = Field(description="Shards taking stock and reservations.")
+    on_hand: int
+    reserved: int
+    available: int
+    low_stock_threshold: int
 
 
 class LevelBody(models.ResponseModel):
@@ -268,6 +292,25 @@ def put_threshold(sku: str, warehouse: str) -> dict[str, Any]:
     require_groups(request, OPS)
     body = parse_body(request, ThresholdRequest)
     return models.dump(LevelBody.of(stock.set_threshold(sku, warehouse, body.low_stock_threshold)))
+
+
+@blueprint.route("/stock/{sku}/{warehouse}/shards", methods=["PUT"], authorizer=authorizer)
+@operation(
+    "Split a level into shards for a flash sale",
+    description="Each shard is its own item and partition, so a level can take more writes "
+    "per second than one partition allows. The stock is rebalanced over the shards; 1 "
+    "merges them back. 404 warehouse_not_found, 404 stock_level_not_found.",
+    tags=TAGS,
+    request=ShardsRequest,
+    responses={200: ShardedLevelBody},
+    path_params=LEVEL_PATH,
+)
+def put_shards(sku: str, warehouse: str) -> dict[str, Any]:
+    request = blueprint.current_request
+    caller = require_groups(request, OPS)
+    body = parse_body(request, ShardsRequest)
+    sharded = stock.set_shards(sku, warehouse, body.shards, actor=caller.user_id)
+    return models.dump(ShardedLevelBody(**sharded.as_dict()))
 
 
 @blueprint.route("/stock", methods=["GET"], authorizer=authorizer)

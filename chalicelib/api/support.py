@@ -6,11 +6,12 @@ any, assign, resolve, and keep the canned replies. Someone else's conversation i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from chalice import Blueprint, Response
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from chalicelib.api import models
 from chalicelib.api.auth import (
@@ -28,12 +29,13 @@ from chalicelib.domain import paging
 from chalicelib.domain.support import (
     MAX_BODY_CHARS,
     MAX_COMMENT_CHARS,
+    MAX_PHOTOS,
     MAX_SUBJECT_CHARS,
     CannedReply,
     Conversation,
     Message,
 )
-from chalicelib.services import support
+from chalicelib.services import support, uploads
 
 blueprint = Blueprint(__name__)
 
@@ -41,6 +43,14 @@ TAGS = ("support",)
 JSON = {"Content-Type": "application/json"}
 CONVERSATION_PATH = {"conversation_id": {"type": "string", "pattern": models.ID_PATTERN}}
 Status = Literal["open", "waiting_on_customer", "resolved", "closed"]
+Photos = Annotated[
+    list[Annotated[str, StringConstraints(pattern=models.ID_PATTERN)]],
+    Field(
+        default_factory=list,
+        max_length=MAX_PHOTOS,
+        description="Your own upload ids (POST /uploads), at most 6.",
+    ),
+]
 
 
 def _caller(p: Principal) -> support.Caller:
@@ -56,10 +66,12 @@ class StartIn(models.RequestModel):
     subject: str = Field(min_length=1, max_length=MAX_SUBJECT_CHARS)
     message: str = Field(min_length=1, max_length=MAX_BODY_CHARS)
     order_id: str | None = Field(default=None, pattern=models.ID_PATTERN)
+    photos: Photos
 
 
 class MessageIn(models.RequestModel):
     body: str = Field(min_length=1, max_length=MAX_BODY_CHARS)
+    photos: Photos
 
 
 class AssignIn(models.RequestModel):
@@ -93,11 +105,28 @@ class MessageBody(models.ResponseModel):
     author: Literal["customer", "agent", "assistant"]
     author_id: str
     body: str = Field(description="Plain text; show it as text, never as HTML.")
+    photos: list[str] = Field(description="Upload ids of the photos attached.")
+    photo_urls: list[models.PhotoLink] | None = Field(
+        default=None, description="Support and ops only: short-lived GET URLs of the photos."
+    )
     created_at: datetime
 
     @classmethod
-    def of(cls, message: Message) -> MessageBody:
-        return cls.model_validate(message.as_dict())
+    def of(cls, message: Message, links: dict[str, dict[str, Any]] | None = None) -> MessageBody:
+        body = cls.model_validate(message.as_dict())
+        if links is not None:
+            found = [links[upload_id] for upload_id in message.photos if upload_id in links]
+            body.photo_urls = [models.PhotoLink.model_validate(link) for link in found]
+        return body
+
+
+def _photo_links(caller: support.Caller, messages: Sequence[Message]) -> dict[str, Any] | None:
+    """Staff see the messages' photos through short-lived links (one lookup for them all);
+    customers get the upload ids only, as on after-sales requests."""
+    if not caller.staff:
+        return None
+    ids = list(dict.fromkeys(upload_id for m in messages for upload_id in m.photos))
+    return {link["upload_id"]: link for link in uploads.photo_links(ids)}
 
 
 class ConversationBody(models.ResponseModel):
@@ -118,7 +147,12 @@ class ConversationBody(models.ResponseModel):
     messages: list[MessageBody] | None = None
 
     @classmethod
-    def of(cls, c: Conversation, messages: list[Message] | None = None) -> ConversationBody:
+    def of(
+        cls,
+        c: Conversation,
+        messages: list[Message] | None = None,
+        links: dict[str, dict[str, Any]] | None = None,
+    ) -> ConversationBody:
         return cls(
             conversation_id=c.conversation_id,
             status=c.status.value,
@@ -132,7 +166,9 @@ class ConversationBody(models.ResponseModel):
             rating=c.rating,
             created_at=c.created_at,
             updated_at=c.updated_at,
-            messages=[MessageBody.of(m) for m in messages] if messages is not None else None,
+            messages=(
+                [MessageBody.of(m, links) for m in messages] if messages is not None else None
+            ),
         )
 
 
@@ -186,7 +222,8 @@ def _created(body: dict[str, Any]) -> Response:
         "Customers only. The assistant answers at once when it recognises the question "
         "(its answer is already in messages); otherwise a person from support takes over. "
         "404 when order_id is not one of the caller's orders; 429 too_many_open_conversations "
-        "past 5 open conversations; 429 rate_limited past 30 messages a minute."
+        "past 5 open conversations; 429 rate_limited past 30 messages a minute; 400 "
+        "unknown_upload when a photo is not one of the caller's uploads."
     ),
     tags=TAGS,
     request=StartIn,
@@ -198,7 +235,11 @@ def start_conversation() -> Response:
     caller = require_groups(request, CUSTOMERS)
     body = parse_body(request, StartIn)
     conversation, messages = support.start_conversation(
-        _caller(caller), subject=body.subject, message=body.message, order_id=body.order_id
+        _caller(caller),
+        subject=body.subject,
+        message=body.message,
+        order_id=body.order_id,
+        photos=body.photos,
     )
     return _created(models.dump(ConversationBody.of(conversation, messages)))
 
@@ -242,10 +283,10 @@ def list_conversations() -> dict[str, Any]:
 def get_conversation(conversation_id: str) -> dict[str, Any]:
     request = blueprint.current_request
     params = ReadQuery.model_validate(request.query_params or {})
-    conversation, messages = support.get_conversation(
-        conversation_id, _caller(principal(request)), after=params.after
-    )
-    return models.dump(ConversationBody.of(conversation, messages))
+    caller = _caller(principal(request))
+    conversation, messages = support.get_conversation(conversation_id, caller, after=params.after)
+    links = _photo_links(caller, messages)
+    return models.dump(ConversationBody.of(conversation, messages, links))
 
 
 @blueprint.route(
@@ -256,7 +297,8 @@ def get_conversation(conversation_id: str) -> dict[str, Any]:
     description=(
         "By its customer or by support/ops. A customer message reopens a waiting or resolved "
         "conversation; a support reply makes it waiting_on_customer. 409 conversation_closed "
-        "on a closed one."
+        "on a closed one. Photos must be the writer's own uploads (400 unknown_upload); staff "
+        "get short-lived links to a message's photos here and on GET."
     ),
     tags=TAGS,
     request=MessageIn,
@@ -268,9 +310,9 @@ def post_message(conversation_id: str) -> Response:
     request = blueprint.current_request
     caller = _caller(principal(request))
     body = parse_body(request, MessageIn)
-    posted = support.post_message(conversation_id, caller, body.body)
+    posted = support.post_message(conversation_id, caller, body.body, body.photos)
     result = PostedBody(
-        message=MessageBody.of(posted.message),
+        message=MessageBody.of(posted.message, _photo_links(caller, [posted.message])),
         replies=[MessageBody.of(m) for m in posted.replies],
         status=posted.conversation.status.value,
     )

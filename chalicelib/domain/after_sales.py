@@ -322,6 +322,8 @@ class Held:
     sku: str
     warehouse: str
     quantity: int
+    # The shard of a sharded level a replacement is held on (0 for an unsharded level).
+    shard: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"sku": self.sku, "warehouse": self.warehouse, "quantity": self.quantity}

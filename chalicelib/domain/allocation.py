@@ -53,6 +53,8 @@ class Allocation:
     sku: str
     warehouse: str
     quantity: int
+    # The shard of a sharded level the units are reserved on (0 for an unsharded level).
+    shard: int = 0
 
     def as_dict(self) -> dict[str, str | int]:
         """The shape inside an order line: ``{"warehouse", "quantity"}``."""

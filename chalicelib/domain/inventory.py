@@ -13,13 +13,14 @@ ledger marker: the quantity stays reserved but no longer expires); shipping *shi
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from chalicelib.domain.errors import InsufficientStock, InvalidInput
+from chalicelib.domain.errors import Conflict, InsufficientStock, InvalidInput
 
 
 class MovementType(StrEnum):
@@ -32,6 +33,9 @@ class MovementType(StrEnum):
     ADJUSTED = "adjusted"
     TRANSFERRED_IN = "transferred_in"
     TRANSFERRED_OUT = "transferred_out"
+    # Stock moved between the shards of one level (a rebalance): the level is unchanged.
+    REBALANCED_OUT = "rebalanced_out"
+    REBALANCED_IN = "rebalanced_in"
     WRITTEN_OFF = "written_off"  # a returned unit not fit to sell: recorded, not on hand
 
 
@@ -55,6 +59,8 @@ _EFFECT: dict[MovementType, tuple[int, int]] = {
     MovementType.ADJUSTED: (1, 0),
     MovementType.TRANSFERRED_IN: (1, 0),
     MovementType.TRANSFERRED_OUT: (-1, 0),
+    MovementType.REBALANCED_OUT: (-1, 0),
+    MovementType.REBALANCED_IN: (1, 0),
     MovementType.WRITTEN_OFF: (0, 0),
 }
 
@@ -70,12 +76,31 @@ RESERVATION_MOVEMENTS = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class Shard:
+    """One item holding part of a sharded level's stock (shard 0 is the level item)."""
+
+    index: int
+    on_hand: int = 0
+    reserved: int = 0
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+@dataclass(frozen=True, slots=True)
 class StockLevel:
+    """A (SKU, warehouse) level. A sharded level's counters are the sums of its ``shards``
+    (every item that may hold its stock); ``active_shards`` of them take new stock and
+    reservations. An unsharded level has no ``shards``."""
+
     sku: str
     warehouse: str
     on_hand: int = 0
     reserved: int = 0
     low_stock_threshold: int = 0
+    shards: tuple[Shard, ...] = ()
+    active_shards: int = 1
 
     @classmethod
     def empty(cls, sku: str, warehouse: str, low_stock_threshold: int = 0) -> StockLevel:
@@ -92,6 +117,16 @@ class StockLevel:
 
     def can_reserve(self, quantity: int) -> bool:
         return quantity > 0 and self.available >= quantity
+
+    @property
+    def is_sharded(self) -> bool:
+        """Its stock may be on more than one item (also while a merge is draining)."""
+        return len(self.shards) > 1
+
+    @property
+    def shard_count(self) -> int:
+        """How many shards take stock and reservations (1 for an unsharded level)."""
+        return self.active_shards if self.is_sharded else 1
 
     def with_threshold(self, low_stock_threshold: int) -> StockLevel:
         _require_non_negative(low_stock_threshold, "low_stock_threshold")
@@ -430,3 +465,128 @@ def open_reservations(movements: Iterable[Movement]) -> dict[str, int]:
         if movement.type in RESERVATION_MOVEMENTS and movement.reference is not None:
             held[movement.reference] += movement.reserved_delta
     return {order_id: quantity for order_id, quantity in held.items() if quantity != 0}
+
+
+# --- shards (flash sales) ----------------------------------------------------------------------
+
+MAX_SHARDS = 32
+
+
+def require_shard_count(value: object) -> int:
+    """A shard count ops may ask for: an integer (not a bool) from 1 to ``MAX_SHARDS``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SHARDS:
+        raise InvalidInput(
+            f"shards must be an integer from 1 to {MAX_SHARDS}.",
+            [{"field": "shards", "message": f"must be between 1 and {MAX_SHARDS}"}],
+        )
+    return value
+
+
+def spread(quantity: int, shards: int) -> list[tuple[int, int]]:
+    """How ``quantity`` units are split over ``shards`` shards: (shard, units) for every
+    shard that gets any, the first ones one unit more. Shard 0 always gets some."""
+    base, rest = divmod(quantity, shards)
+    parts = [(index, base + (1 if index < rest else 0)) for index in range(shards)]
+    return [(index, units) for index, units in parts if units > 0]
+
+
+def pick_shard(level: StockLevel, quantity: int, rng: random.Random | None = None) -> int | None:
+    """The shard a movement needing ``quantity`` available takes from: one at random among
+    the active shards that can cover it (so no single item is hot), or None when none can."""
+    covering = [
+        shard.index
+        for shard in level.shards
+        if shard.index < level.active_shards and shard.available >= quantity
+    ]
+    if not covering:
+        return None
+    return (rng or random).choice(covering)
+
+
+def needs_refill(level: StockLevel) -> bool:
+    """Whether a sharded level has a dry active shard (or stock stranded on a dropped one)
+    while it holds enough to give every active shard ``REFILL_FLOOR`` units: then a
+    rebalance spreads it again, so reservations keep choosing among all the shards."""
+    if not level.is_sharded:
+        return False
+    available = _available_by_shard(level)
+    active = [available[i] for i in range(level.active_shards)]
+    stranded = any(available[i] > 0 for i in available if i >= level.active_shards)
+    enough = sum(available.values()) >= REFILL_FLOOR * level.active_shards
+    return stranded or (enough and min(active) == 0)
+
+
+REFILL_FLOOR = 2
+
+
+def _available_by_shard(level: StockLevel) -> dict[int, int]:
+    width = max(level.active_shards, len(level.shards))
+    current = {index: 0 for index in range(width)}
+    for shard in level.shards:
+        current[shard.index] = max(0, shard.available)
+    return current
+
+
+def _moves(current: dict[int, int], desired: dict[int, int]) -> list[tuple[int, int, int]]:
+    surplus = [
+        (i, current[i] - desired.get(i, 0)) for i in current if current[i] > desired.get(i, 0)
+    ]
+    deficit = [
+        (i, desired[i] - current.get(i, 0)) for i in desired if desired[i] > current.get(i, 0)
+    ]
+    moves: list[tuple[int, int, int]] = []
+    while surplus and deficit:
+        (source, spare), (target, short) = surplus[0], deficit[0]
+        units = min(spare, short)
+        moves.append((source, target, units))
+        surplus[0], deficit[0] = (source, spare - units), (target, short - units)
+        if surplus[0][1] == 0:
+            surplus.pop(0)
+        if deficit[0][1] == 0:
+            deficit.pop(0)
+    return moves
+
+
+def rebalance_moves(level: StockLevel, *, need: int = 0) -> list[tuple[int, int, int]]:
+    """The moves (from shard, to shard, units of available stock) that refill a sharded
+    level's shards: stock on shards no longer active goes to the active ones, and
+
+    * without ``need``, the active shards end up even (within one unit), moving as little
+      as possible;
+    * with ``need``, the richest active shard is topped up to cover ``need`` (when the
+      level has that much), taking from the richest others first.
+    """
+    current = _available_by_shard(level)
+    active = range(level.active_shards)
+    total = sum(current.values())
+    if need <= 0:
+        base, rest = divmod(total, level.active_shards)
+        richest_first = sorted(active, key=lambda i: (-current[i], i))
+        desired = {i: base + (1 if rank < rest else 0) for rank, i in enumerate(richest_first)}
+        return _moves(current, desired)
+    target = max(active, key=lambda i: (current[i], -i))
+    spare_inactive = sum(current[i] for i in current if i >= level.active_shards)
+    desired = {i: current[i] for i in active}
+    desired[target] = max(current[target] + spare_inactive, min(need, total))
+    still_short = desired[target] - current[target] - spare_inactive
+    for i in sorted((i for i in active if i != target), key=lambda i: (-current[i], i)):
+        if still_short <= 0:
+            break
+        taken = min(current[i], still_short)
+        desired[i] -= taken
+        still_short -= taken
+    return _moves(current, desired)
+
+
+class ShardsTooThin(Conflict):
+    """No active shard of a sharded level holds enough available stock for one movement,
+    though the level may: a rebalance (``rebalance_moves`` with ``need``) makes one that does."""
+
+    def __init__(self, level: StockLevel, need: int) -> None:
+        super().__init__(
+            f"No shard of {level.sku} in {level.warehouse} holds {need} units; try again.",
+            {"sku": level.sku, "warehouse": level.warehouse, "requested": need},
+        )
+        self.sku = level.sku
+        self.warehouse = level.warehouse
+        self.need = need

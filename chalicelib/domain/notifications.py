@@ -127,6 +127,31 @@ def is_phone(value: Any) -> bool:
     return isinstance(value, str) and bool(_PHONE.fullmatch(value))
 
 
+def normalize_address(address: str) -> str:
+    """The form email addresses are compared and looked up in: trimmed and lower-cased.
+
+    (A mailbox name may be case-sensitive in theory; no provider we send to treats it so,
+    and customers type their address in any case.)"""
+    return address.strip().lower()
+
+
+class UndeliverableReason(StrEnum):
+    BOUNCED = "bounced"  # SES reported a permanent (hard) bounce
+    COMPLAINED = "complained"  # the recipient reported our email as spam
+
+
+@dataclass(frozen=True, slots=True)
+class UndeliverableEmail:
+    """An address SES told us not to send to again, until the customer proves one."""
+
+    address: str
+    reason: UndeliverableReason
+    since: datetime
+
+    def is_for(self, address: str | None) -> bool:
+        return address is not None and normalize_address(address) == normalize_address(self.address)
+
+
 def locale_from_claim(value: Any) -> str:
     """The supported locale closest to an identity provider's ``locale`` claim."""
     text = value.strip().replace("_", "-").lower() if isinstance(value, str) else ""
@@ -186,10 +211,28 @@ class CustomerProfile:
     contact: ContactDetails
     created_at: datetime
     updated_at: datetime
+    # Set from SES's feedback (a permanent bounce, a complaint); it holds the address it is
+    # about, so it applies only while that is the profile's email.
+    undeliverable_email: UndeliverableEmail | None = None
 
     @property
     def email(self) -> str | None:
         return self.contact.email
+
+    @property
+    def email_undeliverable(self) -> bool:
+        """SES reported the profile's email as bouncing or complaining: nothing is sent to
+        it until the customer confirms an address with a code."""
+        return self.undeliverable_email is not None and self.undeliverable_email.is_for(self.email)
+
+    @property
+    def email_status(self) -> str | None:
+        """``undeliverable``, ``verified`` or ``unverified``; None without an email."""
+        if self.email is None:
+            return None
+        if self.email_undeliverable:
+            return "undeliverable"
+        return "verified" if self.email_verified else "unverified"
 
     @property
     def phone(self) -> str | None:
@@ -225,17 +268,34 @@ class CustomerProfile:
         return replace(self, contact=kept, updated_at=at)
 
     def with_verified(self, channel: Channel, value: str, at: datetime) -> CustomerProfile:
-        """``value`` proved by a code: now this profile's email (or phone), verified."""
+        """``value`` proved by a code: now this profile's email (or phone), verified.
+
+        A confirmed email clears an undeliverable mark, even for the same address: the code
+        reached the mailbox and was typed back, so it receives our mail again (and after a
+        complaint, confirming is the customer asking for it)."""
         if channel is Channel.EMAIL:
             contact = replace(self.contact, email=value, email_verified=True)
-        else:
-            contact = replace(self.contact, phone=value, phone_verified=True)
+            return replace(self, contact=contact, updated_at=at, undeliverable_email=None)
+        contact = replace(self.contact, phone=value, phone_verified=True)
         return replace(self, contact=contact, updated_at=at)
 
+    def marked_undeliverable(
+        self, address: str, reason: UndeliverableReason, at: datetime
+    ) -> CustomerProfile:
+        """SES's feedback on ``address``, if it is still this profile's email (else as is)."""
+        if self.email is None or normalize_address(self.email) != normalize_address(address):
+            return self
+        current = self.undeliverable_email
+        if current is not None and current.is_for(self.email) and current.reason is reason:
+            return self
+        mark = UndeliverableEmail(address=self.email, reason=reason, since=at)
+        return replace(self, undeliverable_email=mark, updated_at=at)
+
     def verified_address(self, channel: Channel) -> str | None:
-        """Where ``channel`` may reach the customer: only a verified email or phone."""
+        """Where ``channel`` may reach the customer: only a verified email or phone, and no
+        email SES reported as undeliverable."""
         if channel is Channel.EMAIL:
-            return self.email if self.email_verified else None
+            return self.email if self.email_verified and not self.email_undeliverable else None
         if channel is Channel.SMS:
             return self.phone if self.phone_verified else None
         return None
@@ -249,6 +309,12 @@ class CustomerProfile:
             "phone_verified": self.phone_verified,
             "locale": self.locale,
             "name": self.name,
+            "email_status": self.email_status,
+            "email_undeliverable_reason": (
+                self.undeliverable_email.reason.value
+                if self.email_undeliverable and self.undeliverable_email is not None
+                else None
+            ),
         }
 
 

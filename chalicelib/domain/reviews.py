@@ -81,7 +81,7 @@ class AlreadyReviewed(Conflict):
     def __init__(self, order_id: str, sku: str) -> None:
         super().__init__(
             f"{sku} of order {order_id} has been reviewed already; edit that review instead.",
-            {"order_id": order_id, "sku": sku},
+            {"order_id": order_id, "sku": sku, "review_id": review_id_for(order_id, sku)},
         )
 
 

@@ -14,6 +14,7 @@ reply, so reports can tell whether it was met.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -23,6 +24,7 @@ from chalicelib.domain.errors import Conflict, InvalidInput, InvalidTransition, 
 MAX_BODY_CHARS = 2000
 MAX_SUBJECT_CHARS = 200
 MAX_COMMENT_CHARS = 2000
+MAX_PHOTOS = 6
 MAX_OPEN_CONVERSATIONS = 5
 MESSAGES_PER_MINUTE = 30
 DEFAULT_FIRST_RESPONSE = timedelta(minutes=15)
@@ -97,6 +99,18 @@ def clean_body(value: str) -> str:
     return clean_text(value, field="body", limit=MAX_BODY_CHARS)
 
 
+def clean_photos(upload_ids: Sequence[str]) -> tuple[str, ...]:
+    """A message's photos (upload ids): at most ``MAX_PHOTOS``, none twice. Whose they are
+    is the upload service's question."""
+    photos = tuple(upload_ids)
+    if len(photos) > MAX_PHOTOS or len(set(photos)) != len(photos):
+        raise InvalidInput(
+            f"At most {MAX_PHOTOS} different photos.",
+            [{"field": "photos", "message": f"at most {MAX_PHOTOS}, no repeats"}],
+        )
+    return photos
+
+
 def rate_window(at: datetime) -> tuple[str, int]:
     """The one-minute window ``at`` falls in (its key) and seconds until it ends."""
     start = at.replace(second=0, microsecond=0)
@@ -112,6 +126,7 @@ class Message:
     author_id: str
     body: str
     created_at: datetime
+    photos: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -119,6 +134,7 @@ class Message:
             "author": self.author.value,
             "author_id": self.author_id,
             "body": self.body,
+            "photos": list(self.photos),
             "created_at": self.created_at,
         }
 

@@ -1,5 +1,7 @@
-"""After-sales use cases: ask, approve, reject, cancel, send back, receive, refund, ship
-the replacement or the repaired goods back, complete, and close the forgotten ones.
+"""After-sales use cases: ask, approve, reject, cancel, receive, refund, and close the
+forgotten ones. The parcels (the one sent back, the replacement or repaired goods going
+out, and their tracking) are in ``after_sales_parcels``; the exchange's replacement stock
+is in ``after_sales_replacement``. Both change a request through ``change`` here.
 
 Every status change is one transaction: the request written conditionally on the status
 and version it was read with, its ``after_sales.<status>`` event, and whatever the change
@@ -20,8 +22,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.adapters.carriers import CarrierError, TrackingUpdate
-from chalicelib.adapters.carriers.kuaidi100 import Kuaidi100Client
 from chalicelib.domain import after_sales as rules
 from chalicelib.domain import inventory as stock_rules
 from chalicelib.domain.after_sales import (
@@ -41,16 +41,14 @@ from chalicelib.domain.errors import (
     InvalidInput,
     InvalidTransition,
     NotFound,
-    OutOfStock,
 )
 from chalicelib.domain.identifiers import sortable_id
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import Order, OrderStatus, ShipmentStatus
 from chalicelib.domain.paging import MAX_PAGE_SIZE
 from chalicelib.domain.payments import Payment, Refund
-from chalicelib.domain.tracking import Booking, TrackingStatus
 from chalicelib.observability import logger
-from chalicelib.services import carrier_booking, orders, refunds, stock, uploads
+from chalicelib.services import after_sales_replacement, orders, refunds, stock, uploads
 from chalicelib.settings import get_settings
 from chalicelib.store import after_sales as store
 from chalicelib.store import catalogue as catalogue_store
@@ -58,7 +56,6 @@ from chalicelib.store import inventory as inventory_store
 from chalicelib.store import orders as orders_store
 from chalicelib.store import outbox, tables
 from chalicelib.store import payments as payments_store
-from chalicelib.store import shipments as shipments_store
 from chalicelib.store.pagination import Page
 from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
 
@@ -338,7 +335,7 @@ def create_request(
 Plan = Callable[[AfterSalesRequest, datetime, UnitOfWork], AfterSalesRequest]
 
 
-def _change(request_id: str, plan: Plan, *, now: datetime | None) -> AfterSalesRequest:
+def change(request_id: str, plan: Plan, *, now: datetime | None) -> AfterSalesRequest:
     """Read, let ``plan`` add its writes and return the changed request, write it
     conditionally with its events, commit; again from a fresh read after a lost race."""
     for attempt in range(ATTEMPTS):
@@ -363,7 +360,7 @@ def _change(request_id: str, plan: Plan, *, now: datetime | None) -> AfterSalesR
     raise Conflict(f"After-sales request {request_id} is changing too quickly; try again.")
 
 
-def _require_move(request: AfterSalesRequest, target: AfterSalesStatus) -> None:
+def require_move(request: AfterSalesRequest, target: AfterSalesStatus) -> None:
     if not request.can_move_to(target):
         raise InvalidTransition.between(request.status, target)
 
@@ -376,70 +373,12 @@ def _give_back_units(uow: UnitOfWork, request: AfterSalesRequest) -> None:
     store.add_coverage_change(uow, replace(coverage, covered=covered), previous=coverage)
 
 
-def _release_replacement(
-    uow: UnitOfWork, request: AfterSalesRequest, *, at: datetime, actor: str
-) -> None:
-    if not request.holds_replacement:
-        return
-    levels = inventory_store.get_levels_many(
-        [(h.sku, h.warehouse) for h in request.replacement], consistent=True
-    )
-    for held in request.replacement:
-        before = levels[(held.sku, held.warehouse)]
-        after, movement = stock_rules.release(
-            before, held.quantity, order_id=request.request_id, at=at, actor=actor
-        )
-        stock.record_movement(uow, before, after, movement)
-
-
 def _default_warehouse(order: Order, request: AfterSalesRequest) -> str:
     skus = {line.sku for line in request.lines}
     for shipment in order.shipments:
         if any(line.sku in skus for line in shipment.lines):
             return shipment.warehouse
     return order.shipments[0].warehouse
-
-
-def _reserve_replacement(
-    uow: UnitOfWork,
-    request: AfterSalesRequest,
-    order: Order,
-    *,
-    prefer: str,
-    at: datetime,
-    actor: str,
-) -> tuple[Held, ...]:
-    wanted: dict[str, int] = {}
-    for line in request.lines:
-        sku = line.exchange_sku or line.sku
-        wanted[sku] = wanted.get(sku, 0) + line.quantity
-    known = [w.id for w in stock.known_warehouses()]
-    order_warehouses = [s.warehouse for s in order.shipments]
-    ranked = [prefer] + [w for w in order_warehouses if w != prefer]
-    ranked += [w for w in known if w not in ranked]
-    levels = inventory_store.get_levels_many(
-        [(sku, w) for sku in wanted for w in ranked], consistent=True
-    )
-    held: list[Held] = []
-    short: list[dict[str, Any]] = []
-    for sku, quantity in wanted.items():
-        source = next((w for w in ranked if levels[(sku, w)].can_reserve(quantity)), None)
-        if source is None:
-            available = sum(max(0, levels[(sku, w)].available) for w in ranked)
-            short.append({"sku": sku, "requested": quantity, "available": available})
-            continue
-        before = levels[(sku, source)]
-        after, movement = stock_rules.reserve(
-            before, quantity, order_id=request.request_id, at=at, actor=actor
-        )
-        stock.record_movement(uow, before, after, movement)
-        held.append(Held(sku, source, quantity))
-    if short:
-        named = ", ".join(s["sku"] for s in short)
-        raise OutOfStock(
-            f"No replacement in stock for {named}; consider a refund (return) instead.", short
-        )
-    return tuple(held)
 
 
 def _owe_refund(
@@ -477,7 +416,7 @@ def approve(
         )
 
     def plan(current: AfterSalesRequest, at: datetime, uow: UnitOfWork) -> AfterSalesRequest:
-        _require_move(current, _S.APPROVED)
+        require_move(current, _S.APPROVED)
         order = orders_store.get_order(current.order_id, consistent=True)
         assert order is not None  # a request is only made for an existing order
         if current.type is AfterSalesType.REFUND_ONLY:
@@ -492,7 +431,7 @@ def approve(
         warehouse = return_warehouse or _default_warehouse(order, current)
         replacement: tuple[Held, ...] = ()
         if current.type is AfterSalesType.EXCHANGE:
-            replacement = _reserve_replacement(
+            replacement = after_sales_replacement.reserve(
                 uow, current, order, prefer=warehouse, at=at, actor=actor
             )
         return current.transition(
@@ -504,7 +443,7 @@ def approve(
             replacement=replacement,
         )
 
-    return _change(request_id, plan, now=now)
+    return change(request_id, plan, now=now)
 
 
 def reject(
@@ -515,7 +454,7 @@ def reject(
         _give_back_units(uow, current)
         return changed
 
-    return _change(request_id, plan, now=now)
+    return change(request_id, plan, now=now)
 
 
 def cancel(
@@ -528,44 +467,10 @@ def cancel(
     def plan(current: AfterSalesRequest, at: datetime, uow: UnitOfWork) -> AfterSalesRequest:
         changed = current.transition(_S.CANCELLED, at=at, actor=customer_id, note=note)
         _give_back_units(uow, current)
-        _release_replacement(uow, current, at=at, actor=customer_id)
+        after_sales_replacement.release(uow, current, at=at, actor=customer_id)
         return changed
 
-    return _change(request_id, plan, now=now)
-
-
-def report_return_shipment(
-    request_id: str,
-    *,
-    customer_id: str,
-    carrier: str,
-    tracking_number: str,
-    now: datetime | None = None,
-) -> AfterSalesRequest:
-    owned = get_request(request_id, viewer_id=customer_id, staff=False)
-    _require_move(owned, _S.RETURN_IN_TRANSIT)
-    subscribed = _subscribe_inbound(owned, carrier, tracking_number)
-
-    def plan(current: AfterSalesRequest, at: datetime, uow: UnitOfWork) -> AfterSalesRequest:
-        parcel = {
-            "carrier": carrier,
-            "tracking_number": tracking_number,
-            "reported_at": at.isoformat(),
-            "subscribed": subscribed,
-        }
-        if subscribed:
-            shipments_store.add_tracking_number(
-                uow, Booking(carrier, tracking_number, "", ""), request_id + INBOUND
-            )
-        return current.transition(
-            _S.RETURN_IN_TRANSIT,
-            at=at,
-            actor=customer_id,
-            note=f"{carrier} {tracking_number}",
-            return_shipment=parcel,
-        )
-
-    return _change(request_id, plan, now=now)
+    return change(request_id, plan, now=now)
 
 
 def receive(
@@ -582,7 +487,7 @@ def receive(
     exchange's replacement is shipped by the fulfilment consumer."""
 
     def plan(current: AfterSalesRequest, at: datetime, uow: UnitOfWork) -> AfterSalesRequest:
-        _require_move(current, _S.RECEIVED)
+        require_move(current, _S.RECEIVED)
         rules.check_receipt(current, received)
         warehouse = current.return_warehouse
         assert warehouse is not None  # set on approval
@@ -610,7 +515,7 @@ def receive(
             return _refund_return(uow, changed, at=at)
         return changed
 
-    return _change(request_id, plan, now=now)
+    return change(request_id, plan, now=now)
 
 
 def _refund_return(
@@ -632,184 +537,6 @@ def _refund_return(
     return replace(request, refund_id=refund.refund_id, refund_amount=refund.amount)
 
 
-# --- parcels: the one coming back, and the one going out ------------------------------------
-
-OUTBOUND = "-out"  # the replacement or the repaired goods, booked with the shop's carrier
-INBOUND = "-back"  # the customer's parcel, subscribed for tracking
-
-
-def is_parcel_id(parcel_id: str) -> bool:
-    """Whether a tracking number's parcel is an after-sales one (not an order's shipment)."""
-    return parcel_id.startswith("afs_") and parcel_id.endswith((OUTBOUND, INBOUND))
-
-
-def _carrier_configured() -> bool:
-    return bool(get_settings().carrier_key)
-
-
-def _callback() -> str:
-    return f"{get_settings().public_api_url}/webhooks/carriers/kuaidi100"
-
-
-def _book_outbound(request: AfterSalesRequest) -> Booking | None:
-    """Book the outbound parcel through the same carrier routes as an order's shipment, from
-    the warehouse it leaves (the replacement's, or the one the repair came back to); None
-    when no carrier is configured (the parcel then travels without tracking)."""
-    if not _carrier_configured():
-        logger.warning("no carrier configured; after-sales parcel not booked")
-        return None
-    order = orders_store.get_order(request.order_id, consistent=True)
-    if order is None:  # pragma: no cover - a request is opened on an existing order
-        raise RequestNotFound(request.request_id)
-    if request.replacement:
-        warehouse = request.replacement[0].warehouse
-        lines = tuple((held.sku, held.quantity) for held in request.replacement)
-    else:
-        warehouse = request.return_warehouse or order.shipments[0].warehouse
-        lines = tuple((line.sku, line.quantity) for line in request.lines)
-    now = datetime.now(UTC)
-    parcel = shipments_store.ShipmentRecord(
-        shipment_id=request.request_id + OUTBOUND,
-        order_id=order.order_id,
-        customer_id=order.customer_id,
-        warehouse=warehouse,
-        status=ShipmentStatus.PACKED,
-        lines=lines,
-        released_at=now,
-        updated_at=now,
-    )
-    try:
-        return carrier_booking.book(order, parcel)
-    except carrier_booking.BookingFailed as failed:
-        raise Conflict(
-            f"The carrier could not book the parcel of {request.request_id}; try again.",
-            {"request_id": request.request_id, "reason": str(failed)},
-        ) from None
-
-
-def _outbound(booking: Booking | None, request_id: str, at: datetime) -> dict[str, Any]:
-    parcel: dict[str, Any] = {"shipment_id": request_id + OUTBOUND, "shipped_at": at.isoformat()}
-    if booking is not None:
-        parcel.update(
-            carrier=booking.carrier,
-            tracking_number=booking.tracking_number,
-            tracking_url=booking.tracking_url,
-        )
-    return parcel
-
-
-def _subscribe_inbound(request: AfterSalesRequest, carrier: str, number: str) -> bool:
-    """Ask the carrier provider for pushes about the customer's parcel (best effort: a
-    number the provider refuses is still recorded for ops to follow by hand)."""
-    if not _carrier_configured():
-        return False
-    settings = get_settings()
-    try:
-        Kuaidi100Client.from_settings(settings).subscribe(
-            carrier, number, _callback(), settings.carrier_webhook_secret
-        )
-    except (CarrierError, ValueError) as exc:
-        logger.warning(
-            "return parcel not subscribed",
-            extra={"request_id": request.request_id, "reason": str(exc)},
-        )
-        return False
-    return True
-
-
-def record_parcel_tracking(
-    parcel_id: str, update: TrackingUpdate, *, now: datetime | None = None
-) -> bool:
-    """A verified carrier push about an after-sales parcel: its latest status is kept on
-    the request, and the outbound parcel's delivery completes the request."""
-    request_id = parcel_id.removesuffix(OUTBOUND).removesuffix(INBOUND)
-    outbound = parcel_id.endswith(OUTBOUND)
-    if not update.events or store.get_request(request_id) is None:
-        return bool(update.events)
-    latest = max(update.events, key=lambda event: event.occurred_at)
-    delivered = any(e.status is TrackingStatus.DELIVERED for e in update.events)
-    noted = {
-        "tracking_status": latest.status.value,
-        "tracked_at": latest.occurred_at.isoformat(),
-    }
-
-    def plan(current: AfterSalesRequest, at: datetime, uow: UnitOfWork) -> AfterSalesRequest:
-        if outbound:
-            parcel = {**(current.outbound_shipment or {}), **noted}
-            if delivered and current.can_move_to(_S.COMPLETED):
-                return current.transition(
-                    _S.COMPLETED,
-                    at=at,
-                    actor=SYSTEM_ACTOR,
-                    note="delivered",
-                    outbound_shipment=parcel,
-                )
-            return replace(current, outbound_shipment=parcel, version=current.version + 1)
-        parcel = {**(current.return_shipment or {}), **noted}
-        return replace(current, return_shipment=parcel, version=current.version + 1)
-
-    _change(request_id, plan, now=now)
-    return True
-
-
-def ship_replacement(request_id: str, *, now: datetime | None = None) -> AfterSalesRequest | None:
-    """The fulfilment consumer's part for a received exchange: the replacement leaves its
-    reservation (``shipped`` under the request's id) as an after-sales parcel. Repeating
-    it changes nothing."""
-    current = store.get_request(request_id)
-    if current is None or current.type is not AfterSalesType.EXCHANGE:
-        return current
-    if current.status is not _S.RECEIVED:
-        return current
-    booking = _book_outbound(current)
-
-    def plan(current: AfterSalesRequest, at: datetime, uow: UnitOfWork) -> AfterSalesRequest:
-        _require_move(current, _S.EXCHANGE_SHIPPED)
-        if booking is not None:
-            shipments_store.add_tracking_number(uow, booking, request_id + OUTBOUND)
-        levels = inventory_store.get_levels_many(
-            [(h.sku, h.warehouse) for h in current.replacement], consistent=True
-        )
-        for held in current.replacement:
-            before = levels[(held.sku, held.warehouse)]
-            after, movement = stock_rules.ship(
-                before, held.quantity, order_id=request_id, at=at, actor=SYSTEM_ACTOR
-            )
-            stock.record_movement(uow, before, after, movement)
-        return current.transition(
-            _S.EXCHANGE_SHIPPED,
-            at=at,
-            actor=SYSTEM_ACTOR,
-            outbound_shipment=_outbound(booking, request_id, at),
-        )
-
-    return _change(request_id, plan, now=now)
-
-
-def return_repaired(
-    request_id: str, *, actor: str, note: str | None = None, now: datetime | None = None
-) -> AfterSalesRequest:
-    current = store.get_request(request_id)
-    if current is None:
-        raise RequestNotFound(request_id)
-    _require_move(current, _S.REPAIR_SHIPPED)
-    booking = _book_outbound(current)
-
-    def plan(current: AfterSalesRequest, at: datetime, uow: UnitOfWork) -> AfterSalesRequest:
-        changed = current.transition(
-            _S.REPAIR_SHIPPED,
-            at=at,
-            actor=actor,
-            note=note,
-            outbound_shipment=_outbound(booking, request_id, at),
-        )
-        if booking is not None:
-            shipments_store.add_tracking_number(uow, booking, request_id + OUTBOUND)
-        return changed
-
-    return _change(request_id, plan, now=now)
-
-
 def on_refund_settled(order_id: str, refund_id: str, *, now: datetime | None = None) -> None:
     """``payment.refunded``: the request that owed this refund is now ``refunded``."""
     coverage = store.get_coverage(order_id)
@@ -820,7 +547,7 @@ def on_refund_settled(order_id: str, refund_id: str, *, now: datetime | None = N
         def plan(current: AfterSalesRequest, at: datetime, uow: UnitOfWork) -> AfterSalesRequest:
             return current.transition(_S.REFUNDED, at=at, actor=SYSTEM_ACTOR, note=refund_id)
 
-        _change(request.request_id, plan, now=now)
+        change(request.request_id, plan, now=now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -847,23 +574,13 @@ def close_overdue(now: datetime | None = None, *, limit: int = CLOSE_BATCH) -> C
                 _S.CLOSED, at=at, actor=SYSTEM_ACTOR, note="no return parcel within 7 days"
             )
             _give_back_units(uow, current)
-            _release_replacement(uow, current, at=at, actor=SYSTEM_ACTOR)
+            after_sales_replacement.release(uow, current, at=at, actor=SYSTEM_ACTOR)
             return changed
 
         try:
-            _change(listed.request_id, plan, now=moment)
+            change(listed.request_id, plan, now=moment)
         except (Conflict, NotFound):
             skipped.append(listed.request_id)
             continue
         closed.append(listed.request_id)
     return CloseReport(closed=closed, skipped=skipped)
-
-
-def replacements_held() -> dict[tuple[str, str], int]:
-    """Units reserved per (sku, warehouse) for exchanges not yet shipped (stock audit)."""
-    held: dict[tuple[str, str], int] = {}
-    for status in rules.HOLDING_REPLACEMENT:
-        for request in store.iter_by_status(status):
-            for h in request.replacement:
-                held[(h.sku, h.warehouse)] = held.get((h.sku, h.warehouse), 0) + h.quantity
-    return held

@@ -86,7 +86,7 @@ def update_profile(customer_id: str, contact: ContactDetails) -> CustomerProfile
         profile = CustomerProfile(customer_id, contact, created_at=at, updated_at=at)
     else:
         profile = existing.with_contact(contact, at)
-    store.save_profile(profile)
+    store.save_profile(profile, existing)
     return profile
 
 

@@ -31,7 +31,7 @@ from chalicelib.domain.errors import Conflict, DomainError, InvalidInput, NotFou
 from chalicelib.domain.orders import Order, OrderStatus, ShipmentStatus
 from chalicelib.domain.tracking import Booking, BookingFailure, TrackingStatus, shipment_stage
 from chalicelib.observability import logger
-from chalicelib.services import after_sales, carrier_booking, stock
+from chalicelib.services import after_sales_parcels, carrier_booking, stock
 from chalicelib.settings import get_settings
 from chalicelib.store import inventory as inventory_store
 from chalicelib.store import orders as orders_store
@@ -267,12 +267,15 @@ def _add_goods_leaving(
 ) -> None:
     keys = [(sku, record.warehouse) for sku, _ in record.lines]
     levels = inventory_store.get_levels_many(keys, consistent=True)
+    # On a sharded level the goods leave the shard their reservation is on.
+    shards = {(a.sku, a.warehouse): a.shard for a in order.allocations}
     for sku, quantity in record.lines:
         before = levels[(sku, record.warehouse)]
         after, movement = stock_rules.ship(
             before, quantity, order_id=order.order_id, at=at, actor=actor
         )
-        stock.record_movement(uow, before, after, movement)
+        shard = shards.get((sku, record.warehouse), 0)
+        stock.record_movement(uow, before, after, movement, shard=shard)
 
 
 def shipment_event_payload(order: Order, record: store.ShipmentRecord) -> dict[str, Any]:
@@ -311,8 +314,8 @@ def record_tracking(update: TrackingUpdate, *, now: datetime | None = None) -> b
             extra={"carrier": update.carrier, "tracking_number": update.tracking_number},
         )
         return False
-    if after_sales.is_parcel_id(shipment_id):
-        return after_sales.record_parcel_tracking(shipment_id, update, now=now)
+    if after_sales_parcels.is_parcel_id(shipment_id):
+        return after_sales_parcels.record_parcel_tracking(shipment_id, update, now=now)
     for attempt in range(ATTEMPTS):
         at = now or _now()
         record = store.get_shipment(shipment_id)

@@ -124,6 +124,8 @@ class Outcome:
     unknown: tuple[Channel, ...] = ()
     # Wanted, but the contact is not verified: skipped, nothing sent.
     unverified: tuple[Channel, ...] = ()
+    # Wanted, but SES reported the address as bouncing or complaining: skipped.
+    undeliverable: tuple[Channel, ...] = ()
 
 
 @dataclass
@@ -134,6 +136,7 @@ class _Progress:
     failed: list[Channel] = field(default_factory=list)
     unknown: list[Channel] = field(default_factory=list)
     unverified: list[Channel] = field(default_factory=list)
+    undeliverable: list[Channel] = field(default_factory=list)
 
     def outcome(self, event: NotificationEvent) -> Outcome:
         return Outcome(
@@ -144,6 +147,7 @@ class _Progress:
             unreachable=tuple(self.unreachable),
             unknown=tuple(self.unknown),
             unverified=tuple(self.unverified),
+            undeliverable=tuple(self.undeliverable),
         )
 
 
@@ -253,11 +257,17 @@ def _skipped(
     wanted: Sequence[Channel],
     addresses: Mapping[Channel, Sequence[str]],
 ) -> _Progress:
-    """The wanted channels that go nowhere: an unverified contact, or no address at all."""
+    """The wanted channels that go nowhere: an address SES reported undeliverable, an
+    unverified contact, or no address at all."""
     profile = recipient.profile
     progress = _Progress()
     for channel in wanted:
         if addresses[channel]:
+            continue
+        if channel is Channel.EMAIL and profile is not None and profile.email_undeliverable:
+            logger.info("email undeliverable; skipped", extra={"channel": channel.value})
+            count("NotificationsSkippedUndeliverable", channel=channel.value)
+            progress.undeliverable.append(channel)
             continue
         typed_in = profile is not None and (
             (channel is Channel.EMAIL and profile.email is not None)

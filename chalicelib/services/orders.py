@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -208,11 +208,32 @@ def place_order(
                 # hold the stock. Look once more at the list as it is now before saying no.
                 current = {w.id: w for w in stock.known_warehouses(fresh=True)}
                 if set(current) <= set(warehouses):
+                    if _shards_hold_enough(requested, snapshot.levels, destination, locations):
+                        # The batch read caught a move between shards half done.
+                        if time.monotonic() < deadline:
+                            continue
+                        raise Busy(
+                            "The store is busy; nothing was ordered. Try again in a moment.",
+                            {"attempts": attempt + 1, "contended": busy},
+                        ) from None
                     count("StockOuts")
                     raise
                 warehouses = current
                 locations = {w.id: w.location for w in warehouses.values()}
                 continue
+            try:
+                plan = _on_shards(plan, snapshot.levels)
+            except stock_rules.ShardsTooThin as thin:
+                # The level has the stock but no shard holds this much: gather it, then plan
+                # again from a fresh read (within the same budget).
+                _gather(thin)
+                busy = True
+                if time.monotonic() < deadline:
+                    continue
+                raise Busy(
+                    "The store is busy; nothing was ordered. Try again in a moment.",
+                    {"attempts": attempt + 1, "contended": busy},
+                ) from None
             order = Order.place(
                 order_id=order_id,
                 customer_id=customer_id,
@@ -268,6 +289,53 @@ def place_order(
         if not out_of_time:
             _pause(attempt)
         attempt += 1
+
+
+def _on_shards(
+    plan: allocation.AllocationPlan, levels: dict[tuple[str, str], StockLevel]
+) -> allocation.AllocationPlan:
+    """The plan with the shard each allocation on a sharded level reserves from: one at
+    random among those that can cover it (``ShardsTooThin`` when none can)."""
+    chosen = []
+    for held in plan.allocations:
+        level = levels[(held.sku, held.warehouse)]
+        if level.is_sharded:
+            shard = stock_rules.pick_shard(level, held.quantity)
+            if shard is None:
+                raise stock_rules.ShardsTooThin(level, held.quantity)
+            held = replace(held, shard=shard)
+        chosen.append(held)
+    return replace(plan, allocations=tuple(chosen))
+
+
+def _shards_hold_enough(
+    requested: Sequence[RequestedLine],
+    levels: dict[tuple[str, str], StockLevel],
+    destination: Any,
+    locations: dict[str, Any],
+) -> bool:
+    """Whether the order fits after all once its sharded levels are read as one snapshot
+    each (the placement read of a sharded level sums shards read one by one)."""
+    sharded = [key for key, level in levels.items() if level.is_sharded]
+    if not sharded:
+        return False
+    exact = dict(levels)
+    for sku, warehouse in sharded:
+        exact[(sku, warehouse)] = (
+            inventory_store.exact_level(sku, warehouse) or levels[(sku, warehouse)]
+        )
+    try:
+        allocation.plan(requested, exact.values(), destination, warehouse_locations=locations)
+    except OutOfStock:
+        return False
+    return True
+
+
+def _gather(thin: stock_rules.ShardsTooThin) -> None:
+    try:
+        stock.rebalance(thin.sku, thin.warehouse, need=thin.need)
+    except Exception:  # noqa: BLE001 - a busy rebalance is retried with the next attempt
+        logger.exception("could not gather stock on one shard")
 
 
 def _contended(cancelled: TransactionCancelled) -> bool:
@@ -356,10 +424,10 @@ def _reserve(
             if room > 0:
                 room -= 1
             else:
-                inventory_store.add_movement(uow, movement, before=before)
+                inventory_store.add_movement(uow, movement, before=before, shard=reserved.shard)
                 overflow.append((after, movement))
                 continue
-        stock.record_movement(uow, before, after, movement)
+        stock.record_movement(uow, before, after, movement, shard=reserved.shard)
     return overflow
 
 
@@ -473,7 +541,7 @@ def _release_all(
         after, movement = stock_rules.release(
             before, held.quantity, order_id=order.order_id, at=at, actor=actor
         )
-        stock.record_movement(uow, before, after, movement)
+        stock.record_movement(uow, before, after, movement, shard=held.shard)
     store.add_order_change(uow, changed, previous=order)
     outbox.add_event(
         uow,

@@ -524,7 +524,7 @@ def _add_order_paid(uow: UnitOfWork, order: Order, payment: Payment, *, at: date
         after, movement = stock_rules.commit(
             before, held.quantity, order_id=order.order_id, at=at, actor=actor
         )
-        stock.record_movement(uow, before, after, movement)
+        stock.record_movement(uow, before, after, movement, shard=held.shard)
     outbox.add_event(
         uow,
         ORDER_PAID,

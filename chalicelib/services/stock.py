@@ -41,7 +41,7 @@ from chalicelib.domain.catalogue import (
     require_category,
 )
 from chalicelib.domain.catalogue import require_id as _require_id
-from chalicelib.domain.errors import Conflict, InvalidInput, UnknownSku
+from chalicelib.domain.errors import Conflict, InvalidInput, NotFound, UnknownSku
 from chalicelib.domain.inventory import (
     MAX_QUANTITY,
     MAX_THRESHOLD,
@@ -57,6 +57,7 @@ from chalicelib.domain.paging import (
 from chalicelib.domain.time_zones import CHINA_TIME
 from chalicelib.services import catalogue
 from chalicelib.settings import get_settings
+from chalicelib.store import analytics as analytics_store
 from chalicelib.store import inventory as store
 from chalicelib.store import outbox, tables
 from chalicelib.store.pagination import Page
@@ -204,6 +205,7 @@ def record_movement(
     movement: Movement,
     *,
     creates_level: bool = False,
+    shard: int | None = None,
 ) -> None:
     """Add a movement to ``uow``, with a ``stock.low`` event when it crosses the threshold
     and a ``stock.recovered`` event when it rises back above it (both in the movement's
@@ -212,14 +214,20 @@ def record_movement(
     For every use case that moves stock (orders reserve, release and ship through this
     too), so the low-stock rule lives in one place. A movement that ``creates_level`` (the
     first receipt) rises from nothing: there is no alert to resolve, so no recovery event.
+
+    On a sharded level the movement goes to ``shard`` (the one its reservation is on) or to
+    shards the store picks; its crossing of the threshold is not decided here (no single
+    item holds the total) but from the summed shards after the write (``sync_low_stock``).
     """
-    store.add_movement(uow, movement, before=before)
+    store.add_movement(uow, movement, before=before, shard=shard)
     if movement.type is MovementType.SHIPPED:
         # Sales velocity counts shipments: a shipment leaves one warehouse (at most 20
         # lines), so its transaction has room for a counter per line.
         store.add_units_shipped(
             uow, movement.sku, movement.warehouse, business_day(movement.at), movement.quantity
         )
+    if before.is_sharded:
+        return
     if rules.crossed_low_threshold(before, after):
         outbox.add_event(
             uow, STOCK_LOW, low_stock_payload(after, movement), occurred_at=movement.at
@@ -269,7 +277,12 @@ def _commit_with_retries(plan: Callable[[], tuple[UnitOfWork, T]]) -> T:
     ``InsufficientStock`` with the numbers as they are now.
     """
     for attempt in range(_ATTEMPTS):
-        uow, result = plan()
+        try:
+            uow, result = plan()
+        except rules.ShardsTooThin as thin:
+            # The level has the stock, spread too thin over its shards: gather it, then plan.
+            rebalance(thin.sku, thin.warehouse, need=thin.need)
+            continue
         try:
             uow.commit()
         except TransactionCancelled:
@@ -405,6 +418,145 @@ def set_threshold(sku: str, warehouse: str, low_stock_threshold: int) -> StockLe
     _require_sku(sku)
     _require_warehouse(warehouse)
     return store.set_threshold(sku, warehouse, low_stock_threshold, at=_now())
+
+
+# --- shards (flash sales) ----------------------------------------------------------------
+
+
+class UnknownWarehouse(WarehouseNotFound):
+    code = "warehouse_not_found"
+
+
+class StockLevelNotFound(NotFound):
+    code = "stock_level_not_found"
+
+    def __init__(self, sku: str, warehouse: str) -> None:
+        super().__init__(
+            f"{sku} has never been stocked in {warehouse}.", {"sku": sku, "warehouse": warehouse}
+        )
+
+
+SYSTEM_ACTOR = "system"
+_REBALANCE_ROUNDS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ShardedLevel:
+    level: StockLevel
+    shards: int
+
+    def as_dict(self) -> dict[str, int | str]:
+        body = self.level.as_dict()
+        return {"sku": body["sku"], "warehouse": body["warehouse"], "shards": self.shards} | {
+            key: body[key] for key in ("on_hand", "reserved", "available", "low_stock_threshold")
+        }
+
+
+def _read_level(sku: str, warehouse: str) -> StockLevel | None:
+    found = store.existing_levels([(sku, warehouse)], consistent=True)
+    return found[0] if found else None
+
+
+def set_shards(sku: str, warehouse: str, shards: object, *, actor: str) -> ShardedLevel:
+    """Split a level into ``shards`` shards (1 merges them back), then rebalance its stock
+    over them. Orders placed meanwhile lose nothing: every movement is guarded on the layout
+    it was planned with, and each move between shards is its own transaction."""
+    count = rules.require_shard_count(shards)
+    _require_id(sku, "sku")
+    _require_id(warehouse, "warehouse")
+    if _warehouses.get(warehouse) is None:
+        raise UnknownWarehouse(warehouse)
+    for _ in range(_ATTEMPTS):
+        level = _read_level(sku, warehouse)
+        if level is None:
+            raise StockLevelNotFound(sku, warehouse)
+        if level.shard_count == count and (level.is_sharded or count == 1):
+            break
+        if count == 1 and not level.is_sharded:
+            break
+        if store.set_shard_count(level, count, at=_now()):
+            break
+    else:
+        raise Conflict(f"The shards of {sku} in {warehouse} are changing; try again.")
+    level = rebalance(sku, warehouse, actor=actor)
+    return ShardedLevel(level=level, shards=level.shard_count)
+
+
+def rebalance(sku: str, warehouse: str, *, need: int = 0, actor: str = SYSTEM_ACTOR) -> StockLevel:
+    """Move available stock between a sharded level's shards (``rules.rebalance_moves``), one
+    transaction per move with its two ledger entries; a merged level whose dropped shards
+    are empty becomes a plain level again. The level afterwards (unsharded levels are left
+    as they are). Best effort under load: a move that loses a race is planned again from a
+    fresh read, a bounded number of times."""
+    reference = "rbl_" + uuid.uuid4().hex
+    level = _read_level(sku, warehouse)
+    for _ in range(_REBALANCE_ROUNDS):
+        if level is None or not level.is_sharded:
+            break
+        moves = rules.rebalance_moves(level, need=need)
+        if not moves:
+            if level.active_shards == 1 and not any(
+                shard.on_hand or shard.reserved for shard in level.shards[1:]
+            ):
+                uow = UnitOfWork()
+                store.add_unshard(uow, level)
+                try:
+                    uow.commit()
+                except TransactionCancelled:
+                    level = _read_level(sku, warehouse)
+                    continue
+                level = _read_level(sku, warehouse)
+            break
+        at = _now()
+        for source, target, units in moves:
+            uow = UnitOfWork()
+            store.add_shard_move(
+                uow, level, source, target, units, reference=reference, actor=actor, at=at
+            )
+            try:
+                uow.commit()
+            except TransactionCancelled:
+                break  # a shard moved meanwhile: plan the rest from a fresh read
+        level = _read_level(sku, warehouse)
+    return level if level is not None else StockLevel.empty(sku, warehouse)
+
+
+def sync_low_stock(sku: str, warehouse: str) -> list[outbox.OutboxEvent]:
+    """After a write to a sharded level (the table stream): refill a shard that ran dry
+    (``rules.needs_refill``, then ``rebalance``); sum its shards, keep the level in the
+    low-stock index as the total says, and return the events this call is the one to see
+    (each flag write is conditional, so each crossing is seen once): ``stock.low`` or
+    ``stock.recovered`` for operations (the alert's own conditional write keeps it at one
+    alert), ``stock.out`` or ``stock.restocked`` for analytics. Nothing for unsharded
+    levels: their movements and their own stream records decide exactly."""
+    synced = store.sync_low_index(sku, warehouse)
+    if synced is None:
+        return []
+    level, low, out = synced
+    if rules.needs_refill(level):
+        rebalance(sku, warehouse)  # a shard ran dry: refill it from the others
+    at = _now()
+    counters = {
+        "sku": sku,
+        "warehouse": warehouse,
+        "on_hand": level.on_hand,
+        "reserved": level.reserved,
+        "available": level.available,
+    }
+    events = []
+    if low is not None:
+        payload = counters | {
+            "low_stock_threshold": level.low_stock_threshold,
+            "movement": "shards",
+            "reference": None,
+        }
+        kind = STOCK_LOW if low else STOCK_RECOVERED
+        events.append(outbox.OutboxEvent(outbox.new_event_id(), kind, at, payload))
+    if out is not None:
+        kind = analytics_store.STOCK_OUT if out else analytics_store.STOCK_RESTOCKED
+        event_id = f"{kind}:{sku}:{warehouse}:{uuid.uuid4().hex}"
+        events.append(outbox.OutboxEvent(event_id, kind, at, counters))
+    return events
 
 
 def apply_default_threshold(product: Product) -> list[StockLevel]:

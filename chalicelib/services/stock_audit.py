@@ -25,7 +25,7 @@ from typing import Any
 
 from chalicelib.domain import inventory as rules
 from chalicelib.domain.orders import OrderStatus, ShipmentStatus
-from chalicelib.services import after_sales, catalogue
+from chalicelib.services import after_sales_replacement, catalogue
 from chalicelib.store import inventory as store
 from chalicelib.store import orders as order_store
 
@@ -122,7 +122,7 @@ def audit_stock() -> StockAudit:
     pairs = [(sku, warehouse) for sku in skus for warehouse in warehouses]
     # Orders first: a reservation made after this read can only make reserved look higher.
     from_orders = reservations_held_by_orders()
-    for key, held in after_sales.replacements_held().items():
+    for key, held in after_sales_replacement.replacements_held().items():
         from_orders[key] = from_orders.get(key, 0) + held
     levels = store.levels_with_stored_available(pairs)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, TypeVar
@@ -41,10 +41,12 @@ from chalicelib.domain.support import (
     SupportSummary,
     TooManyOpenConversations,
     clean_body,
+    clean_photos,
     rate_window,
 )
 from chalicelib.observability import logger, metrics
 from chalicelib.services import orders as order_service
+from chalicelib.services import uploads
 from chalicelib.settings import get_settings
 from chalicelib.store import customers as customers_store
 from chalicelib.store import orders as orders_store
@@ -259,12 +261,26 @@ def _readable(conversation_id: str, caller: Caller) -> Conversation:
 # --- use cases -----------------------------------------------------------------------------
 
 
+def _own_photos(caller: Caller, photos: Sequence[str]) -> tuple[str, ...]:
+    """The message's photos once they are known to be the caller's own uploads (400
+    ``unknown_upload`` otherwise, before anything is written)."""
+    attached = clean_photos(photos)
+    uploads.require_own_uploads(caller.user_id, attached)
+    return attached
+
+
 def start_conversation(
-    caller: Caller, *, subject: str, message: str, order_id: str | None
+    caller: Caller,
+    *,
+    subject: str,
+    message: str,
+    order_id: str | None,
+    photos: Sequence[str] = (),
 ) -> tuple[Conversation, list[Message]]:
     body = clean_body(message)
     if order_id is not None:
         order_service.get_order(order_id, viewer_id=caller.user_id, staff=False)  # 404 if not
+    attached = _own_photos(caller, photos)
     profile_locale = _profile_locale(caller)
     at = _now()
     started = Conversation.start(
@@ -282,6 +298,7 @@ def start_conversation(
         author_id=caller.user_id,
         body=body,
         created_at=at,
+        photos=attached,
     )
     conversation, replies = _assistant_turn(started, body, at, profile_locale)
     uow = UnitOfWork()
@@ -307,8 +324,13 @@ def start_conversation(
     return conversation, [first, *replies]
 
 
-def post_message(conversation_id: str, caller: Caller, body: str) -> Posted:
+def post_message(
+    conversation_id: str, caller: Caller, body: str, photos: Sequence[str] = ()
+) -> Posted:
+    """A message from the conversation's customer or from support/ops; photos are the
+    writer's own uploads (customers upload them; staff only where they have uploads)."""
     text = clean_body(body)
+    attached = _own_photos(caller, photos)
 
     def attempt() -> Posted:
         before = _readable(conversation_id, caller)
@@ -321,6 +343,7 @@ def post_message(conversation_id: str, caller: Caller, body: str) -> Posted:
             author_id=caller.user_id,
             body=text,
             created_at=at,
+            photos=attached,
         )
         replies: list[Message] = []
         if by_customer:

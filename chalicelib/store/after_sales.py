@@ -116,7 +116,10 @@ def request_item(request: AfterSalesRequest) -> tables.RawItem:
         "refund_estimate": request.refund_estimate.as_dict() if request.refund_estimate else None,
         "return_shipment": dict(request.return_shipment) if request.return_shipment else None,
         "return_warehouse": request.return_warehouse,
-        "replacement": [held.as_dict() for held in request.replacement],
+        "replacement": [
+            held.as_dict() | ({"shard": held.shard} if held.shard else {})
+            for held in request.replacement
+        ],
         "received": [line.as_dict() for line in request.received],
         "refund_id": request.refund_id,
         "refund_amount": request.refund_amount.as_dict() if request.refund_amount else None,
@@ -179,7 +182,8 @@ def request_from_item(raw: Mapping[str, Any]) -> AfterSalesRequest:
         return_shipment=_plain(item.get("return_shipment")),
         return_warehouse=item.get("return_warehouse"),
         replacement=tuple(
-            Held(h["sku"], h["warehouse"], int(h["quantity"])) for h in item.get("replacement", [])
+            Held(h["sku"], h["warehouse"], int(h["quantity"]), int(h.get("shard", 0)))
+            for h in item.get("replacement", [])
         ),
         received=tuple(
             ReceivedLine(r["sku"], int(r["quantity"]), Disposition(r["disposition"]))

@@ -519,6 +519,8 @@ def level_events(record: Mapping[str, Any]) -> list[outbox.OutboxEvent]:
     name = record.get("eventName")
     if not new_image:
         return []
+    if "shard_slots" in new_image or "shard_slots" in (old_image or {}):
+        return []  # a sharded level's item holds one shard, not the level
     level = inventory.level_from_item(new_image)
     at = _change_time(new_image, change)
     payload = {

@@ -3,7 +3,12 @@
 Item shapes (the only place that knows them):
 
     profile      pk=CUSTOMER#<customer_id>   sk=PROFILE
-                 customer_id, email, phone, locale, name, created_at, updated_at
+                 customer_id, email, phone, locale, name, created_at, updated_at,
+                 email_undeliverable {address, reason, since} (from SES's feedback)
+    email owner  pk=EMAIL#<normalized email>  sk=CUSTOMER#<customer_id>
+                 customer_id: one per profile holding that email, written and removed in
+                 the same transaction as the profile, so SES's feedback about an address
+                 finds its customers with one Query
     preferences  pk=CUSTOMER#<customer_id>   sk=NOTIFICATION_PREFERENCES
                  channels {email, sms, push: bool}, events {<event type>: bool}, updated_at
     device       pk=CUSTOMER#<customer_id>   sk=DEVICE#<device_id>
@@ -54,6 +59,9 @@ from chalicelib.domain.notifications import (
     InboxEntry,
     NotificationPreferences,
     PushPlatform,
+    UndeliverableEmail,
+    UndeliverableReason,
+    normalize_address,
 )
 from chalicelib.store import tables
 from chalicelib.store.orders import timestamp
@@ -62,6 +70,7 @@ from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
 
 CUSTOMER_PREFIX = "CUSTOMER#"
 PROFILE_SK = "PROFILE"
+EMAIL_PREFIX = "EMAIL#"
 PREFERENCES_SK = "NOTIFICATION_PREFERENCES"
 DEVICE_PREFIX = "DEVICE#"
 DEVICE_OWNER_SK = "OWNER"
@@ -91,6 +100,10 @@ def profile_key(customer_id: str) -> tables.RawItem:
     return _key(CUSTOMER_PREFIX + customer_id, PROFILE_SK)
 
 
+def email_owner_key(email: str, customer_id: str) -> tables.RawItem:
+    return _key(EMAIL_PREFIX + normalize_address(email), CUSTOMER_PREFIX + customer_id)
+
+
 def preferences_key(customer_id: str) -> tables.RawItem:
     return _key(CUSTOMER_PREFIX + customer_id, PREFERENCES_SK)
 
@@ -115,6 +128,7 @@ def _is_condition_failure(exc: Exception) -> bool:
 
 
 def _profile_item(profile: CustomerProfile) -> tables.RawItem:
+    mark = profile.undeliverable_email
     return tables.to_item(
         {
             **{name: value["S"] for name, value in profile_key(profile.customer_id).items()},
@@ -126,6 +140,15 @@ def _profile_item(profile: CustomerProfile) -> tables.RawItem:
             "phone_verified": profile.phone_verified,
             "locale": profile.locale,
             "name": profile.name,
+            "email_undeliverable": (
+                {
+                    "address": mark.address,
+                    "reason": mark.reason.value,
+                    "since": timestamp(mark.since),
+                }
+                if mark is not None
+                else None
+            ),
             "created_at": timestamp(profile.created_at),
             "updated_at": timestamp(profile.updated_at),
         }
@@ -134,6 +157,7 @@ def _profile_item(profile: CustomerProfile) -> tables.RawItem:
 
 def _profile_from_item(raw: Mapping[str, Any]) -> CustomerProfile:
     item = tables.from_item(raw)
+    mark = item.get("email_undeliverable")
     return CustomerProfile(
         customer_id=item["customer_id"],
         contact=ContactDetails(
@@ -146,7 +170,34 @@ def _profile_from_item(raw: Mapping[str, Any]) -> CustomerProfile:
         ),
         created_at=_parse_time(item["created_at"]),
         updated_at=_parse_time(item["updated_at"]),
+        undeliverable_email=(
+            UndeliverableEmail(
+                address=mark["address"],
+                reason=UndeliverableReason(mark["reason"]),
+                since=_parse_time(mark["since"]),
+            )
+            if mark
+            else None
+        ),
     )
+
+
+def _add_email_owner(uow: UnitOfWork, profile: CustomerProfile, previous_email: str | None) -> None:
+    """Keep the email owner items in step with the profile's email, in ``uow``."""
+    new = normalize_address(profile.email) if profile.email else None
+    old = normalize_address(previous_email) if previous_email else None
+    if old is not None and old != new:
+        uow.delete(
+            email_owner_key(old, profile.customer_id), tag=("email_owner", profile.customer_id)
+        )
+    if new is not None:
+        owner = {
+            name: value["S"] for name, value in email_owner_key(new, profile.customer_id).items()
+        }
+        uow.put(
+            tables.to_item({**owner, "entity": "email_owner", "customer_id": profile.customer_id}),
+            tag=("email_owner", profile.customer_id),
+        )
 
 
 def _preferences_item(
@@ -183,21 +234,61 @@ def get_profile(customer_id: str) -> CustomerProfile | None:
 
 def add_profile(profile: CustomerProfile) -> bool:
     """Store a first profile; False (and nothing written) if the customer already has one."""
+    uow = UnitOfWork()
+    uow.put(
+        _profile_item(profile),
+        tag=("profile", profile.customer_id),
+        condition="attribute_not_exists(pk)",
+    )
+    _add_email_owner(uow, profile, None)
+    try:
+        uow.commit()
+    except TransactionCancelled as exc:
+        if exc.condition_failed:
+            return False
+        raise
+    return True
+
+
+def save_profile(profile: CustomerProfile, previous: CustomerProfile | None = None) -> None:
+    """Store ``profile`` over ``previous`` (as read; None if there was none)."""
+    uow = UnitOfWork()
+    uow.put(_profile_item(profile), tag=("profile", profile.customer_id))
+    _add_email_owner(uow, profile, previous.email if previous else None)
+    uow.commit()
+
+
+def customers_with_email(email: str) -> list[str]:
+    """The customers whose profile holds ``email`` (in any case), from its owner items."""
+    query: dict[str, Any] = {
+        "TableName": tables.table_name(),
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": EMAIL_PREFIX + normalize_address(email)}},
+    }
+    found: list[str] = []
+    while True:
+        response = tables.client().query(**query)
+        found.extend(str(tables.from_item(raw)["customer_id"]) for raw in response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            return found
+        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def replace_profile(profile: CustomerProfile, previous: CustomerProfile) -> bool:
+    """Store ``profile`` if the stored one is still ``previous`` (same ``updated_at``);
+    False, and nothing written, if it changed meanwhile. The email must be unchanged."""
     try:
         tables.client().put_item(
             TableName=tables.table_name(),
             Item=_profile_item(profile),
-            ConditionExpression="attribute_not_exists(pk)",
+            ConditionExpression="updated_at = :updated",
+            ExpressionAttributeValues={":updated": {"S": timestamp(previous.updated_at)}},
         )
     except Exception as exc:
         if _is_condition_failure(exc):
             return False
         raise
     return True
-
-
-def save_profile(profile: CustomerProfile) -> None:
-    tables.client().put_item(TableName=tables.table_name(), Item=_profile_item(profile))
 
 
 def get_preferences(customer_id: str) -> NotificationPreferences | None:
@@ -335,6 +426,7 @@ def confirm_verification(
             condition="updated_at = :updated",
             values={":updated": {"S": timestamp(previous.updated_at)}},
         )
+    _add_email_owner(uow, profile, previous.email if previous else None)
     try:
         uow.commit()
     except TransactionCancelled as exc:

@@ -16,8 +16,27 @@ Item shapes (the only place that knows them):
 
 ``available`` is stored as well as derived: a DynamoDB condition cannot do arithmetic, and
 the guard every movement writes under is ``available >= :need``. Each level is its own
-partition (and its key leaves room for shards, sk ``LEVEL#n``, for flash sales); ledger
-entries live in their own partition so they never add load to the hot level item.
+partition; ledger entries live in their own partition so they never add load to the hot
+level item.
+
+Shards (flash sales). One partition takes about 1,000 write units a second, so a level
+can be split into shards, each its own partition:
+
+    shard    pk=STOCK#<sku>#<warehouse>#<n>   sk=SHARD       (n = 1 .. 31)
+             sku, warehouse, shard_index, on_hand, reserved, available, movements, updated_at
+    ledger   pk=LEDGER#<sku>#<warehouse>#<n>  sk=<at>#<movement id>   (shard n's entries)
+
+Shard 0 is the level item itself, which then also carries ``shard_count`` (how many take
+stock and reservations) and ``shard_slots`` (how many items may hold its stock: more than
+``shard_count`` while a merge waits for reservations on the dropped shards to end). Reading a
+level reads the level item and, when ``shard_slots`` > 1, its other shards in one batch,
+and sums them; an unsharded level has neither attribute and is read and written exactly as
+before. Each shard's counters equal the sum of its own ledger, so the level's equal the
+sum of its shards' ledgers. Movements on shard 0 of a sharded level are guarded on
+``shard_slots`` being what they were planned with; movements planned on an unsharded level
+are guarded on it still having none. Sharded levels keep no low-stock guard in their
+movements (the total is on no single item): ``sync_low_index`` sets the index key from the
+summed shards after the write.
 
 Every movement is a *delta* update guarded by the movement's own requirements, never a
 write of values read earlier, and its ledger entry is in the same transaction, so
@@ -43,15 +62,28 @@ ledger.
 
 from __future__ import annotations
 
+import heapq
+import random
 import re
+import time as clock
 import uuid
 import zlib
-from collections.abc import Iterable, Iterator
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from chalicelib.domain import inventory as rules
 from chalicelib.domain.errors import Conflict
-from chalicelib.domain.inventory import AdjustmentReason, Movement, MovementType, StockLevel
+from chalicelib.domain.inventory import (
+    AdjustmentReason,
+    Movement,
+    MovementType,
+    Shard,
+    ShardsTooThin,
+    StockLevel,
+)
 from chalicelib.domain.paging import MAX_LEDGER_PAGE
 from chalicelib.store import tables
 from chalicelib.store.pagination import InvalidCursor, Page, decode_cursor, encode_cursor, scope_of
@@ -59,6 +91,7 @@ from chalicelib.store.unit_of_work import Tag, UnitOfWork
 
 STOCK_PREFIX = "STOCK#"
 LEVEL_SK = "LEVEL"
+SHARD_SK = "SHARD"
 LEDGER_PREFIX = "LEDGER#"
 SHIPPED_PREFIX = "SHIPPED#"
 LOW_STOCK_PREFIX = "LOWSTOCK#"
@@ -93,8 +126,114 @@ def level_key(sku: str, warehouse: str) -> tables.RawItem:
     }
 
 
-def _ledger_pk(sku: str, warehouse: str) -> str:
-    return f"{LEDGER_PREFIX}{sku}#{warehouse}"
+def shard_key(sku: str, warehouse: str, index: int) -> tables.RawItem:
+    """The raw key of a level's shard ``index`` (shard 0 is the level item)."""
+    if index == 0:
+        return level_key(sku, warehouse)
+    return {
+        tables.PK: {"S": f"{STOCK_PREFIX}{sku}#{warehouse}#{index}"},
+        tables.SK: {"S": SHARD_SK},
+    }
+
+
+def _ledger_pk(sku: str, warehouse: str, shard: int = 0) -> str:
+    return f"{LEDGER_PREFIX}{sku}#{warehouse}" + (f"#{shard}" if shard else "")
+
+
+def is_shard_item(raw: tables.RawItem) -> bool:
+    """A shard other than shard 0 (for stream readers)."""
+    pk = raw.get(tables.PK, {}).get("S", "")
+    return pk.startswith(STOCK_PREFIX) and raw.get(tables.SK, {}).get("S") == SHARD_SK
+
+
+def shard_slots(raw: tables.RawItem | None) -> int:
+    """How many items may hold a level's stock, from its level item (1: unsharded)."""
+    return int(raw["shard_slots"]["N"]) if raw and "shard_slots" in raw else 1
+
+
+def _active_shards(raw: tables.RawItem) -> int:
+    return int(raw["shard_count"]["N"]) if "shard_count" in raw else 1
+
+
+def levels_from_items(
+    raws: Iterable[tables.RawItem], *, consistent: bool = False
+) -> list[StockLevel]:
+    """The levels of raw level items, sharded ones completed with their other shards (one
+    batch read for all of them) and summed."""
+    return [level for level, _ in _levels_with_available(raws, consistent=consistent)]
+
+
+def _levels_with_available(
+    raws: Iterable[tables.RawItem], *, consistent: bool
+) -> list[tuple[StockLevel, int]]:
+    raws = list(raws)
+    wanted = [
+        shard_key(raw["sku"]["S"], raw["warehouse"]["S"], index)
+        for raw in raws
+        for index in range(1, shard_slots(raw))
+    ]
+    shards: dict[StockKey, list[tables.RawItem]] = defaultdict(list)
+    for item in tables.batch_get(wanted, consistent=consistent) if wanted else []:
+        shards[(item["sku"]["S"], item["warehouse"]["S"])].append(item)
+    return [_assemble(raw, shards[(raw["sku"]["S"], raw["warehouse"]["S"])]) for raw in raws]
+
+
+def _assemble(raw: tables.RawItem, shard_items: Iterable[tables.RawItem]) -> tuple[StockLevel, int]:
+    """A level from its level item and its other shards' items (summed), with the stored
+    ``available`` counters summed too."""
+    level = level_from_item(raw)
+    stored_available = int(raw.get("available", {}).get("N", "0"))
+    slots = shard_slots(raw)
+    if slots <= 1:
+        return level, stored_available
+    parts = {0: Shard(0, level.on_hand, level.reserved)}
+    for item in shard_items:
+        index = int(item["shard_index"]["N"])
+        if index < slots:
+            parts[index] = Shard(index, int(item["on_hand"]["N"]), int(item["reserved"]["N"]))
+            stored_available += int(item["available"]["N"])
+    every = tuple(parts.get(i, Shard(i)) for i in range(slots))
+    level = replace(
+        level,
+        on_hand=sum(part.on_hand for part in every),
+        reserved=sum(part.reserved for part in every),
+        shards=every,
+        active_shards=_active_shards(raw),
+    )
+    return level, stored_available
+
+
+_EXACT_READ_ATTEMPTS = 5
+
+
+def exact_level(sku: str, warehouse: str) -> StockLevel | None:
+    """A level as one snapshot: a sharded level's items are read in one TransactGetItems, so
+    no move between shards is seen half done (a batch read may catch one in flight). For
+    the last word before telling a buyer the stock is gone. None when it does not exist."""
+    for attempt in range(_EXACT_READ_ATTEMPTS):
+        raw = _get_level_item(sku, warehouse)
+        if raw is None:
+            return None
+        slots = shard_slots(raw)
+        if slots <= 1:
+            return level_from_item(raw)
+        gets = [
+            {"Get": {"TableName": tables.table_name(), "Key": shard_key(sku, warehouse, i)}}
+            for i in range(slots)
+        ]
+        try:
+            response = tables.client().transact_get_items(TransactItems=gets)
+        except Exception as exc:
+            if tables.error_code(exc) != "TransactionCanceledException":
+                raise
+            clock.sleep(0.01 * 2**attempt)  # a write in flight: read again
+            continue
+        items = [entry.get("Item") for entry in response.get("Responses", [])]
+        first = items[0] if items else None
+        if first is None or shard_slots(first) != slots:
+            continue  # the layout changed between the two reads
+        return _assemble(first, [item for item in items[1:] if item])[0]
+    return levels_from_items([raw], consistent=True)[0] if raw else None
 
 
 def is_level_item(raw: tables.RawItem) -> bool:
@@ -127,6 +266,7 @@ def add_movement(
     *,
     new_level: bool = False,
     before: StockLevel | None = None,
+    shard: int | None = None,
 ) -> str:
     """Add the level's guarded delta update and the ledger entry to ``uow``; returns the
     ledger entry's id.
@@ -139,37 +279,28 @@ def add_movement(
     ``before`` is the level the movement was planned from. With it, a new level starts at
     its threshold, and a movement that changes ``available`` keeps the low-stock index key
     right (and fails its guard if the level crossed the threshold since it was read).
+
+    On a sharded ``before``, the movement goes to shards (see ``_add_sharded_movement``):
+    ``shard`` is the one a reservation was taken from (releases, shipments and commits go
+    back to it) or was chosen for.
     """
+    if before is not None and (before.is_sharded or shard):
+        return _add_sharded_movement(uow, movement, before, shard)
     movement_id = uuid.uuid4().hex
     sku, warehouse = movement.sku, movement.warehouse
     at = _iso(movement.at)
-    values: dict[str, Any] = {
-        ":dh": {"N": str(movement.on_hand_delta)},
-        ":dr": {"N": str(movement.reserved_delta)},
-        ":da": {"N": str(movement.available_delta)},
-        ":zero": {"N": "0"},
-        ":one": {"N": "1"},
-        ":sku": {"S": sku},
-        ":warehouse": {"S": warehouse},
-        ":at": {"S": at},
-    }
-    update = (
-        "SET on_hand = if_not_exists(on_hand, :zero) + :dh,"
-        " reserved = if_not_exists(reserved, :zero) + :dr,"
-        " available = if_not_exists(available, :zero) + :da,"
-        " movements = if_not_exists(movements, :zero) + :one,"
-        " low_stock_threshold = if_not_exists(low_stock_threshold, :threshold),"
+    values = _delta_values(movement)
+    update = _DELTA_UPDATE + (
+        ", low_stock_threshold = if_not_exists(low_stock_threshold, :threshold),"
         " sku = :sku, warehouse = :warehouse, entity = :entity, updated_at = :at"
     )
     values[":entity"] = {"S": "stock_level"}
     values[":threshold"] = {"N": str(before.low_stock_threshold if before else 0)}
     conditions = ["attribute_not_exists(pk)"] if new_level else []
-    if movement.requires_available:
-        conditions.append("available >= :need_available")
-        values[":need_available"] = {"N": str(movement.requires_available)}
-    if movement.requires_reserved:
-        conditions.append("reserved >= :need_reserved")
-        values[":need_reserved"] = {"N": str(movement.requires_reserved)}
+    conditions += _requirements(movement, values)
+    if before is not None:
+        # Planned on an unsharded level: it must still be one.
+        conditions.append("attribute_not_exists(shard_slots)")
     if before is not None and movement.available_delta != 0:
         index_update, guard = _low_stock_index_update(before, movement, values)
         update += index_update
@@ -183,13 +314,54 @@ def add_movement(
         condition=" AND ".join(conditions) or None,
         values=values,
     )
+    _add_ledger_entry(uow, movement, movement_id, at, shard=0)
+    return movement_id
+
+
+_DELTA_UPDATE = (
+    "SET on_hand = if_not_exists(on_hand, :zero) + :dh,"
+    " reserved = if_not_exists(reserved, :zero) + :dr,"
+    " available = if_not_exists(available, :zero) + :da,"
+    " movements = if_not_exists(movements, :zero) + :one"
+)
+
+
+def _delta_values(movement: Movement) -> dict[str, Any]:
+    return {
+        ":dh": {"N": str(movement.on_hand_delta)},
+        ":dr": {"N": str(movement.reserved_delta)},
+        ":da": {"N": str(movement.available_delta)},
+        ":zero": {"N": "0"},
+        ":one": {"N": "1"},
+        ":sku": {"S": movement.sku},
+        ":warehouse": {"S": movement.warehouse},
+        ":at": {"S": _iso(movement.at)},
+    }
+
+
+def _requirements(movement: Movement, values: dict[str, Any]) -> list[str]:
+    conditions = []
+    if movement.requires_available:
+        conditions.append("available >= :need_available")
+        values[":need_available"] = {"N": str(movement.requires_available)}
+    if movement.requires_reserved:
+        conditions.append("reserved >= :need_reserved")
+        values[":need_reserved"] = {"N": str(movement.requires_reserved)}
+    return conditions
+
+
+def _add_ledger_entry(
+    uow: UnitOfWork, movement: Movement, movement_id: str, at: str, *, shard: int
+) -> None:
+    sku, warehouse = movement.sku, movement.warehouse
     entry = tables.to_item(
         {
-            tables.PK: _ledger_pk(sku, warehouse),
+            tables.PK: _ledger_pk(sku, warehouse, shard),
             tables.SK: f"{at}#{movement_id}",
             "entity": "stock_movement",
             "sku": sku,
             "warehouse": warehouse,
+            "shard_index": shard or None,
             "type": movement.type.value,
             "quantity": movement.quantity,
             "on_hand_delta": movement.on_hand_delta,
@@ -202,7 +374,264 @@ def add_movement(
         }
     )
     uow.put(entry, tag=("ledger", sku, warehouse, movement_id))
+
+
+# Stock coming in that is spread over the shards at once: one movement per transaction.
+_SPREAD = frozenset({MovementType.RECEIVED, MovementType.ADJUSTED, MovementType.TRANSFERRED_IN})
+
+
+def _add_sharded_movement(
+    uow: UnitOfWork, movement: Movement, before: StockLevel, shard: int | None
+) -> str:
+    """A movement on a sharded level: stock coming in is spread over the active shards
+    (one update and ledger entry each); one needing available stock takes it from
+    ``shard`` or a random active shard that covers it (``ShardsTooThin`` when none does);
+    one on a reservation goes to ``shard`` (0 when not given)."""
+    stock_in = movement.on_hand_delta > 0 and movement.reserved_delta == 0
+    if stock_in and shard is None and movement.type not in _SPREAD:
+        # Returns come a few lines at a time: one shard each keeps the transaction small
+        # (the stream consumer's refill spreads them later).
+        shard = random.randrange(before.shard_count)
+    if stock_in and shard is None:
+        ids = [
+            _add_shard_movement(uow, replace(movement, quantity=units), before, index)
+            for index, units in rules.spread(movement.quantity, before.shard_count)
+        ]
+        return ids[0]
+    if shard is None:
+        shard = 0
+        if movement.requires_available:
+            picked = rules.pick_shard(before, movement.requires_available)
+            if picked is None:
+                raise ShardsTooThin(before, movement.requires_available)
+            shard = picked
+    return _add_shard_movement(uow, movement, before, shard)
+
+
+def _add_shard_movement(uow: UnitOfWork, movement: Movement, before: StockLevel, index: int) -> str:
+    """One shard's guarded delta update and its ledger entry. Shard 0 (the level item) is
+    guarded on the level's shard slots being those planned with, so no movement lands on a
+    shard that readers no longer read."""
+    movement_id = uuid.uuid4().hex
+    sku, warehouse = movement.sku, movement.warehouse
+    at = _iso(movement.at)
+    values = _delta_values(movement)
+    update = _DELTA_UPDATE + ", sku = :sku, warehouse = :warehouse, updated_at = :at"
+    conditions = _requirements(movement, values)
+    if index == 0:
+        conditions.append("shard_slots = :slots")
+        values[":slots"] = {"N": str(max(len(before.shards), 1))}
+        tag = stock_tag(sku, warehouse)
+    else:
+        update += ", entity = :entity, shard_index = :shard"
+        values[":entity"] = {"S": "stock_shard"}
+        values[":shard"] = {"N": str(index)}
+        tag = ("stock", sku, warehouse, index)
+    uow.update(
+        shard_key(sku, warehouse, index),
+        update,
+        tag=tag,
+        condition=" AND ".join(conditions) or None,
+        values=values,
+    )
+    _add_ledger_entry(uow, movement, movement_id, at, shard=index)
     return movement_id
+
+
+# --- shards --------------------------------------------------------------------------------
+
+
+def set_shard_count(level: StockLevel, shards: int, *, at: datetime) -> bool:
+    """Make ``shards`` shards of ``level`` take stock and reservations (shard slots grow to
+    cover them, never shrink here); False when the level's sharding changed since it was
+    read. Movements planned from the old layout fail their guard and are planned again."""
+    slots = max(len(level.shards), shards) if level.is_sharded else max(shards, 1)
+    values: dict[str, Any] = {
+        ":shards": {"N": str(shards)},
+        ":slots": {"N": str(slots)},
+        ":at": {"S": _iso(at)},
+    }
+    update = "SET shard_count = :shards, shard_slots = :slots, updated_at = :at"
+    if level.is_sharded:
+        values[":old_slots"] = {"N": str(len(level.shards))}
+        attempts = [(update, "shard_slots = :old_slots", {})]
+    else:
+        # Flagged sold out as it is now (tried both ways: no read), so that the stream
+        # consumer tells analytics only about changes from here on.
+        plain = "attribute_exists(pk) AND attribute_not_exists(shard_slots) AND "
+        attempts = [
+            (f"{update}, {SOLD_OUT} = :yes", plain + "available <= :zero", {":yes": True}),
+            (update, plain + "available > :zero", {}),
+        ]
+    for expression, condition, extra in attempts:
+        extra_values = {name: {"BOOL": flag} for name, flag in extra.items()}
+        if not level.is_sharded:
+            extra_values[":zero"] = {"N": "0"}
+        try:
+            tables.client().update_item(
+                TableName=tables.table_name(),
+                Key=level_key(level.sku, level.warehouse),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeValues={**values, **extra_values},
+            )
+        except Exception as exc:
+            if tables.error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            continue
+        return True
+    return False
+
+
+def add_shard_move(
+    uow: UnitOfWork,
+    level: StockLevel,
+    source: int,
+    target: int,
+    units: int,
+    *,
+    reference: str,
+    actor: str,
+    at: datetime,
+) -> None:
+    """Move ``units`` of available stock from shard ``source`` to shard ``target`` of a
+    sharded level, each side with its ledger entry (the level's counters do not change)."""
+    common = {
+        "sku": level.sku,
+        "warehouse": level.warehouse,
+        "quantity": units,
+        "on_hand": level.on_hand,
+        "reserved": level.reserved,
+        "at": at,
+        "actor": actor,
+        "reference": reference,
+    }
+    outgoing = Movement(type=MovementType.REBALANCED_OUT, **common)
+    incoming = Movement(type=MovementType.REBALANCED_IN, **common)
+    _add_shard_movement(uow, outgoing, level, source)
+    _add_shard_movement(uow, incoming, level, target)
+    if 0 not in (source, target):
+        # Neither side is the level item: check the shards are still read where they land.
+        uow.condition_check(
+            level_key(level.sku, level.warehouse),
+            "shard_slots = :slots",
+            tag=("stock-layout", level.sku, level.warehouse),
+            values={":slots": {"N": str(len(level.shards))}},
+        )
+
+
+def add_unshard(uow: UnitOfWork, level: StockLevel) -> None:
+    """Turn a sharded level with one active shard whose other shards are empty back into a
+    plain level: the empty shard items go (each only if still empty), the level item drops
+    its shard attributes and gets the low-stock index key its counters call for, guarded on
+    those counters and its slots being as read."""
+    sku, warehouse = level.sku, level.warehouse
+    for index in range(1, len(level.shards)):
+        uow.delete(
+            shard_key(sku, warehouse, index),
+            tag=("stock", sku, warehouse, index),
+            condition="attribute_not_exists(pk) OR (on_hand = :zero AND reserved = :zero)",
+            values={":zero": {"N": "0"}},
+        )
+    values: dict[str, Any] = {
+        ":slots": {"N": str(len(level.shards))},
+        ":one": {"N": "1"},
+        ":on_hand": {"N": str(level.on_hand)},
+        ":reserved": {"N": str(level.reserved)},
+    }
+    if level.is_low:
+        values.update(_low_stock_index_values(sku, warehouse))
+        update = (
+            f"REMOVE shard_count, shard_slots, {SOLD_OUT}"
+            f" SET {_LOW_PK} = :low_pk, {_LOW_SK} = :low_sk"
+        )
+    else:
+        update = f"REMOVE shard_count, shard_slots, {SOLD_OUT}, {_LOW_PK}, {_LOW_SK}"
+    uow.update(
+        level_key(sku, warehouse),
+        update,
+        tag=stock_tag(sku, warehouse),
+        condition="shard_slots = :slots AND shard_count = :one"
+        " AND on_hand = :on_hand AND reserved = :reserved",
+        values=values,
+    )
+
+
+SOLD_OUT = "sold_out"  # on a sharded level item, exactly while its summed available <= 0
+
+
+def sync_low_index(sku: str, warehouse: str) -> tuple[StockLevel, bool | None, bool | None] | None:
+    """For a sharded level: put the level item in the low-stock index, or take it out, and
+    flag it ``sold_out`` or not, as the summed shards say. Returns the level, then True when
+    this call found it newly low (False: newly recovered, None: the index already agreed),
+    then the same for sold out; None when the level is missing or not sharded. Each write
+    is conditional on the key or flag as read, so of two concurrent callers only one sees
+    each crossing."""
+    raw = _get_level_item(sku, warehouse)
+    if raw is None or shard_slots(raw) <= 1:
+        return None
+    level = levels_from_items([raw], consistent=True)[0]
+    slots = shard_slots(raw)
+    low = None
+    if level.is_low != (_LOW_PK in raw):
+        index_values = _low_stock_index_values(sku, warehouse) if level.is_low else {}
+        set_key = f"SET {_LOW_PK} = :low_pk, {_LOW_SK} = :low_sk"
+        update = set_key if level.is_low else f"REMOVE {_LOW_PK}, {_LOW_SK}"
+        if _flip(sku, warehouse, slots, _LOW_PK, level.is_low, update, index_values):
+            low = level.is_low
+    sold_out = level.available <= 0
+    out = None
+    if sold_out != (SOLD_OUT in raw):
+        update = f"SET {SOLD_OUT} = :yes" if sold_out else f"REMOVE {SOLD_OUT}"
+        yes = {":yes": {"BOOL": True}} if sold_out else {}
+        if _flip(sku, warehouse, slots, SOLD_OUT, sold_out, update, yes):
+            out = sold_out
+    return level, low, out
+
+
+def _flip(
+    sku: str,
+    warehouse: str,
+    slots: int,
+    attribute: str,
+    present: bool,
+    update: str,
+    values: dict[str, Any],
+) -> bool:
+    """Set or remove ``attribute`` of a sharded level item if it is still the other way;
+    False when someone else did (or the level's layout changed)."""
+    was = "attribute_not_exists" if present else "attribute_exists"
+    try:
+        tables.client().update_item(
+            TableName=tables.table_name(),
+            Key=level_key(sku, warehouse),
+            UpdateExpression=update,
+            ConditionExpression=f"shard_slots = :slots AND {was}({attribute})",
+            ExpressionAttributeValues={":slots": {"N": str(slots)}, **values},
+        )
+    except Exception as exc:
+        if tables.error_code(exc) != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
+
+
+def sharded_level_changed(record: Mapping[str, Any]) -> StockKey | None:
+    """The (sku, warehouse) of a sharded level whose ``available`` a table stream record
+    changed (a shard, or the level item of a sharded level); None for any other record."""
+    change = record.get("dynamodb") or {}
+    keys = change.get("Keys") or {}
+    new, old = change.get("NewImage") or {}, change.get("OldImage") or {}
+    if not new:
+        return None
+    if not is_shard_item(keys) and not (
+        is_level_item(keys) and ("shard_slots" in new or "shard_slots" in old)
+    ):
+        return None
+    watched = ("available", "low_stock_threshold", _LOW_PK)
+    if all(new.get(name) == old.get(name) for name in watched):
+        return None
+    return new["sku"]["S"], new["warehouse"]["S"]
 
 
 def low_stock_shard(sku: str, warehouse: str) -> int:
@@ -306,7 +735,7 @@ def set_threshold(
     """
     raw = _write_threshold(sku, warehouse, low_stock_threshold, own=True, at=at)
     assert raw is not None  # an own threshold is always written
-    return level_from_item(raw)
+    return levels_from_items([raw], consistent=True)[0]
 
 
 def follow_default_threshold(
@@ -315,7 +744,7 @@ def follow_default_threshold(
     """Give an existing level its product's default threshold, unless ops set one of its
     own; the new level, or None when the level does not exist or has its own."""
     raw = _write_threshold(sku, warehouse, low_stock_threshold, own=False, at=at)
-    return None if raw is None else level_from_item(raw)
+    return None if raw is None else levels_from_items([raw], consistent=True)[0]
 
 
 def _write_threshold(
@@ -395,8 +824,7 @@ def get_levels_many(
     wanted = sorted(set(keys))
     found = tables.batch_get([level_key(sku, wh) for sku, wh in wanted], consistent=consistent)
     levels = {key: StockLevel.empty(*key) for key in wanted}
-    for raw in found:
-        level = level_from_item(raw)
+    for level in levels_from_items(found, consistent=consistent):
         levels[(level.sku, level.warehouse)] = level
     return levels
 
@@ -415,7 +843,8 @@ def existing_levels(keys: Iterable[StockKey], *, consistent: bool = False) -> li
         [level_key(sku, wh) for sku, wh in sorted(set(keys))], consistent=consistent
     )
     return sorted(
-        (level_from_item(raw) for raw in found), key=lambda level: (level.sku, level.warehouse)
+        levels_from_items(found, consistent=consistent),
+        key=lambda level: (level.sku, level.warehouse),
     )
 
 
@@ -425,7 +854,7 @@ def levels_following_default(sku: str, warehouses: Iterable[str]) -> list[StockL
     found = tables.batch_get(
         [level_key(sku, wh) for wh in sorted(set(warehouses))], consistent=True
     )
-    levels = [level_from_item(raw) for raw in found if _follows_default(raw)]
+    levels = levels_from_items([raw for raw in found if _follows_default(raw)], consistent=True)
     return sorted(levels, key=lambda level: level.warehouse)
 
 
@@ -444,7 +873,7 @@ def low_levels(*, page_size: int = 100) -> Iterator[list[StockLevel]]:
         }
         while True:
             response = tables.client().query(**query)
-            page = [level_from_item(raw) for raw in response.get("Items", [])]
+            page = levels_from_items(response.get("Items", []), consistent=False)
             if page:
                 yield page
             if "LastEvaluatedKey" not in response:
@@ -489,7 +918,7 @@ def low_levels_page(*, warehouse: str | None, limit: int, cursor: str | None) ->
             }
         while len(found) <= limit:
             response = tables.client().query(**query)
-            found.extend((shard, level_from_item(raw)) for raw in response.get("Items", []))
+            found.extend((shard, level) for level in levels_from_items(response.get("Items", [])))
             if "LastEvaluatedKey" not in response:
                 break
             query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -512,7 +941,7 @@ def levels_with_stored_available(
     found = tables.batch_get(
         [level_key(sku, wh) for sku, wh in sorted(set(keys))], consistent=consistent
     )
-    rows = [(level_from_item(raw), int(raw.get("available", {}).get("N", "0"))) for raw in found]
+    rows = _levels_with_available(found, consistent=consistent)
     return sorted(rows, key=lambda row: (row[0].sku, row[0].warehouse))
 
 
@@ -569,7 +998,12 @@ def ledger_page(
         "ScanIndexForward": False,
         "ConsistentRead": True,
     }
-    if cursor:
+    slots = shard_slots(_get_level_item(sku, warehouse))
+    if slots > 1:
+        on_hand, reserved, raws = _sharded_ledger_head(
+            sku, warehouse, slots, cursor and decode_cursor(cursor, scope), limit + 1
+        )
+    elif cursor:
         after, on_hand, reserved = _ledger_position(decode_cursor(cursor, scope))
         query["ExclusiveStartKey"] = {
             tables.PK: {"S": _ledger_pk(sku, warehouse)},
@@ -591,6 +1025,45 @@ def ledger_page(
             scope, {"after": last_sort_key, "on_hand": on_hand, "reserved": reserved}
         )
     return Page(items=movements, next_cursor=next_cursor)
+
+
+def _sharded_ledger_head(
+    sku: str, warehouse: str, slots: int, position: dict[str, Any] | None, count: int
+) -> tuple[int, int, list[tables.RawItem]]:
+    """A sharded level's ledger, newest first: the shards' ledgers merged (each read up to
+    ``count`` entries before the cursor's position), with the counters to walk back from —
+    the cursor's, or the summed shards' when no movement landed while the page was read."""
+
+    def newest(after: str | None) -> list[tables.RawItem]:
+        merged: list[tables.RawItem] = []
+        for index in range(slots):
+            query: dict[str, Any] = {
+                "TableName": tables.table_name(),
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": {"S": _ledger_pk(sku, warehouse, index)}},
+                "ScanIndexForward": False,
+                "ConsistentRead": True,
+            }
+            if after is not None:
+                query["KeyConditionExpression"] += " AND sk < :after"
+                query["ExpressionAttributeValues"][":after"] = {"S": after}
+            merged.extend(_query_up_to(query, count))
+        merged.sort(key=lambda raw: raw[tables.SK]["S"], reverse=True)
+        return merged[:count]
+
+    if position is not None:
+        after, on_hand, reserved = _ledger_position(position)
+        return on_hand, reserved, newest(after)
+    keys = [shard_key(sku, warehouse, index) for index in range(slots)]
+    for _ in range(_LEDGER_READ_ATTEMPTS):
+        before = tables.batch_get(keys, consistent=True)
+        raws = newest(None)
+        current = tables.batch_get(keys, consistent=True)
+        if sum(map(_movement_count, before)) == sum(map(_movement_count, current)):
+            break
+    on_hand = sum(int(raw.get("on_hand", {}).get("N", "0")) for raw in current)
+    reserved = sum(int(raw.get("reserved", {}).get("N", "0")) for raw in current)
+    return on_hand, reserved, raws
 
 
 def _first_page(
@@ -628,20 +1101,31 @@ def _query_up_to(query: dict[str, Any], count: int) -> list[tables.RawItem]:
 
 
 def iter_ledger(sku: str, warehouse: str) -> Iterator[Movement]:
-    """Every ledger entry, oldest first, with counters as the ledger alone says (for audits)."""
+    """Every ledger entry, oldest first, with counters as the ledger alone says (for audits).
+
+    A sharded level's entries are its shards' ledgers merged in time order."""
+    slots = shard_slots(_get_level_item(sku, warehouse))
+    entries = heapq.merge(
+        *(_ledger_items(sku, warehouse, index) for index in range(slots)),
+        key=lambda raw: raw[tables.SK]["S"],
+    )
+    on_hand = reserved = 0
+    for raw in entries:
+        on_hand_delta, reserved_delta = _deltas(raw)
+        on_hand, reserved = on_hand + on_hand_delta, reserved + reserved_delta
+        yield _movement_from_item(raw, on_hand, reserved)
+
+
+def _ledger_items(sku: str, warehouse: str, shard: int) -> Iterator[tables.RawItem]:
     query: dict[str, Any] = {
         "TableName": tables.table_name(),
         "KeyConditionExpression": "pk = :pk",
-        "ExpressionAttributeValues": {":pk": {"S": _ledger_pk(sku, warehouse)}},
+        "ExpressionAttributeValues": {":pk": {"S": _ledger_pk(sku, warehouse, shard)}},
         "ConsistentRead": True,
     }
-    on_hand = reserved = 0
     while True:
         response = tables.client().query(**query)
-        for raw in response.get("Items", []):
-            on_hand_delta, reserved_delta = _deltas(raw)
-            on_hand, reserved = on_hand + on_hand_delta, reserved + reserved_delta
-            yield _movement_from_item(raw, on_hand, reserved)
+        yield from response.get("Items", [])
         if "LastEvaluatedKey" not in response:
             return
         query["ExclusiveStartKey"] = response["LastEvaluatedKey"]

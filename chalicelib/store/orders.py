@@ -186,7 +186,10 @@ def order_item(order: Order) -> tables.RawItem:
                 "quantity": line.quantity,
                 "unit_price": line.unit_price.as_dict(),
                 "allocations": [
-                    {"warehouse": a.warehouse, "quantity": a.quantity} for a in line.allocations
+                    # The shard a reservation was taken from, on a sharded level.
+                    {"warehouse": a.warehouse, "quantity": a.quantity}
+                    | ({"shard": a.shard} if a.shard else {})
+                    for a in line.allocations
                 ],
             }
             for line in order.lines
@@ -229,7 +232,9 @@ def order_from_item(raw: Mapping[str, Any]) -> Order:
                 quantity=int(line["quantity"]),
                 unit_price=Money.from_dict(line["unit_price"]),
                 allocations=tuple(
-                    Allocation(line["sku"], a["warehouse"], int(a["quantity"]))
+                    Allocation(
+                        line["sku"], a["warehouse"], int(a["quantity"]), int(a.get("shard", 0))
+                    )
                     for a in line["allocations"]
                 ),
             )
@@ -539,14 +544,16 @@ def read_for_placement(
     products: dict[str, Product] = {}
     levels = {pair: StockLevel.empty(*pair) for pair in stock_keys}
     record: IdempotencyRecord | None = None
+    level_items: list[tables.RawItem] = []
     for raw in tables.batch_get(keys, consistent=True):
         pk = raw[tables.PK]["S"]
         if inventory.is_level_item(raw):
-            level = inventory.level_from_item(raw)
-            levels[(level.sku, level.warehouse)] = level
+            level_items.append(raw)
         elif pk.startswith(catalogue.PRODUCT_PREFIX):
             product = catalogue.product_from_item(raw)
             products[product.sku] = product
         elif pk.startswith(IDEMPOTENCY_PREFIX):
             record = idempotency_from_item(raw)
+    for level in inventory.levels_from_items(level_items, consistent=True):
+        levels[(level.sku, level.warehouse)] = level
     return PlacementSnapshot(products=products, levels=levels, idempotency=record)

@@ -157,6 +157,7 @@ def message_item(m: Message) -> tables.RawItem:
             "author": m.author.value,
             "author_id": m.author_id,
             "body": m.body,
+            "photos": list(m.photos) or None,
             "created_at": timestamp(m.created_at),
         }
     )
@@ -171,6 +172,7 @@ def message_from_item(raw: Mapping[str, Any]) -> Message:
         author_id=item["author_id"],
         body=item["body"],
         created_at=_time(item["created_at"]),  # type: ignore[arg-type]
+        photos=tuple(item.get("photos") or ()),
     )
 
 

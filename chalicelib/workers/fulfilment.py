@@ -18,7 +18,7 @@ from chalice import Blueprint
 from chalice.app import SQSEvent
 
 from chalicelib.observability import logger
-from chalicelib.services import after_sales, fulfilment, refunds
+from chalicelib.services import after_sales, after_sales_parcels, fulfilment, refunds
 from chalicelib.store import outbox
 from chalicelib.workers import batches
 
@@ -49,7 +49,7 @@ def _handle_record(record: SQSRecord) -> None:
             request_id = event.payload.get("request_id")
             if not isinstance(request_id, str):
                 raise outbox.MalformedMessage("after_sales.received without a request_id")
-            after_sales.ship_replacement(request_id)
+            after_sales_parcels.ship_replacement(request_id)
             return
         if event.type == refunds.PAYMENT_REFUNDED:
             refund_id = event.payload.get("refund_id")

@@ -57,6 +57,7 @@ def _handle_record(record: SQSRecord) -> None:
                 "already_sent": [c.value for c in outcome.already_sent],
                 "unreachable": [c.value for c in outcome.unreachable],
                 "unverified": [c.value for c in outcome.unverified],
+                "undeliverable": [c.value for c in outcome.undeliverable],
             },
         )
 

@@ -31,9 +31,10 @@ from chalice.app import CloudWatchEvent, DynamoDBEvent
 
 from chalicelib.adapters import queues
 from chalicelib.observability import logger
+from chalicelib.services import stock
 from chalicelib.settings import get_settings
 from chalicelib.store import analytics as analytics_store
-from chalicelib.store import outbox
+from chalicelib.store import inventory, outbox
 from chalicelib.workers.batches import CORRELATION_ATTRIBUTE
 from chalicelib.workers.schedules import run_moment
 
@@ -134,10 +135,14 @@ def forward(records: Iterable[Mapping[str, Any]]) -> list[str]:
     failed: list[str] = []
     sent: list[tuple[str, str]] = []  # (sequence number, event id) of outbox events
     urls = queue_urls()
+    sharded: dict[tuple[str, str], str] = {}  # sharded levels written, by their last record
     for record in records:
         change = record.get("dynamodb") or {}
         sequence_number = str(change.get("SequenceNumber", ""))
         keys = change.get("Keys") or {}
+        written = inventory.sharded_level_changed(record)
+        if written is not None:
+            sharded[written] = sequence_number
         if record.get("eventName") != "INSERT" or not outbox.is_outbox_key(
             str(keys.get("pk", {}).get("S", ""))
         ):
@@ -166,6 +171,7 @@ def forward(records: Iterable[Mapping[str, Any]]) -> list[str]:
         for name in route:
             by_queue[urls[name]].append(_message(event, sequence_number))
         sent.append((sequence_number, event.event_id))
+    failed.extend(_sharded_low_stock(sharded, by_queue, urls))
     for url, messages in by_queue.items():
         failed.extend(queues.send_batch(url, messages))
     refused = set(failed)
@@ -173,6 +179,34 @@ def forward(records: Iterable[Mapping[str, Any]]) -> list[str]:
     # One SequenceNumber per record, in stream order (a record sent to two queues may fail
     # on both).
     return sorted(set(failed), key=lambda sequence: (len(sequence), sequence))
+
+
+def _sharded_low_stock(
+    written: Mapping[tuple[str, str], str],
+    by_queue: dict[str, list[queues.QueueMessage]],
+    urls: Mapping[str, str],
+) -> list[str]:
+    """A sharded level's low-stock crossing (and its running out or coming back, for
+    analytics) is decided here, once per level per batch, from its summed shards
+    (``stock.sync_low_stock``); the sequence numbers that failed (the scheduled low-stock
+    check is the backstop for alerts lost)."""
+    failed: list[str] = []
+    for (sku, warehouse), sequence_number in written.items():
+        try:
+            events = stock.sync_low_stock(sku, warehouse)
+        except Exception:  # noqa: BLE001 - retried with the batch
+            logger.exception("could not check a sharded level", extra={"sku": sku})
+            failed.append(sequence_number)
+            continue
+        for event in events:
+            # Low and recovered are operations'; sold out and restocked are analytics'.
+            queue = OPERATIONS if event.type in ROUTES else ANALYTICS
+            if not urls.get(queue):
+                logger.error("queue not configured", extra={"queues": [queue]})
+                failed.append(sequence_number)
+                break
+            by_queue[urls[queue]].append(_message(event, sequence_number))
+    return failed
 
 
 def _mark_forwarded(event_ids: Iterable[str]) -> None:

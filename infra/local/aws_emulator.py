@@ -92,6 +92,8 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import ThreadedWSGIServer
 
+from infra.local import ses_rules
+
 HOST = "127.0.0.1"
 
 # moto's state lives in module globals, so every emulator in this process shares this lock.
@@ -704,7 +706,8 @@ _patch_lock = threading.Lock()
 
 
 def _install_transaction_patch() -> None:
-    """Replace moto's transaction and query code while at least one emulator runs here."""
+    """Replace moto's transaction and query code, and SES's sending checks (``ses_rules``),
+    while at least one emulator runs here."""
     global _patch_users, _index_generation
     with _patch_lock:
         _patch_users += 1
@@ -720,6 +723,7 @@ def _install_transaction_patch() -> None:
         DynamoDBStreamsBackend.get_records = _get_records  # type: ignore[method-assign]
         BaseModel.__new__ = _untracked_new  # type: ignore[method-assign,assignment]
         BaseJSONSerializer._serialize_type_structure = _json_structure  # type: ignore[method-assign]
+        ses_rules.install()
 
 
 def _remove_transaction_patch() -> None:
@@ -737,6 +741,7 @@ def _remove_transaction_patch() -> None:
             DynamoDBStreamsBackend.get_records = _original_get_records  # type: ignore[method-assign]
             BaseModel.__new__ = _original_base_model_new  # type: ignore[method-assign]
             BaseJSONSerializer._serialize_type_structure = _original_json_structure  # type: ignore[method-assign]
+            ses_rules.remove()
 
 
 @contextlib.contextmanager

@@ -229,9 +229,21 @@ def _provision_notifications(clients: _Clients, stage: str) -> dict[str, str]:
     """What customer notifications need that CloudFormation cannot create: a verified SES
     sender and the SNS platform applications. In AWS these hold the APNs certificate and
     the FCM key, so they are set up once by hand and passed to the app as settings; the
-    emulator keeps applications without checking credentials, so none are given here."""
+    emulator keeps applications without checking credentials, so none are given here.
+
+    The SES configuration set every email is sent with is created here too: in AWS it comes
+    from the template (``infra/production.py``), whose SNS event destination the emulator
+    cannot honour, but SES refuses a send naming a set that does not exist, and so does the
+    emulator (``infra/local/ses_rules.py``)."""
     clients.ses.verify_email_identity(EmailAddress=LOCAL_NOTIFICATIONS_SENDER)
-    env = {"NOTIFICATIONS_FROM_EMAIL": LOCAL_NOTIFICATIONS_SENDER}
+    configuration_set = f"{APP_NAME}-{stage}"
+    listed = clients.ses.list_configuration_sets().get("ConfigurationSets", [])
+    if configuration_set not in {entry["Name"] for entry in listed}:
+        clients.ses.create_configuration_set(ConfigurationSet={"Name": configuration_set})
+    env = {
+        "NOTIFICATIONS_FROM_EMAIL": LOCAL_NOTIFICATIONS_SENDER,
+        "SES_CONFIGURATION_SET": configuration_set,
+    }
     existing: dict[str, str] = {}
     for page in clients.sns.get_paginator("list_platform_applications").paginate():
         for application in page.get("PlatformApplications", []):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +173,64 @@ def phone_shop(shop_stack: LocalStackUnderTest, browser: Any) -> Iterator[Shop]:
     yield shop
     context.close()
     assert not shop.errors, f"errors on the page: {shop.errors}"
+
+
+# --- the staff console ------------------------------------------------------------------------
+
+CONSOLE_WORDS = {
+    "zh-CN": {"sign_in": "登录", "staff_only": "控制台仅供员工使用"},
+    "en": {"sign_in": "Sign in", "staff_only": "This console is for staff"},
+}
+
+
+class Console:
+    """One staff member's tab on the console."""
+
+    def __init__(self, stack: LocalStackUnderTest, page: Any) -> None:
+        self.stack = stack
+        self.page = page
+        self.errors: list[str] = []
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    @property
+    def url(self) -> str:
+        return f"{self.stack.api_url}/console/"
+
+    def open(self, path: str = "") -> None:
+        self.page.goto(self.url + path.lstrip("/"))
+        self.page.locator("main").wait_for()
+
+    def sign_in(self, user_id: str, lang: str = "zh-CN", *, new: bool = False) -> None:
+        self.page.add_init_script(f"localStorage.setItem('orderdesk.lang', '{lang}')")
+        self.open()
+        self.page.get_by_role("button", name=CONSOLE_WORDS[lang]["sign_in"], exact=True).click()
+        if new:
+            self.page.locator("#new_username").fill(user_id)
+            self.page.get_by_role("button", name="继续 / Continue").click()
+        else:
+            self.page.locator(f"button[name=username][value='{user_id}']").click()
+        # Signed in once the callback has traded the code for tokens and moved on.
+        self.page.wait_for_url(lambda url: url.startswith(self.url) and "callback" not in url)
+        self.page.locator("main h1").first.wait_for()
+
+    def screenshot(self, name: str) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SCREENSHOTS / f"console-{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def new_console(shop_stack: LocalStackUnderTest, browser: Any) -> Iterator[Callable[[], Console]]:
+    contexts: list[tuple[Any, Console]] = []
+
+    def make() -> Console:
+        context = browser.new_context(viewport=DESKTOP, locale="zh-CN", accept_downloads=True)
+        context.set_default_timeout(EXPECT_TIMEOUT_MS)
+        console = Console(shop_stack, context.new_page())
+        contexts.append((context, console))
+        return console
+
+    playwright_api.expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    yield make
+    for context, console in contexts:
+        context.close()
+        assert not console.errors, f"errors on the page: {console.errors}"

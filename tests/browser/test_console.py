@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,77 +18,13 @@ import requests
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
-from tests.browser.conftest import (
-    ADDRESS,
-    DESKTOP,
-    EXPECT_TIMEOUT_MS,
-    MANUAL_WAREHOUSE,
-    SCREENSHOTS,
-    playwright_api,
-)
+from tests.browser.conftest import ADDRESS, CONSOLE_WORDS, MANUAL_WAREHOUSE, Console
 from tests.e2e.conftest import LocalStackUnderTest
 
 OPS_USER = "ops-zhang-min"
 FINANCE_USER = "finance-chen-jing"
 SUPPORT_USER = "support-liu-yang"
 SERIOUS = ("serious", "critical")
-WORDS = {
-    "zh-CN": {"sign_in": "登录", "staff_only": "控制台仅供员工使用"},
-    "en": {"sign_in": "Sign in", "staff_only": "This console is for staff"},
-}
-
-
-class Console:
-    """One staff member's tab on the console."""
-
-    def __init__(self, stack: LocalStackUnderTest, page: Any) -> None:
-        self.stack = stack
-        self.page = page
-        self.errors: list[str] = []
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
-
-    @property
-    def url(self) -> str:
-        return f"{self.stack.api_url}/console/"
-
-    def open(self, path: str = "") -> None:
-        self.page.goto(self.url + path.lstrip("/"))
-        self.page.locator("main").wait_for()
-
-    def sign_in(self, user_id: str, lang: str = "zh-CN", *, new: bool = False) -> None:
-        self.page.add_init_script(f"localStorage.setItem('orderdesk.lang', '{lang}')")
-        self.open()
-        self.page.get_by_role("button", name=WORDS[lang]["sign_in"], exact=True).click()
-        if new:
-            self.page.locator("#new_username").fill(user_id)
-            self.page.get_by_role("button", name="继续 / Continue").click()
-        else:
-            self.page.locator(f"button[name=username][value='{user_id}']").click()
-        # Signed in once the callback has traded the code for tokens and moved on.
-        self.page.wait_for_url(lambda url: url.startswith(self.url) and "callback" not in url)
-        self.page.locator("main h1").first.wait_for()
-
-    def screenshot(self, name: str) -> None:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SCREENSHOTS / f"console-{name}.png"), full_page=True)
-
-
-@pytest.fixture
-def new_console(shop_stack: LocalStackUnderTest, browser: Any) -> Iterator[Callable[[], Console]]:
-    contexts: list[tuple[Any, Console]] = []
-
-    def make() -> Console:
-        context = browser.new_context(viewport=DESKTOP, locale="zh-CN", accept_downloads=True)
-        context.set_default_timeout(EXPECT_TIMEOUT_MS)
-        console = Console(shop_stack, context.new_page())
-        contexts.append((context, console))
-        return console
-
-    playwright_api.expect.set_options(timeout=EXPECT_TIMEOUT_MS)
-    yield make
-    for context, console in contexts:
-        context.close()
-        assert not console.errors, f"errors on the page: {console.errors}"
 
 
 # --- setting the scene over the API ----------------------------------------------------------
@@ -344,6 +280,8 @@ def test_support_find_a_customers_order_by_customer_id(
     order_id = paid_order(console.stack, customer, "EL-USB-C-CABLE")
     console.sign_in(SUPPORT_USER)
     page = console.page
+    expect(page.get_by_role("heading", level=1)).to_have_text("客服会话")  # support land there
+    page.get_by_role("link", name="顾客查询").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("客户服务")
     page.get_by_label("搜索方式").select_option("customer")
     page.get_by_label("编号").fill(customer)
@@ -389,6 +327,13 @@ def test_every_console_screen_is_accessible_and_screenshotted(
     day = yesterday()
     tick(stack, "analytics", "--date", day)
     tick(stack, "reconcile_payments", "--date", day)
+    started = call(
+        stack,
+        "POST",
+        "/support/conversations",
+        (customer, "customers"),
+        {"subject": "找人工", "message": "转人工"},
+    )
 
     def check(console: Console, name: str) -> None:
         console.page.wait_for_load_state("networkidle")
@@ -400,7 +345,9 @@ def test_every_console_screen_is_accessible_and_screenshotted(
     first.open()
     check(first, "sign-in")
     first.sign_in(f"shopper-{uuid.uuid4().hex[:8]}", lang, new=True)
-    expect(first.page.get_by_role("heading", level=1)).to_have_text(WORDS[lang]["staff_only"])
+    expect(first.page.get_by_role("heading", level=1)).to_have_text(
+        CONSOLE_WORDS[lang]["staff_only"]
+    )
     check(first, "not-staff")
 
     screens = {
@@ -417,9 +364,16 @@ def test_every_console_screen_is_accessible_and_screenshotted(
             ("fulfilment", "fulfilment"),
             ("alerts", "alerts"),
             ("queues", "queues"),
+            ("reviews", "reviews"),
         ],
         FINANCE_USER: [("reports", f"reports?date={day}"), ("reconciliation", "reconciliation")],
-        SUPPORT_USER: [("support", f"support?customer={customer}")],
+        SUPPORT_USER: [
+            ("support", f"support?customer={customer}"),
+            ("conversations", "conversations"),
+            ("conversation", f"conversations/{started['conversation_id']}"),
+            ("canned-replies", "canned-replies"),
+            ("reviews-support", "reviews?sku=EL-MOUSE-WL"),
+        ],
     }
     for user, pages in screens.items():
         console = new_console()

@@ -299,3 +299,52 @@ def test_under_contention_buyers_get_busy_never_a_false_sold_out_and_exactly_the
 
     audit = check_stock(stack)
     assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+# --- a flash sale on a sharded level -------------------------------------------------------------
+
+FLASH_BUYERS = 120
+FLASH_STOCK = 40
+
+
+def test_a_flash_sale_on_a_sharded_level_resharded_mid_sale_sells_exactly_the_stock(
+    stack: LocalStackUnderTest, ops: dict[str, str]
+) -> None:
+    sku = new_product(stack, ops, {"wh-sha": FLASH_STOCK})
+    sharded = call(stack, "PUT", f"/stock/{sku}/wh-sha/shards", ops, {"shards": 4})
+    assert sharded.status_code == 200, sharded.text
+    assert sharded.json()["shards"] == 4 and sharded.json()["available"] == FLASH_STOCK
+    tokens = [stack.auth(f"shard-buyer-{n}", "customers") for n in range(FLASH_BUYERS)]
+    start = threading.Barrier(FLASH_BUYERS + 1)
+
+    def buy(headers: dict[str, str]) -> requests.Response:
+        with requests.Session() as session:
+            start.wait()
+            for _ in range(1 + BUSY_RETRIES):
+                response = call(stack, "POST", "/orders", headers, order(sku), session)
+                if response.status_code != 503:
+                    break
+                time.sleep(float(response.headers["Retry-After"]))
+        return response
+
+    set_contention(stack, enabled=True, conflict_window_ms=30, partition_wcu=40)
+    try:
+        with ThreadPoolExecutor(max_workers=FLASH_BUYERS) as pool:
+            futures = [pool.submit(buy, headers) for headers in tokens]
+            start.wait()
+            time.sleep(0.5)
+            # Ops re-shard while the orders are being placed.
+            resharded = call(stack, "PUT", f"/stock/{sku}/wh-sha/shards", ops, {"shards": 8})
+            outcomes = [future.result() for future in futures]
+    finally:
+        set_contention(stack, enabled=False)
+
+    assert resharded.status_code == 200, resharded.text
+    finals = Counter(response.status_code for response in outcomes)
+    assert finals == {201: FLASH_STOCK, 409: FLASH_BUYERS - FLASH_STOCK}, finals
+    final = stock_levels(stack, ops, sku)
+    assert final["total_available"] == 0
+    (level,) = [lv for lv in final["warehouses"] if lv["warehouse"] == "wh-sha"]
+    assert level["on_hand"] == level["reserved"] == FLASH_STOCK
+    audit = check_stock(stack)
+    assert audit.returncode == 0, audit.stdout + audit.stderr

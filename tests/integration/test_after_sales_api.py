@@ -29,6 +29,7 @@ from chalicelib.domain.orders import OrderStatus, ShippingAddress
 from chalicelib.domain.payments import Payment
 from chalicelib.services import (
     after_sales,
+    after_sales_parcels,
     after_sales_reports,
     orders,
     payments,
@@ -138,7 +139,7 @@ def outbound_delivered(request_id: str) -> str:
 
     event = TrackingEvent(TrackingStatus.DELIVERED, datetime.now(UTC))
     update = TrackingUpdate("kuaidi100", "shunfeng", "SF0", (event,))
-    assert after_sales.record_parcel_tracking(request_id + "-out", update)
+    assert after_sales_parcels.record_parcel_tracking(request_id + "-out", update)
     return after_sales.get_request(request_id, viewer_id="x", staff=True).status.value
 
 
@@ -330,7 +331,7 @@ def test_exchange_holds_its_replacement_until_it_ships_and_the_audit_counts_it(
         "receive",
         {"lines": [{"sku": "MUG", "quantity": 1, "disposition": "write_off"}]},
     )
-    shipped = after_sales.ship_replacement(request_id)
+    shipped = after_sales_parcels.ship_replacement(request_id)
     assert shipped is not None and shipped.status.value == "exchange_shipped"
     assert levels("MUG-BLUE")["SH"] == (9, 0, 9)
     assert outbound_delivered(request_id) == "completed"
@@ -588,3 +589,37 @@ def test_photos_must_be_the_customers_own_and_staff_see_them_through_short_lived
     own = world.request("GET", path, None, world.token(CUSTOMER, "customers")).json_body
     assert own["photos"] == [mine] and "photo_urls" not in own
     uploads_bucket.reset()
+
+
+def test_an_exchange_from_a_sharded_level_holds_and_ships_its_replacement_on_one_shard(
+    world: Api,
+) -> None:
+    stock.set_shards("MUG-BLUE", "SH", 4, actor="ops-1")
+    order = delivered_order({"MUG": 1})
+    request_id = ask(
+        world, order.order_id, body("exchange", ("MUG", 1, "defective", "MUG-BLUE"))
+    ).json_body["request_id"]
+    approved = act(world, request_id, "approve", {"return_warehouse": "SH"}).json_body
+    assert approved["replacement"] == [{"sku": "MUG-BLUE", "warehouse": "SH", "quantity": 1}]
+    (held,) = after_sales.get_request(request_id, viewer_id="x", staff=True).replacement
+    (level,) = inventory.existing_levels([("MUG-BLUE", "SH")], consistent=True)
+    assert level.shards[held.shard].reserved == 1
+    act(
+        world,
+        request_id,
+        "return-shipment",
+        {"carrier": "yto", "tracking_number": "YT12345"},
+        world.customer,
+    )
+    act(
+        world,
+        request_id,
+        "receive",
+        {"lines": [{"sku": "MUG", "quantity": 1, "disposition": "write_off"}]},
+    )
+
+    shipped = after_sales_parcels.ship_replacement(request_id)
+
+    assert shipped is not None and shipped.status.value == "exchange_shipped"
+    assert levels("MUG-BLUE")["SH"] == (9, 0, 9)
+    assert_stock_balanced()

@@ -48,7 +48,8 @@ from chalicelib.adapters.payments.alipay import (
 )
 from chalicelib.domain.money import Money
 from chalicelib.settings import Settings
-from infra.local.emulators.alipay import APP_KEY_FILE, PLATFORM_KEY_FILE, AlipayEmulator
+from infra.local.emulators.alipay import AlipayEmulator
+from infra.local.emulators.alipay_keys import APP_KEY_FILE, PLATFORM_KEY_FILE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -595,3 +595,33 @@ def sell_many(api: Api, lines: dict[str, int]) -> str:
     response = place(api, order_body(lines))
     assert response.status_code == 201, response.json_body
     return str(response.json_body["order_id"])
+
+
+# --- sharded levels: decided from the stream ---------------------------------------------------
+
+
+def test_a_sharded_level_selling_down_raises_one_alert_from_the_stream(ops: Ops) -> None:
+    receive(ops.api, "MUG", "SH", 8)
+    set_threshold(ops.api, "MUG", "SH", 2)
+    stock.set_shards("MUG", "SH", 4, actor="ops-1")
+    ops.forward()
+    sell(ops.api, "MUG", 5)  # 3 left: above
+    assert ops.forward() == []
+
+    sell(ops.api, "MUG", 1)  # 2 left: at the threshold, summed over the shards
+    messages = ops.forward()
+
+    assert [json.loads(m["Body"])["type"] for m in messages] == ["stock.low"]
+    assert ops.forward() == []  # seen once
+    assert ops.handle(messages + messages) == {"batchItemFailures": []}
+    assert ops.check()["opened"] == []
+    (alert,) = ops.alerts("open")
+    assert (alert["sku"], alert["available"], alert["threshold"]) == ("MUG", 2, 2)
+    assert low_index() == {("MUG", "SH")}
+
+    receive(ops.api, "MUG", "SH", 10)
+    (recovered,) = ops.forward()
+    assert json.loads(recovered["Body"])["type"] == "stock.recovered"
+    ops.handle([recovered])
+    assert ops.alerts("open") == []
+    assert low_index() == set()

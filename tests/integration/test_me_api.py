@@ -96,6 +96,8 @@ def test_first_profile_comes_from_the_token_claims_and_then_stays_as_saved(me: A
         "phone_verified": False,
         "locale": "zh-CN",
         "name": "李雷",
+        "email_status": "unverified",
+        "email_undeliverable_reason": None,
     }
     # Later tokens do not overwrite what the customer has.
     other_claims = {**LI_LEI, "email": "new@example.com", "locale": "en"}
@@ -116,6 +118,8 @@ def test_claims_that_do_not_fit_are_left_out_of_a_new_profile(me: Api) -> None:
         "phone_verified": False,
         "locale": "en",
         "name": None,
+        "email_status": None,
+        "email_undeliverable_reason": None,
     }
 
 
@@ -126,7 +130,14 @@ def test_put_me_replaces_the_profile(me: Api) -> None:
 
     response = me.request("PUT", "/me", body, headers)
 
-    expected = {"customer_id": "cust-li", **body, "email_verified": False, "phone_verified": False}
+    expected = {
+        "customer_id": "cust-li",
+        **body,
+        "email_verified": False,
+        "phone_verified": False,
+        "email_status": "unverified",
+        "email_undeliverable_reason": None,
+    }
     assert response.status_code == 200
     assert response.json_body == expected
     assert me.request("GET", "/me", headers=headers).json_body == expected
@@ -228,6 +239,8 @@ def test_each_customer_sees_and_changes_only_their_own_profile(me: Api) -> None:
         "phone_verified": False,
         "locale": "en",
         "name": None,
+        "email_status": "unverified",
+        "email_undeliverable_reason": None,
     }
     me.request("PUT", "/me", {**GOOD_PROFILE, "email": "han@example.com"}, han)
     assert me.request("GET", "/me", headers=li).json_body["email"] == "a@example.com"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import shutil
 import textwrap
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from infra.package import (
 )
 
 STAGE = "dev"
+CHALICE_CONFIG = json.loads((Path(__file__).parents[2] / ".chalice" / "config.json").read_text())
 # Actions that have no resource-level scope in IAM, so "*" is their only possible resource.
 UNSCOPED_ACTIONS = {"dynamodb:ListStreams", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -157,6 +159,29 @@ def test_project_package_holds_the_stateful_resources(project_package: Packaged)
         assert project_package.resources[logical_id]["Type"] == resource["Type"]
 
 
+def test_email_feedback_handler_is_subscribed_to_the_topic_only_ses_publishes_to(
+    project_package: Packaged,
+) -> None:
+    handler = project_package.functions()["RecordEmailFeedback"]
+    (subscription,) = handler["Events"].values()
+    assert subscription["Type"] == "SNS"
+    assert subscription["Properties"]["Topic"] == {"Fn::Sub": "${EmailFeedbackTopic}"}
+    topic_policy = project_package.resources["EmailFeedbackTopicPolicy"]["Properties"]
+    assert topic_policy["Topics"] == [{"Ref": "EmailFeedbackTopic"}]
+    (statement,) = topic_policy["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "ses.amazonaws.com"}
+    assert statement["Action"] == "sns:Publish"
+    assert statement["Condition"]["ArnLike"]["AWS:SourceArn"]["Fn::Sub"].endswith(
+        ":configuration-set/orderdesk-${Stage}"
+    )
+    destination = project_package.resources["EmailFeedbackDestination"]["Properties"]
+    assert destination["EventDestination"]["SnsDestination"] == {
+        "TopicARN": {"Ref": "EmailFeedbackTopic"}
+    }
+    environment = project_package.template["Globals"]["Function"]["Environment"]["Variables"]
+    assert environment["SES_CONFIGURATION_SET"] == {"Ref": "EmailConfigurationSet"}
+
+
 def test_gateway_errors_use_our_error_shape(project_package: Packaged) -> None:
     definition = project_package.resources["RestAPI"]["Properties"]["DefinitionBody"]
     responses = definition["x-amazon-apigateway-gateway-responses"]
@@ -202,6 +227,19 @@ def test_public_api_url_is_an_optional_stack_parameter_every_function_reads(
     assert parameter["Type"] == "String" and parameter["Default"] == ""
     variables = project_package.template["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["PUBLIC_API_URL"] == {"Ref": "PublicApiUrl"}
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.match("") and pattern.match("https://api.example.com/v1")
+    assert not pattern.match("https://api.example.com/") and not pattern.match("http://a.b")
+
+
+def test_support_socket_urls_come_from_the_websocket_api(project_package: Packaged) -> None:
+    variables = project_package.template["Globals"]["Function"]["Environment"]["Variables"]
+    host = "${WebsocketAPI}.execute-api.${AWS::Region}.amazonaws.com/api"
+    assert variables["SUPPORT_SOCKET_URL"] == {"Fn::Sub": f"wss://{host}"}
+    assert variables["SUPPORT_SOCKET_CALLBACK_URL"] == {"Fn::Sub": f"https://{host}"}
+    assert project_package.resources["WebsocketAPI"]["Type"] == "AWS::ApiGatewayV2::Api"
+    stages = {c["api_gateway_stage"] for c in CHALICE_CONFIG["stages"].values()}
+    assert stages == {"api"}
 
 
 def test_web_apps_are_served_from_a_private_bucket_only_through_the_distribution(
@@ -238,8 +276,16 @@ def test_web_apps_get_security_headers_with_a_strict_content_security_policy(
     assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
     assert headers["ContentTypeOptions"]["Override"] is True
     assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "no-referrer"
-    csp = headers["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"]
+    condition, with_domain, without = headers["ContentSecurityPolicy"]["ContentSecurityPolicy"][
+        "Fn::If"
+    ]
+    assert condition in project_package.template["Conditions"]
+    csp = without["Fn::Sub"]
     directives = {d.split()[0]: d.split()[1:] for d in csp.split("; ")}
+    custom = {d.split()[0]: d.split()[1:] for d in with_domain["Fn::Sub"].split("; ")}
+    assert set(custom["connect-src"]) - set(directives["connect-src"]) == {"${PublicApiUrl}/"}
+    socket = "wss://${WebsocketAPI}.execute-api.${AWS::Region}.amazonaws.com"
+    assert socket in directives["connect-src"]
     assert directives["default-src"] == ["'self'"]
     assert directives["frame-ancestors"] == ["'none'"]
     assert "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp
@@ -250,6 +296,8 @@ def test_web_apps_get_security_headers_with_a_strict_content_security_policy(
     )
     cognito = "https://${UserPoolDomain}.auth.${AWS::Region}.amazoncognito.com"
     assert cognito in directives["connect-src"]
+    # The shop posts review photos straight to the uploads bucket.
+    assert "https://${UploadsBucket.RegionalDomainName}" in directives["connect-src"]
 
 
 def test_every_function_and_the_api_are_traced_with_x_ray(project_package: Packaged) -> None:
@@ -315,6 +363,8 @@ def test_policy_file_allows_the_app_on_the_templates_resources(stage: str) -> No
         ("sqs:SendMessage", queue["StreamFailureQueue"]),
         ("s3:PutObject", f"arn:aws:s3:::{names['ReportsBucket']}/reports/x.csv"),
         ("sns:Publish", f"arn:aws:sns:{REGION}:{ACCOUNT}:{names['AlertsTopic']}"),
+        ("ses:SendEmail", f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/example.com"),
+        ("ses:SendEmail", f"arn:aws:ses:{REGION}:{ACCOUNT}:configuration-set/orderdesk-{stage}"),
         (
             "logs:PutLogEvents",
             f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/orderdesk-{stage}-relay:log-stream:x",
@@ -326,6 +376,11 @@ def test_policy_file_allows_the_app_on_the_templates_resources(stage: str) -> No
     other_stage = "prod" if stage == "dev" else "dev"
     assert not _allows(policy, "dynamodb:PutItem", table.replace(stage, other_stage))
     assert not _allows(policy, "sns:Publish", f"arn:aws:sns:{REGION}:{ACCOUNT}:someone-elses")
+    assert not _allows(
+        policy,
+        "ses:SendEmail",
+        f"arn:aws:ses:{REGION}:{ACCOUNT}:configuration-set/orderdesk-{other_stage}",
+    )
 
 
 # --- an app with event handlers ------------------------------------------------------------
@@ -376,6 +431,33 @@ def test_handler_on_an_undeclared_queue_fails_packaging() -> None:
                             "Properties": {
                                 "Queue": {
                                     "Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:"
+                                    "${AWS::AccountId}:nowhere"
+                                }
+                            },
+                        }
+                    },
+                },
+            }
+        }
+    }
+    with pytest.raises(PackagingError, match="nowhere"):
+        build_merge_template(load_template(), chalice_template, STAGE)
+
+
+def test_handler_on_an_undeclared_topic_fails_packaging() -> None:
+    chalice_template = {
+        "Resources": {
+            "Stray": {
+                "Type": "AWS::Serverless::Function",
+                "Properties": {
+                    "Handler": "app.stray",
+                    "Tags": {"aws-chalice": "version=1.34.0:stage=dev:app=orderdesk"},
+                    "Events": {
+                        "StraySnsSubscription": {
+                            "Type": "SNS",
+                            "Properties": {
+                                "Topic": {
+                                    "Fn::Sub": "arn:${AWS::Partition}:sns:${AWS::Region}:"
                                     "${AWS::AccountId}:nowhere"
                                 }
                             },

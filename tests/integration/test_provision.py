@@ -172,6 +172,22 @@ def test_alerts_topic_accepts_a_publish(env: dict[str, str], endpoint_url: str) 
     assert sns.publish(TopicArn=env["ALERTS_TOPIC_ARN"], Message="test")["MessageId"]
 
 
+def test_email_is_sent_with_the_stages_configuration_set_and_never_with_an_unknown_one(
+    env: dict[str, str], endpoint_url: str
+) -> None:
+    ses = client("ses", endpoint_url)
+    send = {
+        "Source": env["NOTIFICATIONS_FROM_EMAIL"],
+        "Destination": {"ToAddresses": ["li.lei@example.com"]},
+        "Message": {"Subject": {"Data": "Hi"}, "Body": {"Text": {"Data": "Hi."}}},
+    }
+
+    assert env["SES_CONFIGURATION_SET"] == "orderdesk-local"
+    assert ses.send_email(**send, ConfigurationSetName=env["SES_CONFIGURATION_SET"])["MessageId"]
+    with pytest.raises(ses.exceptions.ConfigurationSetDoesNotExistException):
+        ses.send_email(**send, ConfigurationSetName="orderdesk-elsewhere")
+
+
 def test_created_queues_are_exactly_the_templates(env: dict[str, str], endpoint_url: str) -> None:
     template = load_template()
     declared = {

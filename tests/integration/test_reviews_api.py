@@ -181,6 +181,8 @@ def test_a_second_review_of_the_same_line_is_409_and_changes_nothing(world: Api)
 
     assert again.status_code == 409
     assert again.json_body["error"] == "already_reviewed"
+    # The 409 names the review to edit instead.
+    assert again.json_body["details"]["review_id"] == review_id_for("o-1", "MUG")
     assert rating(world)["count"] == 1 and rating(world)["average"] == 5.0
     assert len(reviews_in_table()) == 1
 

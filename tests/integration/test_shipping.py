@@ -23,6 +23,7 @@ from chalicelib.domain.catalogue import (
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import OrderStatus
 from chalicelib.services import catalogue, fulfilment, stock
+from chalicelib.services.stock_audit import audit_stock
 from chalicelib.settings import get_settings
 from chalicelib.store import inventory
 from chalicelib.store import orders as order_store
@@ -345,3 +346,23 @@ def test_the_warehouse_simulator_leaves_warehouses_named_manual_to_people(world)
     assert tracking(world, order_id)["status"] == "packed"
     assert warehouse_simulator.work_once(timedelta(0)) == 1
     assert tracking(world, order_id)["status"] == "shipped"
+
+
+def test_a_parcel_from_a_sharded_level_leaves_the_shard_its_reservation_is_on(world):
+    add_warehouse(**SENDER)
+    stock.set_shards("MUG", "SH", 4, actor="ops-1")
+    order_id, shipment_id = packed_shipment(world)
+    order = order_store.get_order(order_id, consistent=True)
+    (held,) = order.allocations
+
+    shipped = ship(world, shipment_id)
+
+    assert shipped.status_code == 200, shipped.json_body
+    (level,) = inventory.existing_levels([("MUG", "SH")], consistent=True)
+    assert (level.on_hand, level.reserved) == (4, 0)
+    assert [shard.reserved for shard in level.shards] == [0, 0, 0, 0]
+    spread = [2, 1, 1, 1]  # the 5 mugs over 4 shards
+    spread[held.shard] -= 1
+    assert [shard.on_hand for shard in level.shards] == spread
+    report = audit_stock()
+    assert report.balanced, report.as_dict()["mismatches"]

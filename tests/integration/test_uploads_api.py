@@ -101,3 +101,24 @@ def test_a_review_attaches_only_its_authors_uploads(bucket: Api) -> None:
     )
     assert accepted.status_code == 201, accepted.json_body
     assert accepted.json_body["photos"] == [mine]
+
+
+def test_a_listed_review_links_to_its_photos_for_a_short_while(bucket: Api) -> None:
+    an_order("o-1", "alice")
+    headers = bucket.token("alice", "customers")
+    first = ask(bucket, "alice", content_type="image/png", bytes=2000).json_body["upload_id"]
+    second = ask(bucket, "alice", content_type="image/jpeg", bytes=1000).json_body["upload_id"]
+    written = bucket.request(
+        "POST",
+        "/products/MUG/reviews",
+        {"order_id": "o-1", "rating": 4, "body": BODY, "photos": [second, first]},
+        headers,
+    )
+    assert written.status_code == 201, written.json_body
+
+    [listed] = bucket.request("GET", "/products/MUG/reviews").json_body["items"]
+
+    assert [link["upload_id"] for link in listed["photo_urls"]] == [second, first]
+    assert f"/uploads/alice/{second}.jpg" in listed["photo_urls"][0]["url"]
+    assert f"/uploads/alice/{first}.png" in listed["photo_urls"][1]["url"]
+    assert all("X-Amz-Expires=300" in link["url"] for link in listed["photo_urls"])

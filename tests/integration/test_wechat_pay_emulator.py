@@ -41,6 +41,8 @@ from chalicelib.adapters.payments.wechat_pay import (
     CHINA_TIME,
     WeChatPayApiError,
     WeChatPayProvider,
+)
+from chalicelib.adapters.payments.wechat_pay_signing import (
     load_platform_key,
     platform_certificates,
     verify_signature,

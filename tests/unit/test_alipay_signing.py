@@ -29,17 +29,14 @@ from chalicelib.adapters.payments import (
     ProviderStatus,
     SettlementKind,
 )
-from chalicelib.adapters.payments.alipay import (
-    CHINA_TIME,
-    AlipayConfig,
-    AlipayProvider,
-    parse_trade_bill,
-    parse_yuan,
+from chalicelib.adapters.payments.alipay import CHINA_TIME, AlipayConfig, AlipayProvider
+from chalicelib.adapters.payments.alipay_bill import parse_trade_bill
+from chalicelib.adapters.payments.alipay_fields import parse_yuan, to_yuan
+from chalicelib.adapters.payments.alipay_signing import (
     response_members,
     rsa2_sign,
     rsa2_verify,
     signing_content,
-    to_yuan,
 )
 from chalicelib.domain.money import Money
 from chalicelib.settings import Settings

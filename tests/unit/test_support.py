@@ -15,6 +15,7 @@ from chalicelib.domain.support import (
     ConversationStatus,
     SupportSummary,
     clean_body,
+    clean_photos,
     rate_window,
 )
 from chalicelib.domain.support_assistant import (
@@ -277,3 +278,14 @@ def test_daily_summary_figures() -> None:
     }
     empty = SupportSummary.of([], AT).row()
     assert empty["resolved_by_assistant_share"] is None and empty["average_satisfaction"] is None
+
+
+def test_a_message_takes_up_to_six_different_photos() -> None:
+    six = [f"upl_{n:032x}" for n in range(6)]
+    assert clean_photos(six) == tuple(six)
+    assert clean_photos([]) == ()
+    with pytest.raises(InvalidInput):
+        clean_photos([*six, "upl_" + "f" * 32])
+    with pytest.raises(InvalidInput) as repeated:
+        clean_photos([six[0], six[0]])
+    assert repeated.value.details == [{"field": "photos", "message": "at most 6, no repeats"}]

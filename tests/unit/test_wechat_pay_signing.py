@@ -31,14 +31,13 @@ from chalicelib.adapters.payments import (
     ProviderStatus,
     SettlementKind,
 )
-from chalicelib.adapters.payments.wechat_pay import (
-    WeChatPayConfig,
-    WeChatPayProvider,
+from chalicelib.adapters.payments.wechat_pay import WeChatPayConfig, WeChatPayProvider
+from chalicelib.adapters.payments.wechat_pay_bill import parse_trade_bill
+from chalicelib.adapters.payments.wechat_pay_signing import (
     build_authorization,
     decrypt_resource,
     sign_message,
 )
-from chalicelib.adapters.payments.wechat_pay_bill import parse_trade_bill
 from chalicelib.domain.money import Money
 from chalicelib.settings import Settings
 

@@ -85,6 +85,7 @@ export function createAuth(identity, { callbackPath, homePath }) {
     const claims = decode(tokens.id_token) || decode(tokens.access_token) || {};
     return {
       id: claims["cognito:username"] || claims.username || claims.sub,
+      sub: claims.sub,
       name: claims.name || claims["cognito:username"] || claims.username,
       email: claims.email,
       groups: decode(tokens.access_token)?.["cognito:groups"] || [],

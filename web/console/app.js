@@ -17,6 +17,8 @@ const screens = {
   fulfilment: () => import("./pages/fulfilment.js"),
   alerts: () => import("./pages/alerts.js"),
   finance: () => import("./pages/finance.js"),
+  support: () => import("./pages/support.js"),
+  reviews: () => import("./pages/reviews.js"),
 };
 
 // [path, screen module, component, groups that may open it, nav label key]
@@ -32,14 +34,18 @@ const ROUTES = [
   ["/fulfilment", "fulfilment", "FulfilmentPage", [OPS], "nav.fulfilment"],
   ["/alerts", "alerts", "AlertsPage", [OPS], "nav.alerts"],
   ["/queues", "alerts", "QueuesPage", [OPS], "nav.queues"],
+  ["/conversations", "support", "QueuePage", [SUPPORT, OPS], "nav.conversations"],
+  ["/conversations/:conversationId", "support", "ConversationPage", [SUPPORT, OPS]],
+  ["/canned-replies", "support", "CannedRepliesPage", [SUPPORT, OPS], "nav.canned"],
   ["/support", "orders", "SupportPage", [SUPPORT], "nav.support"],
+  ["/reviews", "reviews", "ReviewsPage", [OPS, SUPPORT], "nav.reviews"],
   ["/reports", "finance", "ReportsPage", [FINANCE], "nav.reports"],
   ["/reconciliation", "finance", "ReconciliationPage", [FINANCE], "nav.reconciliation"],
 ];
 
 function home(user) {
   if (inGroup(user, OPS, FINANCE)) return "/dashboard";
-  if (inGroup(user, SUPPORT)) return "/support";
+  if (inGroup(user, SUPPORT)) return "/conversations";
   return "/";
 }
 

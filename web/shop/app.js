@@ -16,6 +16,8 @@ const lazy = {
   orders: () => import("./pages/orders.js"),
   account: () => import("./pages/account.js"),
   pay: () => import("./pages/pay.js"),
+  help: () => import("./pages/help.js"),
+  reviews: () => import("./pages/reviews.js"),
 };
 
 const ROUTES = [
@@ -28,6 +30,7 @@ const ROUTES = [
   ["/orders", async () => (await lazy.orders()).OrdersPage],
   ["/orders/:orderId", async () => (await lazy.orders()).OrderPage],
   ["/orders/:orderId/pay", async () => (await lazy.pay()).PayPage],
+  ["/orders/:orderId/review", async () => (await lazy.reviews()).ReviewPage],
   ["/account", async () => (await lazy.account()).AccountPage],
   ["/callback", () => Callback],
 ];
@@ -46,6 +49,9 @@ function App({ config, auth, api, router }) {
   const [user, setUser] = useState(auth.user());
   const [cartCount, setCartCount] = useState(count(cartItems()));
   const [Page, setPage] = useState(null);
+  // The help panel: null while closed, else {orderId?} (opened from an order page).
+  const [help, setHelp] = useState(null);
+  const [HelpPanel, setHelpPanel] = useState(null);
   const t = translator(messages, lang);
 
   useEffect(() => {
@@ -64,8 +70,12 @@ function App({ config, auth, api, router }) {
     Promise.resolve(load()).then((component) => live && setPage(() => component));
     return () => (live = false);
   }, [route.path]);
+  useEffect(() => {
+    if (help && !HelpPanel) lazy.help().then((m) => setHelpPanel(() => m.HelpPanel));
+  }, [help]);
+  const openHelp = (orderId) => setHelp({ orderId });
 
-  const ctx = { config, api, auth, user, t, lang, go: router.go, href: router.href, query: route.query, params };
+  const ctx = { config, api, auth, user, t, lang, go: router.go, href: router.href, query: route.query, params, openHelp };
   const switchTo = lang === "zh-CN" ? "en" : "zh-CN";
   return html`
     <a class="skip" href="#content">${lang === "zh-CN" ? "跳到正文" : "Skip to content"}</a>
@@ -83,6 +93,9 @@ function App({ config, auth, api, router }) {
                 : html`<button class="secondary" onClick=${() => auth.signIn(undefined, lang)}>${t("nav.signIn")}</button>`}
             </li>
             <li>
+              <button class="secondary" aria-expanded=${help ? "true" : "false"} onClick=${() => setHelp(help ? null : {})}>${t("nav.help")}</button>
+            </li>
+            <li>
               <button class="secondary lang" lang=${switchTo} aria-label=${t("lang.switchLabel")} onClick=${() => setLang(switchTo)}>
                 ${t("lang.switch")}
               </button>
@@ -94,6 +107,7 @@ function App({ config, auth, api, router }) {
     <main id="content" tabindex="-1">
       ${Page ? html`<${Page} key=${route.path} ...${ctx} />` : html`<p>${t("loading")}</p>`}
     </main>
+    ${help && HelpPanel && html`<${HelpPanel} ...${ctx} request=${help} onClose=${() => setHelp(null)} />`}
   `;
 }
 

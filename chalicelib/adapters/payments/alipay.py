@@ -9,55 +9,54 @@ parameter but ``sign`` and ``sign_type``, empty values included (requests leave 
 out), and are verified with Alipay's public key before any field is read.
 
 Alipay amounts are yuan strings with at most two decimals ("12.34"); here they are fen in
-``Money("CNY")`` and are parsed strictly. Alipay's clock is China Standard Time; China has
-kept UTC+8 without daylight saving since 1991, so a fixed offset stands in for the
-``Asia/Shanghai`` zone and no tz database is needed on Lambda.
+``Money("CNY")`` and are parsed strictly; Alipay's clock is China Standard Time.
 
-Trade bill (``settlement``): the download URL gives a zip of GBK-encoded CSV files. The
-detail file ("业务明细") has ``#`` comment lines, one header row and one row per payment
-or refund. Columns read here, by header name: 支付宝交易号 (trade_no), 商户订单号
-(out_trade_no), 业务类型 (交易 = payment, 退款 = refund), 商品名称, 创建时间, 完成时间,
-订单金额（元） (negative on refund rows), 商家实收（元）, 退款批次号/请求号 (out_request_no)
-and 服务费（元） (negative when charged, positive when a refund gives it back). Cells may
-carry a trailing tab, which Alipay adds to keep spreadsheets from mangling long numbers.
+The RSA2 scheme and the keys are in ``alipay_signing``, amounts, times and trade statuses in
+``alipay_fields``, the reading of notifications in ``alipay_notifications`` and of the trade
+bill (``settlement``) in ``alipay_bill``; this module is the configuration, the signed
+gateway calls and the provider.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import csv
 import hmac
-import io
 import json
 import re
 import urllib.error
 import urllib.parse
 import urllib.request
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from chalicelib.adapters.payments import (
     ALIPAY,
     Notification,
-    NotificationKind,
-    NotificationRejected,
     PaymentRequest,
     ProviderError,
     ProviderPayment,
     ProviderRefund,
     ProviderStatus,
     RefundRequest,
-    SettlementKind,
     SettlementRecord,
     WebhookReply,
+)
+from chalicelib.adapters.payments.alipay_bill import MAX_BILL_BYTES, parse_trade_bill
+from chalicelib.adapters.payments.alipay_fields import (
+    CURRENCY,
+    TIME_FORMAT,
+    TRADE_STATUSES,
+    parse_yuan,
+    to_yuan,
+)
+from chalicelib.adapters.payments.alipay_notifications import read_notification
+from chalicelib.adapters.payments.alipay_signing import (
+    load_private_key,
+    load_public_key,
+    response_members,
+    rsa2_verify,
+    sign_params,
 )
 from chalicelib.domain.money import Money
 from chalicelib.domain.time_zones import CHINA_TIME
@@ -66,207 +65,12 @@ if TYPE_CHECKING:
     from chalicelib.settings import Settings
 
 GATEWAY_URL = "https://openapi.alipay.com/gateway.do"
-CURRENCY = "CNY"
 SUCCESS = "10000"
-# Alipay's own bounds for one trade: [0.01, 100000000] yuan.
-MAX_AMOUNT_FEN = 100_000_000_00
 MAX_RESPONSE_BYTES = 1024 * 1024
-MAX_BILL_BYTES = 64 * 1024 * 1024
-MAX_NOTIFICATION_BYTES = 64 * 1024
 SUBJECT_MAX_CHARS = 256
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
-_AMOUNT = re.compile(r"(0|[1-9][0-9]{0,8})(?:\.([0-9]{1,2}))?")
-_SIGNED_AMOUNT = re.compile(r"(-?)(0|[1-9][0-9]{0,8})(?:\.([0-9]{1,2}))?")
 _CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-_JSON_SPACE = re.compile(r"[ \t\n\r]*")
 _RETRYABLE_SUB_CODES = frozenset({"ACQ.SYSTEM_ERROR", "aop.ACQ.SYSTEM_ERROR", "isp.unknow-error"})
-
-TRADE_STATUSES: dict[str, ProviderStatus] = {
-    "WAIT_BUYER_PAY": ProviderStatus.PENDING,
-    "TRADE_SUCCESS": ProviderStatus.SUCCEEDED,
-    "TRADE_FINISHED": ProviderStatus.SUCCEEDED,
-    "TRADE_CLOSED": ProviderStatus.FAILED,
-}
-
-# Trade bill columns, by their header names.
-COL_TRADE_NO = "支付宝交易号"
-COL_OUT_TRADE_NO = "商户订单号"
-COL_BUSINESS_TYPE = "业务类型"
-COL_SUBJECT = "商品名称"
-COL_CREATED = "创建时间"
-COL_COMPLETED = "完成时间"
-COL_ORDER_AMOUNT = "订单金额（元）"
-COL_RECEIVED = "商家实收（元）"
-COL_REFUND_REQUEST_NO = "退款批次号/请求号"
-COL_FEE = "服务费（元）"
-_BUSINESS_KINDS = {"交易": SettlementKind.PAYMENT, "退款": SettlementKind.REFUND}
-
-
-# --- signing ---------------------------------------------------------------------------
-
-
-def signing_content(params: Mapping[str, str], *, exclude: tuple[str, ...] = ("sign",)) -> str:
-    """The string a request is signed over: non-empty parameters but ``exclude``, sorted by
-    key, as ``k=v`` joined with ``&`` (values not URL-encoded)."""
-    return "&".join(
-        f"{key}={value}" for key, value in sorted(params.items()) if key not in exclude and value
-    )
-
-
-def notification_signing_content(params: Mapping[str, str]) -> str:
-    """The string a notification is verified over: every parameter but ``sign`` and
-    ``sign_type``, empty values included (Alipay's documentation and SDK), sorted by key.
-    Unlike ``signing_content``: leaving an empty one out would refuse a genuine notification."""
-    return "&".join(
-        f"{key}={value}"
-        for key, value in sorted(params.items())
-        if key not in ("sign", "sign_type")
-    )
-
-
-def rsa2_sign(private_key: rsa.RSAPrivateKey, content: str) -> str:
-    signature = private_key.sign(content.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
-    return base64.b64encode(signature).decode("ascii")
-
-
-def rsa2_verify(public_key: rsa.RSAPublicKey, content: str, signature: str) -> bool:
-    try:
-        raw = base64.b64decode(signature, validate=True)
-        public_key.verify(raw, content.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
-    except (InvalidSignature, binascii.Error, ValueError):
-        return False
-    return True
-
-
-def sign_params(private_key: rsa.RSAPrivateKey, params: Mapping[str, str]) -> dict[str, str]:
-    """``params`` with the request signature added (``sign_type`` is part of what is signed)."""
-    return {**params, "sign": rsa2_sign(private_key, signing_content(params))}
-
-
-def load_private_key(text: str) -> rsa.RSAPrivateKey:
-    """An RSA private key from PEM, or from the bare base64 DER the Alipay console shows."""
-    try:
-        if "-----BEGIN" in text:
-            key = serialization.load_pem_private_key(text.encode("ascii"), password=None)
-        else:
-            der = base64.b64decode("".join(text.split()), validate=True)
-            key = serialization.load_der_private_key(der, password=None)
-    except (ValueError, TypeError, binascii.Error, UnicodeEncodeError):
-        raise ValueError("the Alipay app private key is not a readable RSA key") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError("the Alipay app private key is not an RSA key")
-    return key
-
-
-def load_public_key(text: str) -> rsa.RSAPublicKey:
-    """An RSA public key from PEM, or from bare base64 DER (SubjectPublicKeyInfo)."""
-    try:
-        if "-----BEGIN" in text:
-            key = serialization.load_pem_public_key(text.encode("ascii"))
-        else:
-            der = base64.b64decode("".join(text.split()), validate=True)
-            key = serialization.load_der_public_key(der)
-    except (ValueError, TypeError, binascii.Error, UnicodeEncodeError):
-        raise ValueError("the Alipay public key is not a readable RSA key") from None
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise ValueError("the Alipay public key is not an RSA key")
-    return key
-
-
-def response_members(raw: str) -> dict[str, tuple[Any, str]]:
-    """The top-level members of a JSON object: ``name -> (value, exact source text)``.
-
-    Alipay signs a response node as the characters it sent, so the node's text is taken
-    from the body as it is, never re-serialised. Raises ``ValueError`` for anything but
-    one JSON object, or a repeated member name.
-    """
-    decoder = json.JSONDecoder()
-
-    def skip(pos: int) -> int:
-        match = _JSON_SPACE.match(raw, pos)
-        assert match is not None  # the pattern matches the empty string
-        return match.end()
-
-    pos = skip(0)
-    if raw[pos : pos + 1] != "{":
-        raise ValueError("not a JSON object")
-    members: dict[str, tuple[Any, str]] = {}
-    pos = skip(pos + 1)
-    if raw[pos : pos + 1] == "}":
-        pos += 1
-    else:
-        while True:
-            if raw[pos : pos + 1] != '"':
-                raise ValueError("expected a member name")
-            name, pos = decoder.raw_decode(raw, pos)
-            pos = skip(pos)
-            if raw[pos : pos + 1] != ":":
-                raise ValueError("expected ':'")
-            start = skip(pos + 1)
-            value, end = decoder.raw_decode(raw, start)
-            if name in members:
-                raise ValueError(f"member {name!r} appears twice")
-            members[name] = (value, raw[start:end])
-            pos = skip(end)
-            if raw[pos : pos + 1] == ",":
-                pos = skip(pos + 1)
-                continue
-            if raw[pos : pos + 1] == "}":
-                pos += 1
-                break
-            raise ValueError("expected ',' or '}'")
-    if skip(pos) != len(raw):
-        raise ValueError("text after the JSON object")
-    return members
-
-
-# --- amounts and times -----------------------------------------------------------------
-
-
-def to_yuan(amount: Money) -> str:
-    """``Money`` in fen as Alipay's yuan string: ``Money(1234, "CNY")`` -> ``"12.34"``."""
-    if amount.currency != CURRENCY:
-        raise ProviderError(
-            f"Alipay takes CNY only, not {amount.currency}.", code="unsupported_currency"
-        )
-    if not 0 < amount.amount <= MAX_AMOUNT_FEN:
-        raise ProviderError(
-            "An Alipay amount is between 0.01 and 100000000.00 yuan.", code="invalid_amount"
-        )
-    yuan, fen = divmod(amount.amount, 100)
-    return f"{yuan}.{fen:02d}"
-
-
-def parse_yuan(text: str) -> int:
-    """Fen from a positive yuan string with at most two decimals, within Alipay's bounds;
-    ``ValueError`` for anything else ("1e3", "-1", " 1", "1.234", "0.00")."""
-    match = _AMOUNT.fullmatch(text)
-    if match is None:
-        raise ValueError("not a yuan amount with at most two decimals")
-    fen = int(match[1]) * 100 + int((match[2] or "0").ljust(2, "0"))
-    if not 0 < fen <= MAX_AMOUNT_FEN:
-        raise ValueError("amount out of range")
-    return fen
-
-
-def _parse_signed_yuan(text: str) -> int:
-    match = _SIGNED_AMOUNT.fullmatch(text)
-    if match is None:
-        raise ValueError("not a yuan amount with at most two decimals")
-    fen = int(match[2]) * 100 + int((match[3] or "0").ljust(2, "0"))
-    return -fen if match[1] else fen
-
-
-def china_time(text: str) -> datetime:
-    """An Alipay time ("2026-10-03 10:00:05", optionally with ".123") as aware UTC."""
-    head, dot, fraction = text.partition(".")
-    moment = datetime.strptime(head, TIME_FORMAT).replace(tzinfo=CHINA_TIME)
-    if dot:
-        if not fraction.isdigit() or len(fraction) > 6:
-            raise ValueError("bad fraction of a second")
-        moment += timedelta(microseconds=int(fraction.ljust(6, "0")))
-    return moment.astimezone(UTC)
 
 
 def _now_in_china() -> datetime:
@@ -480,71 +284,8 @@ class AlipayProvider:
     # -- notifications -------------------------------------------------------------------
 
     def verify_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
-        """Check the RSA2 signature first, then our app id, then read the fields."""
-        params = self._notification_params(headers, body)
-        signature = params.get("sign", "")
-        if not signature:
-            raise NotificationRejected("notification has no signature")
-        if params.get("sign_type", "RSA2") != "RSA2":
-            raise NotificationRejected("notification sign_type is not RSA2")
-        content = notification_signing_content(params)
-        if not rsa2_verify(self._alipay_key, content, signature):
-            raise NotificationRejected("notification signature does not verify")
-
-        # Signed by Alipay from here on; still only the fields we expect, strictly read.
-        if not hmac.compare_digest(params.get("app_id", "").encode(), self.config.app_id.encode()):
-            raise NotificationRejected("notification is for another app_id")
-        if params.get("charset", "utf-8").lower() != "utf-8":
-            raise NotificationRejected("notification charset is not utf-8")
-        notify_id = _required(params, "notify_id")
-        out_trade_no = _required(params, "out_trade_no")
-        trade_no = _required(params, "trade_no")
-        trade_status = _required(params, "trade_status")
-        status = TRADE_STATUSES.get(trade_status)
-        if status is None:
-            raise NotificationRejected("notification has an unknown trade_status")
-        notified_at = _notification_time(params, "notify_time")
-        event_type = f"{params.get('notify_type', 'trade_status_sync')}:{trade_status}"
-
-        if _is_refund(params):
-            return Notification(
-                provider=self.name,
-                event_id=notify_id,
-                kind=NotificationKind.REFUND,
-                status=ProviderStatus.SUCCEEDED,
-                payment_id=out_trade_no,
-                provider_payment_id=trade_no,
-                # refund_fee is what the trade has had refunded in all, not this refund alone.
-                amount=Money(_notification_amount(params, "refund_fee"), CURRENCY),
-                refund_id=_required(params, "out_biz_no"),
-                provider_refund_id=params["out_biz_no"],
-                occurred_at=(
-                    _notification_time(params, "gmt_refund")
-                    if params.get("gmt_refund")
-                    else notified_at
-                ),
-                event_type=event_type,
-            )
-        return Notification(
-            provider=self.name,
-            event_id=notify_id,
-            kind=NotificationKind.PAYMENT,
-            status=status,
-            payment_id=out_trade_no,
-            provider_payment_id=trade_no,
-            # Left out, the amount is None: a success without one is not acknowledged.
-            amount=(
-                Money(_notification_amount(params, "total_amount"), CURRENCY)
-                if params.get("total_amount")
-                else None
-            ),
-            occurred_at=(
-                _notification_time(params, "gmt_payment")
-                if params.get("gmt_payment")
-                else notified_at
-            ),
-            failure_code="TRADE_CLOSED" if status is ProviderStatus.FAILED else None,
-            event_type=event_type,
+        return read_notification(
+            headers, body, app_id=self.config.app_id, alipay_key=self._alipay_key
         )
 
     def acknowledge(self) -> WebhookReply:
@@ -667,151 +408,3 @@ class AlipayProvider:
             raise ProviderError(
                 f"Alipay's {field_name} is not a valid amount.", code="invalid_response"
             ) from None
-
-    @staticmethod
-    def _notification_params(headers: Mapping[str, str], body: bytes) -> dict[str, str]:
-        content_type = next(
-            (value for key, value in headers.items() if key.lower() == "content-type"), ""
-        )
-        if content_type and not content_type.lower().startswith(
-            "application/x-www-form-urlencoded"
-        ):
-            raise NotificationRejected("notification is not form-encoded")
-        if not body:
-            raise NotificationRejected("notification body is empty")
-        if len(body) > MAX_NOTIFICATION_BYTES:
-            raise NotificationRejected("notification body is too large")
-        try:
-            pairs = urllib.parse.parse_qsl(
-                body.decode("utf-8"),
-                keep_blank_values=True,
-                strict_parsing=True,
-                errors="strict",
-                max_num_fields=200,
-            )
-        except (UnicodeDecodeError, ValueError):
-            raise NotificationRejected("notification body is not a utf-8 form") from None
-        params: dict[str, str] = {}
-        for key, value in pairs:
-            if key in params:
-                raise NotificationRejected(f"notification repeats the field {key[:40]!r}")
-            params[key] = value
-        return params
-
-
-def _is_refund(params: Mapping[str, str]) -> bool:
-    """A refund notification names the refund request (``out_biz_no``, ``gmt_refund``) or
-    carries a refunded total above zero. Alipay's own sample of a plain payment carries
-    ``refund_fee=0.00`` (and ``gmt_close``): that is a payment."""
-    if params.get("out_biz_no") or params.get("gmt_refund"):
-        return True
-    refund_fee = params.get("refund_fee", "")
-    if not refund_fee:
-        return False
-    try:
-        return _parse_signed_yuan(refund_fee) != 0
-    except ValueError:
-        raise NotificationRejected("notification refund_fee is not a valid amount") from None
-
-
-def _required(params: Mapping[str, str], name: str) -> str:
-    value = params.get(name, "")
-    if not value:
-        raise NotificationRejected(f"notification lacks {name}")
-    return value
-
-
-def _notification_amount(params: Mapping[str, str], name: str) -> int:
-    try:
-        return parse_yuan(_required(params, name))
-    except ValueError:
-        raise NotificationRejected(f"notification {name} is not a valid amount") from None
-
-
-def _notification_time(params: Mapping[str, str], name: str) -> datetime:
-    try:
-        return china_time(_required(params, name))
-    except ValueError:
-        raise NotificationRejected(f"notification {name} is not a valid time") from None
-
-
-# --- trade bill ------------------------------------------------------------------------
-
-
-def parse_trade_bill(archive: bytes) -> list[SettlementRecord]:
-    """SettlementRecords from a trade bill zip: every detail file's payment and refund
-    rows, in file order. Summary files and comment lines are skipped."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(archive)) as bill:
-            members = [info for info in bill.infolist() if not info.is_dir()]
-            if sum(info.file_size for info in members) > MAX_BILL_BYTES:
-                raise ProviderError("Alipay's bill is too large.", code="invalid_bill")
-            texts = [bill.read(info).decode("gb18030") for info in members]
-    except (zipfile.BadZipFile, UnicodeDecodeError, KeyError, EOFError):
-        raise ProviderError(
-            "Alipay's bill is not a readable zip of GBK CSV.", code="invalid_bill"
-        ) from None
-    records: list[SettlementRecord] = []
-    detail_files = 0
-    for text in texts:
-        rows = _bill_rows(text)
-        if rows is None:
-            continue
-        detail_files += 1
-        records.extend(_settlement_record(row) for row in rows)
-    if detail_files == 0:
-        raise ProviderError("Alipay's bill holds no detail file.", code="invalid_bill")
-    return records
-
-
-def _bill_rows(text: str) -> list[dict[str, str]] | None:
-    """The rows of a detail file as ``header -> cell``; ``None`` for any other file."""
-    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    if not lines:
-        return None
-    reader = csv.reader(lines)
-    header = [cell.strip() for cell in next(reader)]
-    if not header or header[0] != COL_TRADE_NO:
-        return None
-    rows = []
-    for cells in reader:
-        if len(cells) < len(header):
-            raise ProviderError("Alipay's bill has a short row.", code="invalid_bill")
-        rows.append({name: cell.strip() for name, cell in zip(header, cells, strict=False)})
-    return rows
-
-
-def _settlement_record(row: Mapping[str, str]) -> SettlementRecord:
-    try:
-        kind = _BUSINESS_KINDS[row[COL_BUSINESS_TYPE]]
-        amount = abs(_parse_signed_yuan(row[COL_ORDER_AMOUNT]))
-        fee = abs(_parse_signed_yuan(row.get(COL_FEE) or "0"))
-        received = _parse_signed_yuan(row.get(COL_RECEIVED) or "0")
-        settled_at = china_time(row[COL_COMPLETED]) if row.get(COL_COMPLETED) else None
-        trade_no = row[COL_TRADE_NO]
-    except (KeyError, ValueError):
-        raise ProviderError(
-            "Alipay's bill has a row that cannot be read.", code="invalid_bill"
-        ) from None
-    if not trade_no or amount == 0:
-        raise ProviderError("Alipay's bill has a row without trade or amount.", code="invalid_bill")
-    out_trade_no = row.get(COL_OUT_TRADE_NO) or None
-    reference = (
-        out_trade_no if kind is SettlementKind.PAYMENT else row.get(COL_REFUND_REQUEST_NO) or None
-    )
-    return SettlementRecord(
-        provider=ALIPAY,
-        kind=kind,
-        reference=reference,
-        provider_reference=trade_no,
-        amount=Money(amount, CURRENCY),
-        fee=Money(fee, CURRENCY),
-        settled_at=settled_at,
-        details={
-            "out_trade_no": out_trade_no,
-            "business_type": row[COL_BUSINESS_TYPE],
-            "subject": row.get(COL_SUBJECT, ""),
-            "created_at": row.get(COL_CREATED, ""),
-            "merchant_received": received,
-        },
-    )

@@ -21,6 +21,11 @@ Our own small client on the standard library's HTTP and ``cryptography``. The wi
   carries the file's SHA1, which the downloaded bytes must match; its rows are read in
   ``wechat_pay_bill``.
 
+The signature scheme and the keys are in ``wechat_pay_signing``, the strict reading of
+WeChat Pay's JSON and its id and state vocabulary in ``wechat_pay_fields``, and the reading
+of notifications in ``wechat_pay_notifications``; this module is the configuration, the
+signed HTTP calls and the provider.
+
 Amounts are integers in fen and WeChat Pay takes CNY only. Our ``payment_id`` is the
 merchant reference ``out_trade_no`` and our ``refund_id`` is ``out_refund_no``; WeChat Pay's
 ``transaction_id`` exists only once the shopper has paid, so until then the provider
@@ -29,8 +34,6 @@ payment id is the ``out_trade_no``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import http.client
@@ -43,20 +46,14 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any, NoReturn
+from datetime import date
+from typing import Any
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from chalicelib.adapters.payments import (
     WECHAT_PAY,
     Notification,
-    NotificationKind,
-    NotificationRejected,
     PaymentRequest,
     ProviderError,
     ProviderPayment,
@@ -66,280 +63,43 @@ from chalicelib.adapters.payments import (
     SettlementRecord,
     WebhookReply,
 )
+from chalicelib.adapters.payments.wechat_pay_fields import (
+    CURRENCY,
+    OUT_REFUND_NO,
+    OUT_TRADE_NO,
+    PROVIDER_ID,
+    REFUND_STATUSES,
+    STATE,
+    TRADE_STATES,
+    Reader,
+    json_object,
+)
+from chalicelib.adapters.payments.wechat_pay_notifications import read_notification
+from chalicelib.adapters.payments.wechat_pay_signing import (
+    SignatureRejected,
+    build_authorization,
+    load_merchant_key,
+    load_platform_key,
+    not_configured,
+    platform_certificates,
+    verify_signature,
+)
 from chalicelib.domain.money import Money
 from chalicelib.domain.time_zones import CHINA_TIME
 from chalicelib.settings import Settings
 
 DEFAULT_BASE_URL = "https://api.mch.weixin.qq.com"
-AUTH_SCHEME = "WECHATPAY2-SHA256-RSA2048"
-AEAD_ALGORITHM = "AEAD_AES_256_GCM"
-CURRENCY = "CNY"
-TIMESTAMP_TOLERANCE_SECONDS = 300
-MIN_KEY_BITS = 2048
 APIV3_KEY_BYTES = 32
-MAX_FEN = 10**12  # far above any single payment; a bound against absurd values
-MAX_NOTIFICATION_BYTES = 64 * 1024
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # a busy day's bill file
 MAX_DESCRIPTION_CHARS = 127
 MAX_REASON_CHARS = 80
 MAX_NOTIFY_URL_CHARS = 255
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-
-# WeChat Pay's own rules for merchant references and ids.
-OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")
-OUT_REFUND_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")
-PROVIDER_ID = re.compile(r"[0-9A-Za-z_\-]{1,64}")  # transaction_id, refund_id
 CONFIG_ID = re.compile(r"[0-9A-Za-z_\-]{1,64}")  # mchid, appid, serials (go inside quotes)
-EVENT_ID = re.compile(r"[0-9A-Za-z_\-]{1,64}")
-EVENT_TYPE = re.compile(r"[A-Z_.]{1,64}")
-STATE = re.compile(r"[A-Z_]{1,32}")
-TIMESTAMP = re.compile(r"[0-9]{1,12}")
-NONCE = re.compile(r"[!-~]{1,64}")  # printable ASCII, no spaces or newlines
-RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
 SHA1_HEX = re.compile(r"[0-9A-Fa-f]{40}")
-
-TRADE_STATES = {
-    "SUCCESS": ProviderStatus.SUCCEEDED,
-    "REFUND": ProviderStatus.SUCCEEDED,  # paid, then (partly) refunded
-    "NOTPAY": ProviderStatus.PENDING,
-    "USERPAYING": ProviderStatus.PENDING,
-    "ACCEPT": ProviderStatus.PENDING,
-    "CLOSED": ProviderStatus.FAILED,
-    "PAYERROR": ProviderStatus.FAILED,
-    "REVOKED": ProviderStatus.FAILED,
-}
-REFUND_STATUSES = {
-    "SUCCESS": ProviderStatus.SUCCEEDED,
-    "PROCESSING": ProviderStatus.PENDING,
-    "ABNORMAL": ProviderStatus.FAILED,
-    "CLOSED": ProviderStatus.FAILED,
-}
-# A refund notification's event type names the refund status it reports.
-REFUND_EVENTS = {
-    "REFUND.SUCCESS": "SUCCESS",
-    "REFUND.ABNORMAL": "ABNORMAL",
-    "REFUND.CLOSED": "CLOSED",
-}
 RETRYABLE_CODES = frozenset(
     {"SYSTEM_ERROR", "FREQUENCY_LIMITED", "BANK_ERROR", "STATEMENT_CREATING"}
 )
-SIGNATURE_HEADERS = (
-    "wechatpay-timestamp",
-    "wechatpay-nonce",
-    "wechatpay-signature",
-    "wechatpay-serial",
-)
-
-
-# --- signatures and encryption (pure functions) -------------------------------------------
-
-
-def request_message(
-    method: str, path_with_query: str, timestamp: str, nonce: str, body: str
-) -> str:
-    """What the merchant signs for a request."""
-    return f"{method}\n{path_with_query}\n{timestamp}\n{nonce}\n{body}\n"
-
-
-def sign_message(private_key: rsa.RSAPrivateKey, message: str) -> str:
-    """Base64 SHA256withRSA (PKCS#1 v1.5) over ``message`` in UTF-8."""
-    signature = private_key.sign(message.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
-    return base64.b64encode(signature).decode("ascii")
-
-
-def build_authorization(
-    *,
-    mchid: str,
-    serial_no: str,
-    private_key: rsa.RSAPrivateKey,
-    method: str,
-    path_with_query: str,
-    body: str,
-    timestamp: str,
-    nonce: str,
-) -> str:
-    """The ``Authorization`` header value for one request."""
-    signature = sign_message(
-        private_key, request_message(method, path_with_query, timestamp, nonce, body)
-    )
-    return (
-        f'{AUTH_SCHEME} mchid="{mchid}",nonce_str="{nonce}",signature="{signature}",'
-        f'timestamp="{timestamp}",serial_no="{serial_no}"'
-    )
-
-
-class SignatureRejected(Exception):
-    """A WeChat Pay signature that must not be trusted; ``reason`` is safe to log."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def verify_signature(
-    headers: Mapping[str, str] | Any,
-    body: bytes,
-    platform_keys: Mapping[str, rsa.RSAPublicKey],
-    *,
-    now: float,
-) -> str:
-    """Check a WeChat Pay answer's or notification's signature; returns the key serial.
-
-    ``headers`` is any mapping with ``items()`` (names matched case-insensitively). Raises
-    ``SignatureRejected``; never touches the network.
-    """
-    found = _lower_headers(headers)
-    values: dict[str, str] = {}
-    for name in SIGNATURE_HEADERS:
-        value = found.get(name, "").strip()
-        if not value:
-            raise SignatureRejected(f"missing {name} header")
-        values[name] = value
-    signature_type = found.get("wechatpay-signature-type")
-    if signature_type is not None and signature_type.strip() != AUTH_SCHEME:
-        raise SignatureRejected("unsupported signature type")
-    timestamp = values["wechatpay-timestamp"]
-    nonce = values["wechatpay-nonce"]
-    if not TIMESTAMP.fullmatch(timestamp):
-        raise SignatureRejected("malformed timestamp")
-    if abs(now - int(timestamp)) >= TIMESTAMP_TOLERANCE_SECONDS:
-        raise SignatureRejected("stale timestamp")
-    if not NONCE.fullmatch(nonce):
-        raise SignatureRejected("malformed nonce")
-    serial = values["wechatpay-serial"]
-    # A certificate serial is hex: its case does not matter.
-    key = _find_by_serial(platform_keys, serial) or _find_by_serial(platform_keys, serial.upper())
-    if key is None:
-        raise SignatureRejected("unknown platform key serial")
-    try:
-        signature = base64.b64decode(values["wechatpay-signature"], validate=True)
-    except (binascii.Error, ValueError):
-        raise SignatureRejected("malformed signature") from None
-    message = f"{timestamp}\n{nonce}\n".encode() + body + b"\n"
-    try:
-        key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
-    except InvalidSignature:
-        raise SignatureRejected("signature does not verify") from None
-    return serial
-
-
-def decrypt_resource(
-    apiv3_key: bytes, *, nonce: str, ciphertext: str, associated_data: str
-) -> bytes:
-    """Open an AEAD_AES_256_GCM resource (ciphertext is base64 of ciphertext + tag)."""
-    return AESGCM(apiv3_key).decrypt(
-        nonce.encode("utf-8"),
-        base64.b64decode(ciphertext, validate=True),
-        associated_data.encode("utf-8"),
-    )
-
-
-def _lower_headers(headers: Any) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for name, value in headers.items():
-        key = str(name).lower()
-        if key in found and found[key] != value:
-            raise SignatureRejected(f"conflicting {key} headers")
-        found[key] = str(value)
-    return found
-
-
-def _find_by_serial(keys: Mapping[str, rsa.RSAPublicKey], serial: str) -> rsa.RSAPublicKey | None:
-    # Compare against every serial, in constant time each, whatever matches first.
-    wanted = serial.encode("utf-8", "replace")
-    match = None
-    for known, key in keys.items():
-        if hmac.compare_digest(known.encode("utf-8"), wanted):
-            match = key
-    return match
-
-
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode("utf-8", "replace"), b.encode("utf-8", "replace"))
-
-
-# --- strict reading of decoded JSON --------------------------------------------------------
-
-
-def _json_object(raw: bytes, where: str, error: Callable[[str], Exception]) -> dict[str, Any]:
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise ValueError(f"duplicate key {key!r}")
-            result[key] = value
-        return result
-
-    def no_constants(name: str) -> NoReturn:
-        raise ValueError(f"{name} is not JSON")
-
-    try:
-        value = json.loads(
-            raw.decode("utf-8"), object_pairs_hook=no_duplicates, parse_constant=no_constants
-        )
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise error(f"{where} is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise error(f"{where} is not a JSON object")
-    return value
-
-
-class _Reader:
-    """Typed, bounded reads from a decoded JSON object; any surprise raises ``error``."""
-
-    def __init__(self, data: Any, where: str, error: Callable[[str], Exception]) -> None:
-        if not isinstance(data, dict):
-            raise error(f"{where} is not an object")
-        self._data = data
-        self._where = where
-        self._error = error
-
-    def fail(self, key: str, what: str = "is missing or malformed") -> NoReturn:
-        raise self._error(f"{self._where}.{key} {what}")
-
-    def has(self, key: str) -> bool:
-        return self._data.get(key) is not None
-
-    def text(
-        self,
-        key: str,
-        *,
-        pattern: re.Pattern[str] | None = None,
-        max_length: int = 256,
-        allow_empty: bool = False,
-    ) -> str:
-        value = self._data.get(key)
-        if not isinstance(value, str) or len(value) > max_length:
-            self.fail(key)
-        if not value and not allow_empty:
-            self.fail(key)
-        if pattern is not None and not pattern.fullmatch(value):
-            self.fail(key)
-        return value
-
-    def optional_text(
-        self, key: str, *, pattern: re.Pattern[str] | None = None, max_length: int = 256
-    ) -> str | None:
-        return self.text(key, pattern=pattern, max_length=max_length) if self.has(key) else None
-
-    def integer(self, key: str, *, minimum: int = 0, maximum: int = MAX_FEN) -> int:
-        value = self._data.get(key)
-        if not isinstance(value, int) or isinstance(value, bool):
-            self.fail(key)
-        if not minimum <= value <= maximum:
-            self.fail(key, "is out of range")
-        return value
-
-    def instant(self, key: str) -> datetime:
-        value = self.text(key, pattern=RFC3339, max_length=40)
-        return datetime.fromisoformat(value)
-
-    def child(self, key: str) -> _Reader:
-        return _Reader(self._data.get(key), f"{self._where}.{key}", self._error)
-
-    def equals(self, key: str, expected: str) -> None:
-        if not _same(self.text(key), expected):
-            self.fail(key, "is not ours")
 
 
 def _malformed_response(message: str) -> ProviderError:
@@ -400,66 +160,6 @@ class WeChatPayConfig:
         )
 
 
-def certificate_serial(certificate: x509.Certificate) -> str:
-    """A platform certificate's serial as WeChat Pay writes it: upper-case hex."""
-    return format(certificate.serial_number, "X")
-
-
-def platform_certificates(bundle: str) -> dict[str, str]:
-    """serial -> PEM for each certificate in ``bundle`` (PEM text, one or more), oldest
-    first by the start of their validity."""
-    text = bundle.strip().replace("\\n", "\n")
-    if not text:
-        return {}
-    try:
-        loaded = x509.load_pem_x509_certificates(text.encode("ascii", "replace"))
-    except ValueError:
-        raise _not_configured("a platform certificate cannot be read") from None
-    loaded.sort(key=lambda cert: cert.not_valid_before_utc)
-    return {
-        certificate_serial(cert): cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
-        for cert in loaded
-    }
-
-
-def _pem(text: str, label: str) -> bytes:
-    """PEM text as configured: literal ``\\n`` (one-line env values) and bare base64 allowed."""
-    text = text.strip().replace("\\n", "\n")
-    if "-----BEGIN" not in text:
-        body = "".join(text.split())
-        lines = [body[i : i + 64] for i in range(0, len(body), 64)]
-        text = "\n".join([f"-----BEGIN {label}-----", *lines, f"-----END {label}-----"])
-    return text.encode("ascii", "replace")
-
-
-def _not_configured(message: str) -> ProviderError:
-    return ProviderError(f"WeChat Pay is misconfigured: {message}", code="not_configured")
-
-
-def load_merchant_key(pem: str) -> rsa.RSAPrivateKey:
-    try:
-        key = serialization.load_pem_private_key(_pem(pem, "PRIVATE KEY"), password=None)
-    except (ValueError, TypeError):
-        raise _not_configured("the merchant private key cannot be read") from None
-    if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < MIN_KEY_BITS:
-        raise _not_configured(f"the merchant key must be RSA of at least {MIN_KEY_BITS} bits")
-    return key
-
-
-def load_platform_key(pem: str) -> rsa.RSAPublicKey:
-    """A platform public key, or the public key of a platform certificate."""
-    try:
-        if "CERTIFICATE" in pem:
-            key = x509.load_pem_x509_certificate(_pem(pem, "CERTIFICATE")).public_key()
-        else:
-            key = serialization.load_pem_public_key(_pem(pem, "PUBLIC KEY"))
-    except (ValueError, TypeError):
-        raise _not_configured("a platform public key cannot be read") from None
-    if not isinstance(key, rsa.RSAPublicKey) or key.key_size < MIN_KEY_BITS:
-        raise _not_configured(f"platform keys must be RSA of at least {MIN_KEY_BITS} bits")
-    return key
-
-
 # --- HTTP ----------------------------------------------------------------------------------
 
 
@@ -510,20 +210,20 @@ class WeChatPayProvider:
             ("merchant serial", config.merchant_serial_no),
         ):
             if not CONFIG_ID.fullmatch(value):
-                raise _not_configured(f"{label} is malformed")
+                raise not_configured(f"{label} is malformed")
         apiv3_key = config.apiv3_key.encode("utf-8")
         if len(apiv3_key) != APIV3_KEY_BYTES:
-            raise _not_configured(f"the APIv3 key must be {APIV3_KEY_BYTES} bytes")
+            raise not_configured(f"the APIv3 key must be {APIV3_KEY_BYTES} bytes")
         if not config.platform_public_keys:
-            raise _not_configured("no platform public key")
+            raise not_configured("no platform public key")
         platform_keys: dict[str, rsa.RSAPublicKey] = {}
         for serial, pem in config.platform_public_keys.items():
             if not CONFIG_ID.fullmatch(serial):
-                raise _not_configured("a platform key serial is malformed")
+                raise not_configured("a platform key serial is malformed")
             platform_keys[serial] = load_platform_key(pem)
         base = urllib.parse.urlsplit(config.base_url.rstrip("/"))
         if base.scheme not in ("https", "http") or not base.netloc or base.query or base.fragment:
-            raise _not_configured("the base URL must be an http(s) URL without a query")
+            raise not_configured("the base URL must be an http(s) URL without a query")
         self.config = config
         self.mchid = config.mchid
         self.appid = config.appid
@@ -532,7 +232,7 @@ class WeChatPayProvider:
         self._platform_keys = platform_keys
         self._request_serial = config.request_serial or next(iter(platform_keys))
         if self._request_serial not in platform_keys:
-            raise _not_configured("the request serial names no configured platform key")
+            raise not_configured("the request serial names no configured platform key")
         self._origin = f"{base.scheme}://{base.netloc}"
         self._base_path = base.path
         self._clock = clock
@@ -688,49 +388,14 @@ class WeChatPayProvider:
     # -- notifications --
 
     def verify_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
-        if len(body) > MAX_NOTIFICATION_BYTES:
-            raise NotificationRejected("notification body too large")
-        try:
-            verify_signature(headers, body, self._platform_keys, now=self._clock())
-        except SignatureRejected as error:
-            raise NotificationRejected(error.reason) from None
-        envelope = _Reader(
-            _json_object(body, "notification", NotificationRejected),
-            "notification",
-            NotificationRejected,
-        )
-        event_id = envelope.text("id", pattern=EVENT_ID)
-        event_type = envelope.text("event_type", pattern=EVENT_TYPE)
-        created_at = envelope.instant("create_time")
-        if envelope.text("resource_type") != "encrypt-resource":
-            envelope.fail("resource_type", "is not encrypt-resource")
-        resource = envelope.child("resource")
-        if resource.text("algorithm") != AEAD_ALGORITHM:
-            resource.fail("algorithm", f"is not {AEAD_ALGORITHM}")
-        original_type = resource.text("original_type", max_length=64)
-        data = _Reader(
-            _json_object(self._open(resource), "resource", NotificationRejected),
-            "resource",
-            NotificationRejected,
-        )
-        if event_type.startswith("TRANSACTION."):
-            if original_type != "transaction":
-                resource.fail("original_type", "does not match the event type")
-            return self._payment_notification(event_id, event_type, created_at, data)
-        if event_type in REFUND_EVENTS:
-            if original_type != "refund":
-                resource.fail("original_type", "does not match the event type")
-            return self._refund_notification(event_id, event_type, created_at, data)
-        return Notification(
-            provider=self.name,
-            event_id=event_id,
-            kind=NotificationKind.OTHER,
-            status=ProviderStatus.PENDING,
-            payment_id=None,
-            provider_payment_id=None,
-            amount=None,
-            occurred_at=created_at,
-            event_type=event_type,
+        return read_notification(
+            headers,
+            body,
+            mchid=self.mchid,
+            appid=self.appid,
+            apiv3_key=self._apiv3_key,
+            platform_keys=self._platform_keys,
+            clock=self._clock,
         )
 
     def acknowledge(self) -> WebhookReply:
@@ -743,94 +408,7 @@ class WeChatPayProvider:
 
     # -- internals --
 
-    def _open(self, resource: _Reader) -> bytes:
-        nonce = resource.text("nonce", max_length=32)
-        if len(nonce.encode("utf-8")) < 8:  # AES-GCM needs at least 8 nonce bytes
-            resource.fail("nonce")
-        try:
-            return decrypt_resource(
-                self._apiv3_key,
-                nonce=nonce,
-                ciphertext=resource.text("ciphertext", max_length=MAX_NOTIFICATION_BYTES),
-                associated_data=(
-                    resource.text("associated_data", allow_empty=True)
-                    if resource.has("associated_data")
-                    else ""
-                ),
-            )
-        except (InvalidTag, binascii.Error, ValueError):
-            raise NotificationRejected("resource does not decrypt with our APIv3 key") from None
-
-    def _require_ours(self, data: _Reader, *, with_appid: bool) -> None:
-        data.equals("mchid", self.mchid)
-        if with_appid:
-            data.equals("appid", self.appid)
-
-    def _payment_notification(
-        self, event_id: str, event_type: str, created_at: datetime, data: _Reader
-    ) -> Notification:
-        self._require_ours(data, with_appid=True)
-        out_trade_no = data.text("out_trade_no", pattern=OUT_TRADE_NO)
-        trade_state = data.text("trade_state", pattern=STATE)
-        status = TRADE_STATES.get(trade_state)
-        if status is None:
-            data.fail("trade_state", "is unknown")
-        succeeded = trade_state == "SUCCESS"
-        if (event_type == "TRANSACTION.SUCCESS") != succeeded:
-            data.fail("trade_state", "does not match the event type")
-        amount = data.child("amount")
-        total = amount.integer("total", minimum=1)
-        if amount.text("currency") != CURRENCY:
-            amount.fail("currency", "is not CNY")
-        if succeeded:
-            transaction_id: str | None = data.text("transaction_id", pattern=PROVIDER_ID)
-            occurred_at = data.instant("success_time")
-        else:
-            transaction_id = data.optional_text("transaction_id", pattern=PROVIDER_ID)
-            occurred_at = created_at
-        failed = status is ProviderStatus.FAILED
-        return Notification(
-            provider=self.name,
-            event_id=event_id,
-            kind=NotificationKind.PAYMENT,
-            status=status,
-            payment_id=out_trade_no,
-            provider_payment_id=transaction_id,
-            amount=Money(total, CURRENCY),
-            occurred_at=occurred_at,
-            failure_code=trade_state if failed else None,
-            failure_message=data.optional_text("trade_state_desc") if failed else None,
-            event_type=event_type,
-        )
-
-    def _refund_notification(
-        self, event_id: str, event_type: str, created_at: datetime, data: _Reader
-    ) -> Notification:
-        self._require_ours(data, with_appid=False)
-        refund_status = data.text("refund_status", pattern=STATE)
-        if refund_status != REFUND_EVENTS[event_type]:
-            data.fail("refund_status", "does not match the event type")
-        status = REFUND_STATUSES[refund_status]
-        amount = data.child("amount")
-        total = amount.integer("total", minimum=1)
-        refunded = amount.integer("refund", minimum=1, maximum=total)
-        succeeded = refund_status == "SUCCESS"
-        return Notification(
-            provider=self.name,
-            event_id=event_id,
-            kind=NotificationKind.REFUND,
-            status=status,
-            payment_id=data.text("out_trade_no", pattern=OUT_TRADE_NO),
-            provider_payment_id=data.text("transaction_id", pattern=PROVIDER_ID),
-            amount=Money(refunded, CURRENCY),
-            refund_id=data.text("out_refund_no", pattern=OUT_REFUND_NO),
-            provider_refund_id=data.text("refund_id", pattern=PROVIDER_ID),
-            occurred_at=data.instant("success_time") if succeeded else created_at,
-            failure_code=None if succeeded else refund_status,
-            event_type=event_type,
-        )
-
-    def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> _Reader:
+    def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Reader:
         """One signed API call whose answer must verify; returns the answer's JSON."""
         body = (
             ""
@@ -842,9 +420,9 @@ class WeChatPayProvider:
             raise self._api_error(answer)
         self._verify_answer(answer)
         if answer.status == 204 or not answer.body:
-            return _Reader({}, "answer", _malformed_response)
-        return _Reader(
-            _json_object(answer.body, "answer", _malformed_response), "answer", _malformed_response
+            return Reader({}, "answer", _malformed_response)
+        return Reader(
+            json_object(answer.body, "answer", _malformed_response), "answer", _malformed_response
         )
 
     def _send_signed(self, method: str, path_with_query: str, body: str) -> _Answer:

@@ -16,7 +16,7 @@ from chalicelib.adapters.payments import (
     SettlementKind,
     SettlementRecord,
 )
-from chalicelib.adapters.payments.wechat_pay import PROVIDER_ID, _same
+from chalicelib.adapters.payments.wechat_pay_fields import PROVIDER_ID, same_text
 from chalicelib.domain.money import Money
 from chalicelib.domain.time_zones import CHINA_TIME
 
@@ -120,7 +120,7 @@ def parse_trade_bill(content: bytes, *, mchid: str) -> list[SettlementRecord]:
         if len(fields) != len(header):
             raise _bill_error(f"line {index + 1} has {len(fields)} fields, not {len(header)}")
         row = {name: fields[position].strip() for name, position in column.items()}
-        if not _same(row[BILL_MCHID], mchid):
+        if not same_text(row[BILL_MCHID], mchid):
             raise _bill_error(f"line {index + 1} belongs to another merchant")
         record = _bill_record(row, index + 1)
         if record is not None:

@@ -32,16 +32,18 @@ per state directory into files only the owner can read. Orders live in memory.
 
 The signing and encryption here are written independently of the app's adapter, on purpose:
 the emulator plays the other side of the wire, so a shared mistake must not pass unnoticed.
+
+This module holds the merchant's orders and refunds and what the API does with them; the
+HTTP routing is in ``wechat_pay_http``, the checks on a request's fields in
+``wechat_pay_requests``, the notifications and their delivery in ``wechat_pay_notify``, the
+trade bill file in ``wechat_pay_bill``, and the keys and answer signing in ``wechat_pay_keys``.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import contextlib
 import gzip
 import hashlib
-import html
 import json
 import re
 import secrets
@@ -51,42 +53,41 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
+from infra.local.emulators.cny import CHINA_TIME
+from infra.local.emulators.wechat_pay_bill import trade_bill
+from infra.local.emulators.wechat_pay_http import handler_for
 from infra.local.emulators.wechat_pay_keys import (
-    AUTH_SCHEME,
     CERTIFICATE,
     MERCHANT_KEY_FILE,
     PUBLIC_KEY,
     STATE_FILE,
     PlatformKeys,
-    UnknownSerial,
+    check_authorization,
     load_or_create_identity,
     pem_private,
 )
+from infra.local.emulators.wechat_pay_notify import Notifier, Outgoing, seal
+from infra.local.emulators.wechat_pay_requests import (
+    ApiError,
+    parse_json,
+    parse_time_expire,
+    require_amount,
+    require_text,
+    require_url,
+)
 from infra.local.identity import load_or_create_key
 
-CHINA_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
-REQUEST_TOLERANCE_SECONDS = 300
-FEE_RATE_PER_MILLE = 6  # 0.60%, the usual Native rate
 BILL_LIFETIME_SECONDS = 300
-MAX_BODY_BYTES = 1024 * 1024
 OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")
 OUT_REFUND_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")
 BILL_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-# RFC 3339 to the second with an offset, as WeChat Pay writes it: 2026-11-26T10:34:56+08:00
-TIME_EXPIRE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:[+-]\d{2}:\d{2}|Z)")
 TRADE_STATE_DESC = {
     "NOTPAY": "订单未支付",
     "SUCCESS": "支付成功",
@@ -94,25 +95,6 @@ TRADE_STATE_DESC = {
     "CLOSED": "订单已关闭",
 }
 REFUND_SUMMARY = {"SUCCESS": "退款成功", "ABNORMAL": "退款异常", "CLOSED": "退款关闭"}
-BILL_HEADER = (
-    "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,"
-    "交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,"
-    "充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,"
-    "费率备注"
-)
-BILL_SUMMARY_HEADER = (
-    "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
-)
-
-
-class ApiError(Exception):
-    """An error answer in WeChat Pay's shape: ``{"code", "message"}``."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -134,6 +116,10 @@ class Order:
     payer_openid: str | None = None
     refunded: int = 0  # refunds processing or succeeded
 
+    @property
+    def trade_state_desc(self) -> str:
+        return TRADE_STATE_DESC[self.trade_state]
+
 
 @dataclass
 class Refund:
@@ -146,43 +132,6 @@ class Refund:
     create_time: datetime
     status: str = "PROCESSING"
     success_time: datetime | None = None
-
-
-@dataclass
-class Outgoing:
-    """A notification exactly as sent, so that it can be sent again byte for byte."""
-
-    url: str
-    headers: dict[str, str]
-    body: bytes
-    event_id: str
-    event_type: str
-    out_trade_no: str
-    out_refund_no: str | None = None
-
-
-@dataclass
-class Delivery:
-    number: int
-    outgoing: Outgoing
-    replay: bool
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    delivered: bool = False
-    finished: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "event_id": self.outgoing.event_id,
-            "event_type": self.outgoing.event_type,
-            "out_trade_no": self.outgoing.out_trade_no,
-            "out_refund_no": self.outgoing.out_refund_no,
-            "url": self.outgoing.url,
-            "replay": self.replay,
-            "attempts": list(self.attempts),
-            "delivered": self.delivered,
-            "finished": self.finished,
-        }
 
 
 def _now() -> datetime:
@@ -200,27 +149,8 @@ def _close_if_expired(order: Order) -> None:
         order.trade_state = "CLOSED"
 
 
-def _time_expire(value: Any) -> datetime:
-    if not isinstance(value, str) or not TIME_EXPIRE.fullmatch(value):
-        raise ApiError(400, "PARAM_ERROR", "time_expire: yyyy-MM-DDTHH:mm:ss+TIMEZONE")
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise ApiError(400, "PARAM_ERROR", "time_expire is not a valid time") from None
-
-
 def _digits(count: int) -> str:
     return "".join(secrets.choice("0123456789") for _ in range(count))
-
-
-def _yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    major, minor = divmod(abs(fen), 100)
-    return f"{sign}{major}.{minor:02d}"
-
-
-def _fee(fen: int) -> int:
-    return (fen * FEE_RATE_PER_MILLE + 500) // 1000  # half up, in fen
 
 
 class WeChatPayEmulator:
@@ -243,7 +173,6 @@ class WeChatPayEmulator:
         self.platform_keys = PlatformKeys(self.state_dir, self.platform_serial, self.mchid)
         self._merchant_key = load_or_create_key(self.state_dir / MERCHANT_KEY_FILE)
         self.refund_delay = refund_delay
-        self.retry_delays = tuple(retry_delays)
         self.refund_outcome = "SUCCESS"  # SUCCESS, ABNORMAL or CLOSED for the next refunds
         self._lock = threading.RLock()
         self._orders: dict[str, Order] = {}
@@ -251,12 +180,10 @@ class WeChatPayEmulator:
         self._refunds: dict[str, Refund] = {}
         self._bills: dict[str, tuple[bytes, float, str]] = {}
         self._last_notification: dict[str, Outgoing] = {}
-        self._deliveries: list[Delivery] = []
+        self._notifier = Notifier(self._lock, retry_delays)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._url: str | None = None
-        # Notifications go straight to the receiver, never through a proxy.
-        self._notifier = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     # -- lifecycle --
 
@@ -269,7 +196,7 @@ class WeChatPayEmulator:
     def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         if self._server is not None:
             raise RuntimeError("the WeChat Pay emulator is already running")
-        server = ThreadingHTTPServer((host, port), _handler_for(self))
+        server = ThreadingHTTPServer((host, port), handler_for(self))
         server.daemon_threads = True
         self._server = server
         self._url = f"http://{host}:{server.server_address[1]}"
@@ -345,7 +272,7 @@ class WeChatPayEmulator:
                 resource=transaction,
                 out_trade_no=order.out_trade_no,
             )
-        self._deliver(outgoing, replay=False)
+        self._notifier.deliver(outgoing, replay=False)
         return transaction
 
     def replay(self, out_trade_no: str) -> int:
@@ -355,11 +282,10 @@ class WeChatPayEmulator:
             outgoing = self._last_notification.get(out_trade_no)
         if outgoing is None:
             raise ApiError(404, "RESOURCE_NOT_EXISTS", "no notification was sent for this order")
-        return self._deliver(outgoing, replay=True)
+        return self._notifier.deliver(outgoing, replay=True)
 
     def deliveries(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [delivery.as_dict() for delivery in self._deliveries]
+        return self._notifier.deliveries()
 
     def wait_for_deliveries(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """The first ``count`` deliveries once all of them have finished (or timed out)."""
@@ -397,12 +323,12 @@ class WeChatPayEmulator:
         parts = urllib.parse.urlsplit(target)
         path, query = parts.path, urllib.parse.parse_qs(parts.query)
         if method == "POST" and path == "/v3/pay/transactions/native":
-            return 200, self._create_native(_parse_json(body))
+            return 200, self._create_native(parse_json(body))
         match = re.fullmatch(r"/v3/pay/transactions/out-trade-no/([^/]+)", path)
         if method == "GET" and match:
             return 200, self._query_order(urllib.parse.unquote(match.group(1)), query)
         if method == "POST" and path == "/v3/refund/domestic/refunds":
-            return 200, self._create_refund(_parse_json(body))
+            return 200, self._create_refund(parse_json(body))
         match = re.fullmatch(r"/v3/refund/domestic/refunds/([^/]+)", path)
         if method == "GET" and match:
             return 200, self._query_refund(urllib.parse.unquote(match.group(1)))
@@ -422,44 +348,28 @@ class WeChatPayEmulator:
     def _check_authorization(
         self, method: str, target: str, body: bytes, authorization: str | None
     ) -> None:
-        prefix = AUTH_SCHEME + " "
-        if not authorization or not authorization.startswith(prefix):
-            raise ApiError(401, "SIGN_ERROR", "Authorization is missing or not " + AUTH_SCHEME)
-        params = dict(re.findall(r'(\w+)="([^"]*)"', authorization[len(prefix) :]))
-        missing = {"mchid", "nonce_str", "signature", "timestamp", "serial_no"} - params.keys()
-        if missing:
-            raise ApiError(401, "SIGN_ERROR", f"Authorization lacks {', '.join(sorted(missing))}")
-        if params["mchid"] != self.mchid:
-            raise ApiError(401, "SIGN_ERROR", "mchid does not match the signing merchant")
-        if params["serial_no"] != self.merchant_serial:
-            raise ApiError(401, "SIGN_ERROR", "unknown merchant certificate serial_no")
-        timestamp = params["timestamp"]
-        if not timestamp.isascii() or not timestamp.isdigit():
-            raise ApiError(401, "SIGN_ERROR", "timestamp is not a number")
-        if abs(time.time() - int(timestamp)) > REQUEST_TOLERANCE_SECONDS:
-            raise ApiError(401, "SIGN_ERROR", "timestamp is too far from now")
-        message = f"{method}\n{target}\n{timestamp}\n{params['nonce_str']}\n".encode()
-        message += body + b"\n"
-        try:
-            signature = base64.b64decode(params["signature"], validate=True)
-            self._merchant_key.public_key().verify(
-                signature, message, padding.PKCS1v15(), hashes.SHA256()
-            )
-        except (InvalidSignature, ValueError):
-            raise ApiError(401, "SIGN_ERROR", "signature does not verify") from None
+        check_authorization(
+            method,
+            target,
+            body,
+            authorization,
+            mchid=self.mchid,
+            merchant_serial=self.merchant_serial,
+            merchant_key=self._merchant_key.public_key(),
+        )
 
     def _create_native(self, request: dict[str, Any]) -> dict[str, Any]:
         if request.get("appid") != self.appid or request.get("mchid") != self.mchid:
             raise ApiError(400, "APPID_MCHID_NOT_MATCH", "appid and mchid do not match")
-        description = _text(request, "description", 127)
-        out_trade_no = _text(request, "out_trade_no", 32)
+        description = require_text(request, "description", 127)
+        out_trade_no = require_text(request, "out_trade_no", 32)
         if not OUT_TRADE_NO.fullmatch(out_trade_no):
             raise ApiError(400, "PARAM_ERROR", "out_trade_no: 6-32 of 0-9 A-Z a-z _ - | *")
-        notify_url = _url(request, "notify_url")
+        notify_url = require_url(request, "notify_url")
         amount = request.get("amount")
-        total = _amount(amount, "total")
+        total = require_amount(amount, "total")
         time_expire = request.get("time_expire")
-        expires_at = None if time_expire is None else _time_expire(time_expire)
+        expires_at = None if time_expire is None else parse_time_expire(time_expire)
         with self._lock:
             existing = self._orders.get(out_trade_no)
             if existing is not None:
@@ -517,7 +427,7 @@ class WeChatPayEmulator:
             "out_trade_no": order.out_trade_no,
             "trade_type": "NATIVE",
             "trade_state": order.trade_state,
-            "trade_state_desc": TRADE_STATE_DESC[order.trade_state],
+            "trade_state_desc": order.trade_state_desc,
             "attach": "",
             "amount": {"total": order.total, "currency": "CNY", "payer_currency": "CNY"},
         }
@@ -538,16 +448,16 @@ class WeChatPayEmulator:
         return answer
 
     def _create_refund(self, request: dict[str, Any]) -> dict[str, Any]:
-        out_refund_no = _text(request, "out_refund_no", 64)
+        out_refund_no = require_text(request, "out_refund_no", 64)
         if not OUT_REFUND_NO.fullmatch(out_refund_no):
             raise ApiError(400, "PARAM_ERROR", "out_refund_no: 1-64 of 0-9 A-Z a-z _ - | * @")
         reason = request.get("reason", "")
         if not isinstance(reason, str) or len(reason) > 80:
             raise ApiError(400, "PARAM_ERROR", "reason: a string of at most 80 characters")
-        notify_url = _url(request, "notify_url") if "notify_url" in request else None
+        notify_url = require_url(request, "notify_url") if "notify_url" in request else None
         amount = request.get("amount")
-        refund = _amount(amount, "refund")
-        total = _amount(amount, "total")
+        refund = require_amount(amount, "refund")
+        total = require_amount(amount, "total")
         with self._lock:
             order = self._find_order(request)
             existing = self._refunds.get(out_refund_no)
@@ -633,7 +543,7 @@ class WeChatPayEmulator:
                 out_trade_no=order.out_trade_no,
                 out_refund_no=record.out_refund_no,
             )
-        self._deliver(outgoing, replay=False)
+        self._notifier.deliver(outgoing, replay=False)
 
     def _query_refund(self, out_refund_no: str) -> dict[str, Any]:
         with self._lock:
@@ -699,117 +609,8 @@ class WeChatPayEmulator:
 
     def trade_bill(self, day: date, bill_type: str = "ALL") -> bytes | None:
         """The day's trade bill (China time) as WeChat Pay writes it; None when empty."""
-        rows: list[tuple[datetime, list[str], dict[str, int]]] = []
         with self._lock:
-            if bill_type in ("ALL", "SUCCESS"):
-                for order in self._orders.values():
-                    if order.success_time and order.success_time.date() == day:
-                        rows.append(self._payment_row(order))
-            if bill_type in ("ALL", "REFUND"):
-                for record in self._refunds.values():
-                    if record.success_time and record.success_time.date() == day:
-                        rows.append(self._refund_row(record))
-        if not rows:
-            return None
-        rows.sort(key=lambda row: row[0])
-        sums = {key: sum(row[2][key] for row in rows) for key in rows[0][2]}
-        lines = [BILL_HEADER]
-        lines += ["`" + ",`".join(fields) for _, fields, _ in rows]
-        lines.append(BILL_SUMMARY_HEADER)
-        summary = [
-            str(len(rows)),
-            _yuan(sums["settlement"]),
-            _yuan(sums["refund"]),
-            "0.00",
-            _yuan(sums["fee"]),
-            _yuan(sums["order"]),
-            _yuan(sums["requested_refund"]),
-        ]
-        lines.append("`" + ",`".join(summary))
-        return ("\r\n".join(lines) + "\r\n").encode("utf-8")
-
-    def _payment_row(self, order: Order) -> tuple[datetime, list[str], dict[str, int]]:
-        assert order.success_time is not None and order.paid_total is not None
-        fee = _fee(order.paid_total)
-        fields = [
-            order.success_time.strftime("%Y-%m-%d %H:%M:%S"),
-            order.appid,
-            order.mchid,
-            "0",
-            "",
-            order.transaction_id or "",
-            order.out_trade_no,
-            order.payer_openid or "",
-            "NATIVE",
-            "SUCCESS",
-            "OTHERS",
-            "CNY",
-            _yuan(order.paid_total),
-            "0.00",
-            "0",
-            "0",
-            "0.00",
-            "0.00",
-            "",
-            "",
-            _bill_text(order.description),
-            "",
-            _yuan(fee),
-            "0.60%",
-            _yuan(order.paid_total),
-            "0.00",
-            "",
-        ]
-        sums = {
-            "settlement": order.paid_total,
-            "refund": 0,
-            "fee": fee,
-            "order": order.paid_total,
-            "requested_refund": 0,
-        }
-        return order.success_time, fields, sums
-
-    def _refund_row(self, record: Refund) -> tuple[datetime, list[str], dict[str, int]]:
-        order = record.order
-        assert record.success_time is not None
-        fee_returned = _fee(record.refund)
-        fields = [
-            record.success_time.strftime("%Y-%m-%d %H:%M:%S"),
-            order.appid,
-            order.mchid,
-            "0",
-            "",
-            order.transaction_id or "",
-            order.out_trade_no,
-            order.payer_openid or "",
-            "NATIVE",
-            "REFUND",
-            "OTHERS",
-            "CNY",
-            "0.00",
-            "0.00",
-            record.refund_id,
-            record.out_refund_no,
-            _yuan(record.refund),
-            "0.00",
-            "ORIGINAL",
-            "SUCCESS",
-            _bill_text(order.description),
-            "",
-            _yuan(-fee_returned),
-            "0.60%",
-            "0.00",
-            _yuan(record.refund),
-            "",
-        ]
-        sums = {
-            "settlement": 0,
-            "refund": record.refund,
-            "fee": -fee_returned,
-            "order": 0,
-            "requested_refund": record.refund,
-        }
-        return record.success_time, fields, sums
+            return trade_bill(self._orders.values(), self._refunds.values(), day, bill_type)
 
     # -- signing and notifications --
 
@@ -829,97 +630,33 @@ class WeChatPayEmulator:
         out_trade_no: str,
         out_refund_no: str | None = None,
     ) -> Outgoing:
-        plaintext = json.dumps(resource, ensure_ascii=False, separators=(",", ":")).encode()
-        nonce = secrets.token_urlsafe(9)  # 12 characters, like WeChat Pay's
-        associated_data = original_type
-        sealed = AESGCM(self.apiv3_key.encode()).encrypt(
-            nonce.encode(), plaintext, associated_data.encode()
+        outgoing = seal(
+            self.apiv3_key,
+            url=url,
+            event_type=event_type,
+            summary=summary,
+            original_type=original_type,
+            resource=resource,
+            out_trade_no=out_trade_no,
+            out_refund_no=out_refund_no,
+            created_at=_now(),
+            sign=self.signed_headers,
         )
-        event_id = str(uuid.uuid4())
-        envelope = {
-            "id": event_id,
-            "create_time": _now().isoformat(),
-            "resource_type": "encrypt-resource",
-            "event_type": event_type,
-            "summary": summary,
-            "resource": {
-                "original_type": original_type,
-                "algorithm": "AEAD_AES_256_GCM",
-                "ciphertext": base64.b64encode(sealed).decode(),
-                "associated_data": associated_data,
-                "nonce": nonce,
-            },
-        }
-        body = json.dumps(envelope, ensure_ascii=False).encode()
-        headers = {"Content-Type": "application/json", **self.signed_headers(body)}
-        outgoing = Outgoing(url, headers, body, event_id, event_type, out_trade_no, out_refund_no)
         self._last_notification[out_trade_no] = outgoing
         return outgoing
 
-    def _deliver(self, outgoing: Outgoing, *, replay: bool) -> int:
-        with self._lock:
-            delivery = Delivery(len(self._deliveries) + 1, outgoing, replay)
-            self._deliveries.append(delivery)
-        thread = threading.Thread(
-            target=self._post_until_accepted,
-            args=(delivery,),
-            name=f"wechat-pay-notify-{delivery.number}",
-            daemon=True,
-        )
-        thread.start()
-        return delivery.number
-
-    def _post_until_accepted(self, delivery: Delivery) -> None:
-        outgoing = delivery.outgoing
-        for attempt, delay in enumerate((0.0, *self.retry_delays)):
-            if attempt:
-                time.sleep(delay)
-            status: int | None = None
-            error: str | None = None
-            request = urllib.request.Request(
-                outgoing.url, data=outgoing.body, headers=outgoing.headers, method="POST"
-            )
-            try:
-                with self._notifier.open(request, timeout=5) as response:
-                    status = response.status
-            except urllib.error.HTTPError as failure:
-                status = failure.code
-                failure.close()
-            except OSError as failure:
-                error = f"{type(failure).__name__}: {failure}"
-            with self._lock:
-                delivery.attempts.append({"status": status, "error": error})
-                if status in (200, 204):
-                    delivery.delivered = True
-                    delivery.finished = True
-                    return
-        with self._lock:
-            delivery.finished = True
-
     # -- the Pay page --
 
-    def pay_page(self, token: str, message: str = "") -> tuple[int, str]:
+    def qr_order(self, token: str) -> Order | None:
+        """A copy of the order behind a QR code's token, closed first if it has expired;
+        None for an unknown token."""
         with self._lock:
             out_trade_no = self._tokens.get(token)
             order = self._orders.get(out_trade_no) if out_trade_no else None
             if order is None:
-                return 404, _page("WeChat Pay", "<p>This QR code is unknown or has expired.</p>")
+                return None
             _close_if_expired(order)
-            state, description, total = order.trade_state, order.description, order.total
-        escaped_token = html.escape(urllib.parse.quote(token, safe=""))
-        button = (
-            f'<form method="post" action="/_emulator/qr/{escaped_token}/pay">'
-            '<button type="submit">Pay</button></form>'
-            if state == "NOTPAY"
-            else f"<p><strong>{html.escape(TRADE_STATE_DESC[state])}</strong> ({state})</p>"
-        )
-        content = (
-            f"<p>{html.escape(description)}</p>"
-            f"<p class='amount'>¥{_yuan(total)}</p>"
-            f"<p>Order {html.escape(out_trade_no or '')}</p>"
-            f"{f'<p>{html.escape(message)}</p>' if message else ''}{button}"
-        )
-        return 200, _page("WeChat Pay", content)
+            return replace(order)
 
     def pay_by_token(self, token: str) -> None:
         with self._lock:
@@ -927,180 +664,6 @@ class WeChatPayEmulator:
         if out_trade_no is None:
             raise ApiError(404, "ORDER_NOT_EXIST", "unknown QR code")
         self.pay(out_trade_no)
-
-
-def _parse_json(body: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise ApiError(400, "PARAM_ERROR", "the body is not JSON") from None
-    if not isinstance(document, dict):
-        raise ApiError(400, "PARAM_ERROR", "the body is not a JSON object")
-    return document
-
-
-def _text(request: dict[str, Any], key: str, max_length: int) -> str:
-    value = request.get(key)
-    if not isinstance(value, str) or not 1 <= len(value) <= max_length:
-        raise ApiError(400, "PARAM_ERROR", f"{key}: a string of 1 to {max_length} characters")
-    return value
-
-
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-def _url(request: dict[str, Any], key: str) -> str:
-    """A notify URL as WeChat Pay takes it: https, absolute, no query string. Loopback
-    hosts alone may use http (and a query), so the local stack can be called back."""
-    value = _text(request, key, 255)
-    parts = urllib.parse.urlsplit(value)
-    loopback = parts.hostname in LOOPBACK_HOSTS
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ApiError(400, "PARAM_ERROR", f"{key}: an absolute https URL")
-    if parts.scheme != "https" and not loopback:
-        raise ApiError(400, "PARAM_ERROR", f"{key}: must be an https URL")
-    if (parts.query or parts.fragment) and not loopback:
-        raise ApiError(400, "PARAM_ERROR", f"{key}: must not carry parameters")
-    return value
-
-
-def _amount(amount: Any, key: str) -> int:
-    if not isinstance(amount, dict):
-        raise ApiError(400, "PARAM_ERROR", "amount is required")
-    value = amount.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ApiError(400, "PARAM_ERROR", f"amount.{key}: a positive integer in fen")
-    if amount.get("currency", "CNY") != "CNY":
-        raise ApiError(400, "PARAM_ERROR", "amount.currency: CNY only")
-    return value
-
-
-def _bill_text(text: str) -> str:
-    # Keep a free-text field inside its column and on its line.
-    return " ".join(text.replace("`", "'").split())
-
-
-def _page(title: str, content: str) -> str:
-    return (
-        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif;max-width:24rem;margin:3rem auto;text-align:center}"
-        ".amount{font-size:2rem}button{font-size:1.2rem;padding:.5rem 2rem;background:#07c160;"
-        "color:#fff;border:0;border-radius:4px}</style></head>"
-        f"<body><h1>{html.escape(title)}</h1>{content}</body></html>"
-    )
-
-
-def _handler_for(emulator: WeChatPayEmulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            self._dispatch("GET")
-
-        def do_POST(self) -> None:
-            self._dispatch("POST")
-
-        def _dispatch(self, method: str) -> None:
-            self._answer_serial: str | None = None
-            try:
-                try:
-                    self._answer_serial = emulator.platform_keys.answer_serial(
-                        self.headers.get("Wechatpay-Serial")
-                    )
-                except UnknownSerial:
-                    raise ApiError(
-                        400, "PARAM_ERROR", "Wechatpay-Serial names no platform key"
-                    ) from None
-                body = self._body()
-                path = urllib.parse.urlsplit(self.path).path
-                if path == "/v3/billdownload/file" and method == "GET":
-                    content, content_type = emulator.download_bill(
-                        self.path, self.headers.get("Authorization")
-                    )
-                    self._send(200, content, content_type)  # unsigned, as WeChat Pay does
-                elif path.startswith("/v3/"):
-                    status, answer = emulator.handle_api(
-                        method, self.path, body, self.headers.get("Authorization")
-                    )
-                    self._send_signed(status, answer)
-                elif path.startswith("/_emulator/"):
-                    self._control(method, path, body)
-                else:
-                    self._send_signed(404, {"code": "NOT_FOUND", "message": "no such path"})
-            except ApiError as error:
-                self._send_signed(error.status, {"code": error.code, "message": error.message})
-            except Exception as error:  # noqa: BLE001 - answer as WeChat Pay does, keep serving
-                message = f"{type(error).__name__}: {error}"
-                self._send_signed(500, {"code": "SYSTEM_ERROR", "message": message})
-
-        def _control(self, method: str, path: str, body: bytes) -> None:
-            segments = [urllib.parse.unquote(part) for part in path.split("/")[2:]]
-            match method, segments:
-                case "GET", ["notifications"]:
-                    self._send_json(200, {"deliveries": emulator.deliveries()})
-                case "POST", ["transactions", out_trade_no, "pay"]:
-                    total = None
-                    if body.strip():
-                        override = _parse_json(body)
-                        total = override.get("total")
-                        if total is not None and (
-                            not isinstance(total, int) or isinstance(total, bool) or total < 1
-                        ):
-                            raise ApiError(400, "PARAM_ERROR", "total: a positive integer")
-                    self._send_json(200, emulator.pay(out_trade_no, total=total))
-                case "POST", ["callback-key"]:
-                    emulator.sign_callbacks_with(str(_parse_json(body).get("key")))
-                    self._send_json(200, {"key": emulator.platform_keys.callback_key})
-                case "POST", ["transactions", out_trade_no, "notify"]:
-                    self._send_json(202, {"delivery": emulator.replay(out_trade_no)})
-                case "GET", ["qr", token]:
-                    status, page = emulator.pay_page(token)
-                    self._send(status, page.encode(), "text/html; charset=utf-8")
-                case "POST", ["qr", token, "pay"]:
-                    with contextlib.suppress(ApiError):  # the page shows the order's state
-                        emulator.pay_by_token(token)
-                    self.send_response(303)
-                    self.send_header("Location", f"/_emulator/qr/{urllib.parse.quote(token)}")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                case _:
-                    self._send_json(404, {"code": "NOT_FOUND", "message": "no such path"})
-
-        def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY_BYTES:
-                raise ApiError(413, "PARAM_ERROR", "the body is too large")
-            return self.rfile.read(length) if length > 0 else b""
-
-        def _send_signed(self, status: int, answer: dict[str, Any] | None) -> None:
-            body = b"" if answer is None else json.dumps(answer, ensure_ascii=False).encode()
-            serial = self._answer_serial or emulator.platform_keys.serial_for(CERTIFICATE)
-            self._send(status, body, "application/json", emulator.signed_headers(body, serial))
-
-        def _send_json(self, status: int, answer: dict[str, Any]) -> None:
-            self._send(status, json.dumps(answer, ensure_ascii=False).encode(), "application/json")
-
-        def _send(
-            self,
-            status: int,
-            body: bytes,
-            content_type: str,
-            headers: dict[str, str] | None = None,
-        ) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Request-ID", uuid.uuid4().hex)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # keep the stack's console for the app's own logs
-
-    return Handler
 
 
 def main(argv: Sequence[str] | None = None) -> None:

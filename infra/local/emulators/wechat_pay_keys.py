@@ -1,4 +1,5 @@
-"""The WeChat Pay emulator's identity and keys, and how it signs what it sends.
+"""The WeChat Pay emulator's identity and keys, how it signs what it sends, and how it checks
+the merchant's signature on what it receives.
 
 WeChat Pay has two kinds of platform key, and a merchant moving from one to the other meets
 both: the WeChat Pay public key (``PUB_KEY_ID_…``) and platform certificates (named by their
@@ -17,6 +18,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import secrets
 import time
 import uuid
@@ -24,13 +26,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
+from infra.local.emulators.wechat_pay_requests import ApiError
 from infra.local.identity import load_or_create_key
 
 AUTH_SCHEME = "WECHATPAY2-SHA256-RSA2048"
+REQUEST_TOLERANCE_SECONDS = 300
 STATE_FILE = "wechatpay-emulator.json"
 PLATFORM_KEY_FILE = "wechatpay-platform-key.pem"
 CERTIFICATE_KEY_FILE = "wechatpay-platform-cert-key.pem"
@@ -175,3 +180,41 @@ class PlatformKeys:
             "Wechatpay-Serial": serial,
             "Wechatpay-Signature-Type": AUTH_SCHEME,
         }
+
+
+def check_authorization(
+    method: str,
+    target: str,
+    body: bytes,
+    authorization: str | None,
+    *,
+    mchid: str,
+    merchant_serial: str,
+    merchant_key: rsa.RSAPublicKey,
+) -> None:
+    """Refuse a request (401 ``SIGN_ERROR``) unless the merchant ``mchid`` signed it with the
+    key behind ``merchant_serial`` over ``METHOD\\nTARGET\\nTIMESTAMP\\nNONCE\\nBODY\\n``, a
+    timestamp at most five minutes away."""
+    prefix = AUTH_SCHEME + " "
+    if not authorization or not authorization.startswith(prefix):
+        raise ApiError(401, "SIGN_ERROR", "Authorization is missing or not " + AUTH_SCHEME)
+    params = dict(re.findall(r'(\w+)="([^"]*)"', authorization[len(prefix) :]))
+    missing = {"mchid", "nonce_str", "signature", "timestamp", "serial_no"} - params.keys()
+    if missing:
+        raise ApiError(401, "SIGN_ERROR", f"Authorization lacks {', '.join(sorted(missing))}")
+    if params["mchid"] != mchid:
+        raise ApiError(401, "SIGN_ERROR", "mchid does not match the signing merchant")
+    if params["serial_no"] != merchant_serial:
+        raise ApiError(401, "SIGN_ERROR", "unknown merchant certificate serial_no")
+    timestamp = params["timestamp"]
+    if not timestamp.isascii() or not timestamp.isdigit():
+        raise ApiError(401, "SIGN_ERROR", "timestamp is not a number")
+    if abs(time.time() - int(timestamp)) > REQUEST_TOLERANCE_SECONDS:
+        raise ApiError(401, "SIGN_ERROR", "timestamp is too far from now")
+    message = f"{method}\n{target}\n{timestamp}\n{params['nonce_str']}\n".encode()
+    message += body + b"\n"
+    try:
+        signature = base64.b64decode(params["signature"], validate=True)
+        merchant_key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+    except (InvalidSignature, ValueError):
+        raise ApiError(401, "SIGN_ERROR", "signature does not verify") from None

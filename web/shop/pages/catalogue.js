@@ -4,7 +4,7 @@ import { localized } from "../../common/i18n.js";
 import { formatDate } from "../../common/i18n.js";
 import { formatMoney } from "../../common/money.js";
 import { addToCart } from "../cart.js";
-import { Picture, Problem, chooseCity, chosenCity, loadCities, useLoad } from "./shared.js";
+import { Picture, Problem, Stars, chooseCity, chosenCity, loadCities, useLoad } from "./shared.js";
 
 const SEARCH_DEBOUNCE_MS = 60;
 // Answers already seen this visit: typing back to an earlier query shows it at once.
@@ -19,6 +19,8 @@ function ProductTiles({ items, lang, t, href }) {
           <${Picture} product=${p} lang=${lang} t=${t} />
           <div class="name">${localized(p.name, lang)}</div>
           <div class="price">${formatMoney(p.price)}</div>
+          ${p.rating?.count > 0 &&
+          html`<div class="small"><${Stars} value=${p.rating.average} t=${t} /> <span class="muted">${p.rating.average.toFixed(1)} (${p.rating.count})</span></div>`}
         </a>
       </li>`,
     )}
@@ -161,6 +163,11 @@ export function ProductPage(ctx) {
   const [city, setCity] = useState(chosenCity());
   const [quantity, setQuantity] = useState(1);
   const [added, setAdded] = useState(false);
+  // The reviews load on demand: the product itself shows first.
+  const [Reviews, setReviews] = useState(null);
+  useEffect(() => {
+    import("./reviews.js").then((m) => setReviews(() => m.ProductReviews));
+  }, []);
   const product = useLoad(
     () => api.get(`/products/${encodeURIComponent(params.sku)}`, { auth: false, query: city ? { lat: city.lat, lon: city.lon } : {} }),
     [params.sku, city?.lat, city?.lon],
@@ -187,6 +194,9 @@ export function ProductPage(ctx) {
       <div>
         <h1>${name}</h1>
         <p class="price" data-testid="price">${formatMoney(p.price)}</p>
+        ${p.rating?.count > 0 &&
+        html`<p><button class="link rating-link" onClick=${() => document.getElementById("reviews-title")?.scrollIntoView()}>
+          <${Stars} value=${p.rating.average} t=${t} /> <span class="rating-text">${t("rating.short", { average: p.rating.average.toFixed(1), n: p.rating.count })}</span></button></p>`}
         <p>${localized(p.description, lang)}</p>
         <${CityPicker} api=${api} t=${t} lang=${lang} city=${city} onChange=${changeCity} />
         <div aria-live="polite" data-testid="availability">
@@ -205,5 +215,6 @@ export function ProductPage(ctx) {
         <p role="status">${added ? t("product.added") : ""}</p>
       </div>
     </div>
+    ${Reviews && html`<${Reviews} ...${ctx} sku=${p.sku} rating=${p.rating} />`}
   `;
 }

@@ -89,6 +89,10 @@ export function OrderPage(ctx) {
   if (data.error) return html`<h1>${t("order.title", { id: params.orderId })}</h1><${Problem} error=${data.error} t=${t} />`;
   if (!data.data) return html`<p>${t("loading")}</p>`;
   const { order, tracking, payments, refunds } = data.data;
+  // A line in a delivered parcel can be reviewed (the review page says if it already was).
+  const delivered = new Set(
+    (order.shipments || []).filter((s) => s.status === "delivered").flatMap((s) => s.lines.map((l) => l.sku)),
+  );
 
   async function cancel() {
     if (!confirm(t("order.cancelConfirm"))) return;
@@ -107,6 +111,7 @@ export function OrderPage(ctx) {
     <div class="row">
       ${order.status === "pending_payment" && html`<a class="button" href=${href(`/orders/${id}/pay`)}>${t("order.pay")}</a>`}
       ${CANCELLABLE.includes(order.status) && html`<button class="secondary" onClick=${cancel}>${t("order.cancel")}</button>`}
+      <button class="secondary" onClick=${() => ctx.openHelp(order.order_id)}>${t("help.askAboutOrder")}</button>
     </div>
     <${Problem} error=${cancelError} t=${t} />
     ${returned === "failed" && html`<p class="error" role="alert">${t("pay.failed", { message: t("status.failed") })}</p>`}
@@ -115,7 +120,9 @@ export function OrderPage(ctx) {
     <table>
       <tbody>
         ${order.lines.map(
-          (l) => html`<tr key=${l.sku}><td>${localized(names[l.sku], lang) || l.sku}</td><td class="num">× ${l.quantity}</td><td class="num">${formatMoney(l.line_total)}</td></tr>`,
+          (l) => html`<tr key=${l.sku}><td>${localized(names[l.sku], lang) || l.sku}
+            ${delivered.has(l.sku) && html` <a class="review-link" href=${href(`/orders/${id}/review?sku=${encodeURIComponent(l.sku)}`)}>${t("write.link")}<span class="visually-hidden">${t("write.linkFor", { name: localized(names[l.sku], lang) || l.sku })}</span></a>`}</td>
+            <td class="num">× ${l.quantity}</td><td class="num">${formatMoney(l.line_total)}</td></tr>`,
         )}
       </tbody>
     </table>

@@ -64,3 +64,23 @@ export function loadCities(api) {
 export function StatusPill({ status, t }) {
   return html`<span class="status-pill">${t(`status.${status}`)}</span>`;
 }
+
+/** A rating as five stars filled to `value` (0–5), read out as "4.5 of 5 stars". */
+export function Stars({ value, t, label }) {
+  const filled = Math.max(0, Math.min(5, Number(value) || 0));
+  return html`<span class="stars" role="img" aria-label=${label || t("rating.stars", { n: filled })}>
+    <span class="stars-bg" aria-hidden="true">★★★★★</span>
+    <span class="stars-fg" aria-hidden="true" style=${`width:${(filled / 5) * 100}%`}>★★★★★</span>
+  </span>`;
+}
+
+/** Upload one file through POST /uploads (a presigned S3 POST); its upload id. */
+export async function uploadPhoto(api, file) {
+  const ticket = await api.post("/uploads", { content_type: file.type, bytes: file.size });
+  const form = new FormData();
+  for (const [name, value] of Object.entries(ticket.fields)) form.append(name, value);
+  form.append("file", file);
+  const answer = await fetch(ticket.url, { method: "POST", body: form });
+  if (!answer.ok) throw new Error(`HTTP ${answer.status}`);
+  return ticket.upload_id;
+}
