@@ -410,9 +410,13 @@ def _sns_event_patch(event_id: str, event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _sns_failure_destination(event: Mapping[str, Any]) -> dict[str, Any]:
-    # Checked by _sns_event_patch: the topic is one of SNS_EVENT_SOURCES.
     topic_name = _declared_queue_name(event["Properties"]["Topic"])
-    queue = production.SNS_FAILURE_QUEUES[topic_name]
+    queue = production.SNS_FAILURE_QUEUES.get(topic_name)
+    if queue is None:
+        raise PackagingError(
+            f"topic {topic_name!r} has no on-failure queue in infra/production.py "
+            "(SNS_FAILURE_QUEUES): its failed events would be lost"
+        )
     return {
         "MaximumRetryAttempts": production.SNS_MAX_RETRY_ATTEMPTS,
         "DestinationConfig": {
