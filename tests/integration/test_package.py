@@ -182,6 +182,48 @@ def test_email_feedback_handler_is_subscribed_to_the_topic_only_ses_publishes_to
     assert environment["SES_CONFIGURATION_SET"] == {"Ref": "EmailConfigurationSet"}
 
 
+def test_email_feedback_that_keeps_failing_goes_to_an_alarmed_queue_not_lost(
+    project_package: Packaged,
+) -> None:
+    handler = project_package.functions()["RecordEmailFeedback"]
+    invoke_config = handler["EventInvokeConfig"]
+    assert invoke_config["MaximumRetryAttempts"] == 2
+    assert invoke_config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["EmailFeedbackFailureQueue", "Arn"]},
+    }
+    queue = project_package.resources["EmailFeedbackFailureQueue"]["Properties"]
+    assert queue["QueueName"] == {"Fn::Sub": "orderdesk-${Stage}-email-feedback-failures"}
+    assert queue["MessageRetentionPeriod"] == 1209600
+    alarm = project_package.resources["EmailFeedbackFailureQueueAlarm"]["Properties"]
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Dimensions"][0]["Value"] == {
+        "Fn::GetAtt": ["EmailFeedbackFailureQueue", "QueueName"]
+    }
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert alarm["AlarmActions"] == [{"Ref": "AlertsTopic"}]
+    # Only the subscribed function gets a destination: the others are not invoked by SNS.
+    others = [p for name, p in project_package.functions().items() if name != "RecordEmailFeedback"]
+    assert all("EventInvokeConfig" not in props for props in others)
+
+    # SAM adds a destination's permission only to a role it generates; Chalice's role comes
+    # from the policy file, which must allow the send.
+    cloudformation = translate_to_cloudformation(project_package.template)
+    (config,) = [
+        resource["Properties"]
+        for resource in cloudformation["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::EventInvokeConfig"
+    ]
+    assert config["FunctionName"] == {"Ref": "RecordEmailFeedback"}
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["EmailFeedbackFailureQueue", "Arn"]
+    }
+    stage = project_package.template["Parameters"]["Stage"]["Default"]
+    queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:orderdesk-{stage}-email-feedback-failures"
+    assert _allows(_policy(stage), "sqs:SendMessage", queue_arn)
+
+
 def test_gateway_errors_use_our_error_shape(project_package: Packaged) -> None:
     definition = project_package.resources["RestAPI"]["Properties"]["DefinitionBody"]
     responses = definition["x-amazon-apigateway-gateway-responses"]
