@@ -64,6 +64,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -791,6 +792,8 @@ class _SerializedApp:
 # The process's own figures, for benchmarks: ``GET /_emulator/stats`` (memory, CPU, requests,
 # and with ``?profile=start`` / ``?profile=top`` a profile of moto's request handling).
 STATS_PATH = "/_emulator/stats"
+# When set, ``?profile=top`` also writes the whole profile into this directory.
+PROFILE_DIR_ENV = "AWS_EMULATOR_PROFILE_DIR"
 _profiler: cProfile.Profile | None = None
 # Requests and CPU seconds per operation (``DynamoDB_20120810.Query``, ``sqs.ReceiveMessage``).
 _OPERATION_COSTS: dict[str, list[Any]] = {}
@@ -821,19 +824,30 @@ def _stats(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         "operations": {name: list(spent) for name, spent in _OPERATION_COSTS.items()},
     }
     with _MOTO_LOCK:
-        figures["stored_items"] = sum(
-            sum(1 for _ in _stored_items(table))
+        items = [
+            item
             for regions in dynamodb_backends.values()
             for backend in regions.values()
             for table in backend.tables.values()
-        )
+            for item in _stored_items(table)
+        ]
+        figures["stored_items"] = len(items)
+        # DynamoDB's own measure of an item (attribute names plus values), summed.
+        figures["stored_bytes"] = sum(item.size() for item in items)
     with _MOTO_LOCK:
         if query == "profile=start":
             _profiler = cProfile.Profile()
         elif query == "profile=top" and _profiler is not None:
             out = io.StringIO()
-            pstats.Stats(_profiler, stream=out).sort_stats("tottime").print_stats(15)
+            stats = pstats.Stats(_profiler, stream=out)
+            stats.sort_stats("tottime").print_stats(15)
+            stats.sort_stats("cumulative").print_stats(25)
             figures["profile"] = out.getvalue()
+            dump_to = os.environ.get(PROFILE_DIR_ENV)
+            if dump_to:  # the whole profile, for pstats or snakeviz
+                path = Path(dump_to) / f"aws-emulator-{os.getpid()}-{time.time():.0f}.prof"
+                stats.dump_stats(path)
+                figures["profile_file"] = str(path)
             _profiler = None
     start_response("200 OK", [("Content-Type", "application/json")])
     return [json.dumps(figures).encode()]
