@@ -75,6 +75,7 @@ from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
     DynamodbException,
+    ItemSizeTooLarge,
     MockValidationException,
     MultipleTransactionsException,
     TooManyTransactionsException,
@@ -82,8 +83,10 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
-from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.models.utilities import bytesize
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.responses import DynamoHandler
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 from moto.moto_server.werkzeug_app import (
@@ -91,6 +94,7 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.sqs import models as sqs_models
 from werkzeug.serving import ThreadedWSGIServer
 
 HOST = "127.0.0.1"
@@ -699,6 +703,68 @@ def _json_structure(
     _original_json_structure(self, serialized, value, shape, key)
 
 
+# --- moto's per-request costs that do not change what it answers ----------------------------
+
+# DynamoDB's item limit as moto enforces it (LimitedSizeDict): names plus values, 405,000 bytes.
+_ITEM_SIZE_LIMIT = 405_000
+_original_item_init = Item.__init__
+
+
+def _item_init(
+    self: Item, hash_key: DynamoType, range_key: DynamoType | None, attrs: dict[str, Any]
+) -> None:
+    """moto's ``Item.__init__`` with its size check kept as a running total.
+
+    moto's ``LimitedSizeDict`` re-measures every attribute already stored each time one is
+    added, so building an item costs the square of its attribute count. The sum is the same,
+    checked at the same attribute, and the same ``ItemSizeTooLarge`` is raised."""
+    self.hash_key = hash_key
+    self.range_key = range_key
+    checked = LimitedSizeDict()
+    size = 0
+    for key, value in attrs.items():
+        typed = DynamoType(value)
+        size += bytesize(key) + typed.size()
+        if size > _ITEM_SIZE_LIMIT:
+            raise ItemSizeTooLarge
+        dict.__setitem__(checked, key, typed)
+    self.attrs = checked
+
+
+# Parsed update expressions by their text. moto parses each one twice per request (handler and
+# model) and never changes the tree it gets: its validator works on a deep copy.
+_PARSED_UPDATES_KEPT = 1024
+_parsed_updates: dict[str, Any] = {}
+_original_update_parser_make = UpdateExpressionParser.make.__func__  # type: ignore[attr-defined]
+
+
+def _parsed_update_expression(cls: type, expression: str) -> Any:
+    parsed = _parsed_updates.get(expression)
+    if parsed is None:
+        parsed = _original_update_parser_make(cls, expression)  # a bad expression raises here
+        if len(_parsed_updates) >= _PARSED_UPDATES_KEPT:
+            _parsed_updates.clear()
+        _parsed_updates[expression] = parsed
+    return parsed
+
+
+_original_retention_check = sqs_models.SQSBackend.is_message_valid_based_on_retention_period
+_original_camelcase_to_underscores = sqs_models.camelcase_to_underscores
+
+
+def _within_retention(self: Any, queue_name: str, message: Any) -> bool:
+    """moto's retention check for one received message, reading the queue's retention period
+    itself: moto builds every queue attribute three times per message for it, counting the
+    queue's messages each time, so a receive cost the square of the queue's length."""
+    retention_period = self.get_queue(queue_name).message_retention_period
+    return bool(retention_period + message.sent_timestamp / 1000 > sqs_models.unix_time())
+
+
+_cached_camelcase_to_underscores = functools.lru_cache(maxsize=256)(
+    _original_camelcase_to_underscores
+)
+
+
 _original_transact_write_items = DynamoDBBackend.transact_write_items
 _patch_users = 0
 _patch_lock = threading.Lock()
@@ -721,6 +787,10 @@ def _install_transaction_patch() -> None:
         DynamoDBStreamsBackend.get_records = _get_records  # type: ignore[method-assign]
         BaseModel.__new__ = _untracked_new  # type: ignore[method-assign,assignment]
         BaseJSONSerializer._serialize_type_structure = _json_structure  # type: ignore[method-assign]
+        Item.__init__ = _item_init  # type: ignore[method-assign]
+        UpdateExpressionParser.make = classmethod(_parsed_update_expression)  # type: ignore[method-assign,assignment]
+        sqs_models.SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
+        sqs_models.camelcase_to_underscores = _cached_camelcase_to_underscores
 
 
 def _remove_transaction_patch() -> None:
@@ -738,6 +808,12 @@ def _remove_transaction_patch() -> None:
             DynamoDBStreamsBackend.get_records = _original_get_records  # type: ignore[method-assign]
             BaseModel.__new__ = _original_base_model_new  # type: ignore[method-assign]
             BaseJSONSerializer._serialize_type_structure = _original_json_structure  # type: ignore[method-assign]
+            Item.__init__ = _original_item_init  # type: ignore[method-assign]
+            UpdateExpressionParser.make = classmethod(_original_update_parser_make)  # type: ignore[method-assign,assignment]
+            sqs_models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
+                _original_retention_check
+            )
+            sqs_models.camelcase_to_underscores = _original_camelcase_to_underscores
 
 
 @contextlib.contextmanager
@@ -922,8 +998,27 @@ class _EmulatorWSGIServer(ThreadedWSGIServer):
     request_queue_size = 1024
 
 
+class _Dispatcher(DomainDispatcherApplication):
+    """moto's dispatcher, remembering which backend serves a host name. moto's own lookup
+    lists its package directory (a ``listdir`` and ~150 ``isdir`` calls) on every request."""
+
+    def __init__(self, create_app: Any) -> None:
+        super().__init__(create_app)
+        self._backends: dict[str, Any] = {}
+
+    def get_backend_for_host(self, host: str | None) -> Any:
+        if host is None:
+            return None
+        backend = self._backends.get(host)
+        if backend is None:
+            backend = super().get_backend_for_host(host)
+            if backend is not None:
+                self._backends[host] = backend
+        return backend
+
+
 def _make_server(port: int) -> _EmulatorWSGIServer:
-    app = _SerializedApp(DomainDispatcherApplication(create_backend_app))
+    app = _SerializedApp(_Dispatcher(create_backend_app))
     return _EmulatorWSGIServer(HOST, port, app, handler=_QuietRequestHandler)
 
 
