@@ -51,6 +51,7 @@ import contextlib
 import copy
 import cProfile
 import functools
+import gc
 import inspect
 import io
 import itertools
@@ -78,6 +79,7 @@ from moto.dynamodb.exceptions import (
     ItemSizeTooLarge,
     MockValidationException,
     MultipleTransactionsException,
+    TooManyClauses,
     TooManyTransactionsException,
     TransactionCanceledException,
     TransactWriteSingleOpException,
@@ -86,8 +88,17 @@ from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.models.utilities import bytesize
-from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
+from moto.dynamodb.parsing.ast_nodes import (
+    DepthFirstTraverser,
+    Expression,
+    Node,
+    UpdateExpressionAddClause,
+    UpdateExpressionFunction,
+    UpdateExpressionRemoveClause,
+    UpdateExpressionSetClause,
+)
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+from moto.dynamodb.parsing.validators import ActionCountValidator
 from moto.dynamodb.responses import DynamoHandler
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 from moto.moto_server.werkzeug_app import (
@@ -764,22 +775,80 @@ def _traverse(self: DepthFirstTraverser, node: Any) -> Any:
     processors = list(self._processing_map().items())
     handled = tuple(node_type for node_type, _ in processors)
     before_child = self.pre_processing_of_child
+    # isinstance() against moto's abstract node classes is slow; the answer depends only on
+    # the node's class, so it is looked up once per class and walk.
+    processor_of: dict[type, Any] = {}
+
+    def processor_for(node_type: type) -> Any:
+        if node_type not in processor_of:
+            processor_of[node_type] = next(
+                (process for t, process in processors if issubclass(node_type, t)), None
+            )
+        return processor_of[node_type]
 
     def walk(node: Any, child_id: int) -> Any:
-        if isinstance(node, Node):
+        if _is_node(type(node)):
             parent = node.parent
             if node.children is not None:
                 for i, child in enumerate(node.children):
                     before_child(node, i)
                     walk(child, i)
-            if isinstance(node, handled):
-                node = next(process for t, process in processors if isinstance(node, t))(node)
+            process = processor_for(type(node)) if handled else None
+            if process is not None:
+                node = process(node)
                 node.parent = parent
                 if parent:
                     parent.children[child_id] = node
         return node
 
     return walk(node, -1)
+
+
+_node_classes: dict[type, bool] = {}
+
+
+def _is_node(node_type: type) -> bool:
+    known = _node_classes.get(node_type)
+    if known is None:
+        known = _node_classes[node_type] = issubclass(node_type, Node)
+    return known
+
+
+_original_verify_action_counts = ActionCountValidator.verify_action_counts
+_ClauseCounts = tuple[int, int, int]  # ADD, REMOVE and SET clauses found under a node
+
+
+def _clause_counts(node: Any, memo: dict[int, _ClauseCounts]) -> _ClauseCounts:
+    """What moto's ``node.find_clauses([...])`` finds for each of the three clause types, in
+    one pass: a child of that type counts, any other Expression or function is searched."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    add = remove = set_ = 0
+    for child in node.children or []:
+        child_type = type(child)
+        searched = issubclass(child_type, Expression | UpdateExpressionFunction)
+        below = _clause_counts(child, memo) if searched else (0, 0, 0)
+        add += 1 if child_type is UpdateExpressionAddClause else below[0]
+        remove += 1 if child_type is UpdateExpressionRemoveClause else below[1]
+        set_ += 1 if child_type is UpdateExpressionSetClause else below[2]
+    memo[id(node)] = counts = (add, remove, set_)
+    return counts
+
+
+def _verify_action_counts(self: ActionCountValidator, node: Any) -> Any:
+    """moto's check that an update has at most one ADD, REMOVE and SET clause. moto runs it on
+    every clause and sub-expression, searching the whole subtree again each time; here each
+    subtree's counts are kept for the walk. Same checks, same order, same errors."""
+    memo: dict[int, _ClauseCounts] = self.__dict__.setdefault("_clause_counts", {})
+    add, remove, set_ = _clause_counts(node, memo)
+    if add > 1:
+        raise TooManyClauses("ADD")
+    if remove > 1:
+        raise TooManyClauses("REMOVE")
+    if set_ > 1:
+        raise TooManyClauses("SET")
+    return node
 
 
 _original_retention_check = sqs_models.SQSBackend.is_message_valid_based_on_retention_period
@@ -823,6 +892,7 @@ def _install_transaction_patch() -> None:
         BaseJSONSerializer._serialize_type_structure = _json_structure  # type: ignore[method-assign]
         Item.__init__ = _item_init  # type: ignore[method-assign]
         DepthFirstTraverser.traverse = _traverse  # type: ignore[method-assign]
+        ActionCountValidator.verify_action_counts = _verify_action_counts  # type: ignore[method-assign]
         UpdateExpressionParser.make = classmethod(_parsed_update_expression)  # type: ignore[method-assign,assignment]
         sqs_models.SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
         sqs_models.camelcase_to_underscores = _cached_camelcase_to_underscores
@@ -845,6 +915,7 @@ def _remove_transaction_patch() -> None:
             BaseJSONSerializer._serialize_type_structure = _original_json_structure  # type: ignore[method-assign]
             Item.__init__ = _original_item_init  # type: ignore[method-assign]
             DepthFirstTraverser.traverse = _original_traverse  # type: ignore[method-assign]
+            ActionCountValidator.verify_action_counts = _original_verify_action_counts  # type: ignore[method-assign]
             UpdateExpressionParser.make = classmethod(_original_update_parser_make)  # type: ignore[method-assign,assignment]
             sqs_models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
                 _original_retention_check
@@ -926,6 +997,18 @@ def _resident_bytes() -> int:
     return 0
 
 
+def _live_objects_by_type(top: int) -> list[tuple[str, int, int]]:
+    """The types with the most live objects the collector tracks: (type, count, bytes)."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for obj in gc.get_objects():
+        kind = type(obj)
+        tally = counts[f"{kind.__module__}.{kind.__qualname__}"]
+        tally[0] += 1
+        tally[1] += sys.getsizeof(obj)
+    ranked = sorted(counts.items(), key=lambda entry: entry[1][1], reverse=True)[:top]
+    return [(name, count, size) for name, (count, size) in ranked]
+
+
 def _stats(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     global _profiler
     query = environ.get("QUERY_STRING", "")
@@ -950,6 +1033,8 @@ def _stats(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if query == "profile=start":
             # CPU time of the thread serving the request: wall time on a busy machine misleads.
             _profiler = cProfile.Profile(time.thread_time)
+        elif query == "objects=top":
+            figures["objects"] = _live_objects_by_type(15)
         elif query == "profile=top" and _profiler is not None:
             out = io.StringIO()
             stats = pstats.Stats(_profiler, stream=out)

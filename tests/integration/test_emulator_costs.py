@@ -326,6 +326,13 @@ UPDATES: list[tuple[str, dict[str, str], dict[str, Any]]] = [
     ("SET label = :undefined", {}, {":s": {"S": "x"}}),
     ("ADD label :one", {}, {":one": {"N": "1"}}),
     ("SET a = :s ADD b :one SET c = :s", {}, {":s": {"S": "x"}, ":one": {"N": "1"}}),
+    ("ADD a :one ADD b :one", {}, {":one": {"N": "1"}}),
+    ("SET c = :s SET d = :s REMOVE a REMOVE b", {}, {":s": {"S": "x"}}),
+    (
+        "REMOVE a SET c = :s, d = :s ADD e :one DELETE colours :c",
+        {},
+        {":s": {"S": "x"}, ":one": {"N": "1"}, ":c": {"SS": ["blue"]}},
+    ),
 ]
 
 
@@ -350,13 +357,17 @@ def _apply_updates(client: Any) -> list[Any]:
 @contextlib.contextmanager
 def _motos_own_traversal() -> Iterator[None]:
     from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+    from moto.dynamodb.parsing.validators import ActionCountValidator
 
     patched = DepthFirstTraverser.traverse
+    patched_counts = ActionCountValidator.verify_action_counts
     DepthFirstTraverser.traverse = aws_emulator._original_traverse  # type: ignore[method-assign]
+    ActionCountValidator.verify_action_counts = aws_emulator._original_verify_action_counts  # type: ignore[method-assign]
     try:
         yield
     finally:
         DepthFirstTraverser.traverse = patched  # type: ignore[method-assign]
+        ActionCountValidator.verify_action_counts = patched_counts  # type: ignore[method-assign]
 
 
 def test_updates_are_validated_and_applied_exactly_as_by_motos_tree_walks() -> None:
@@ -368,5 +379,10 @@ def test_updates_are_validated_and_applied_exactly_as_by_motos_tree_walks() -> N
             motos = _apply_updates(client)
     assert ours == motos
     refused = [outcome for outcome in ours if isinstance(outcome, tuple)]
-    assert len(refused) >= 6  # the refusals are part of what is compared
+    assert len(refused) >= 8  # the refusals are part of what is compared
+    once = [r[2].split(": ")[-1] for r in refused if "used once" in r[2]]
+    assert once == [
+        f'The "{clause}" section can only be used once in an update expression;'
+        for clause in ("SET", "ADD", "REMOVE")
+    ]
     assert (ours[0]["n"], ours[1]["n"]) == ({"N": "6"}, {"N": "-4"})
