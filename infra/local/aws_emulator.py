@@ -62,6 +62,7 @@ import signal
 import sys
 import threading
 import time
+import tracemalloc
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from moto.core import responses as core_responses
 from moto.core.common_models import BaseModel
 from moto.core.exceptions import JsonRESTError
 from moto.core.serialize import BaseJSONSerializer
@@ -867,6 +869,19 @@ _cached_camelcase_to_underscores = functools.lru_cache(maxsize=256)(
     _original_camelcase_to_underscores
 )
 
+_original_method_names_from_class = core_responses.method_names_from_class
+_original_response_camelcase = core_responses.camelcase_to_underscores
+# The function names of each response class, as moto lists them with inspect.getmembers()
+# before every request; emptied whenever the patches go in or out (they change methods).
+_method_names: dict[type, list[str]] = {}
+
+
+def _cached_method_names(clazz: Any) -> list[str]:
+    names = _method_names.get(clazz)
+    if names is None:
+        names = _method_names[clazz] = _original_method_names_from_class(clazz)
+    return names
+
 
 _original_transact_write_items = DynamoDBBackend.transact_write_items
 _patch_users = 0
@@ -896,6 +911,9 @@ def _install_transaction_patch() -> None:
         UpdateExpressionParser.make = classmethod(_parsed_update_expression)  # type: ignore[method-assign,assignment]
         sqs_models.SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
         sqs_models.camelcase_to_underscores = _cached_camelcase_to_underscores
+        core_responses.camelcase_to_underscores = _cached_camelcase_to_underscores
+        core_responses.method_names_from_class = _cached_method_names
+        _method_names.clear()
 
 
 def _remove_transaction_patch() -> None:
@@ -921,6 +939,9 @@ def _remove_transaction_patch() -> None:
                 _original_retention_check
             )
             sqs_models.camelcase_to_underscores = _original_camelcase_to_underscores
+            core_responses.camelcase_to_underscores = _original_response_camelcase
+            core_responses.method_names_from_class = _original_method_names_from_class
+            _method_names.clear()
 
 
 @contextlib.contextmanager
@@ -978,6 +999,8 @@ STATS_PATH = "/_emulator/stats"
 # When set, ``?profile=top`` also writes the whole profile into this directory.
 PROFILE_DIR_ENV = "AWS_EMULATOR_PROFILE_DIR"
 _profiler: cProfile.Profile | None = None
+# ``?memory=start`` / ``?memory=top``: where the memory kept since then was allocated.
+_memory_baseline: list[tracemalloc.Snapshot] = []
 # Requests and CPU seconds per operation (``DynamoDB_20120810.Query``, ``sqs.ReceiveMessage``).
 _OPERATION_COSTS: dict[str, list[Any]] = {}
 
@@ -1027,6 +1050,13 @@ def _stats(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             for item in _stored_items(table)
         ]
         figures["stored_items"] = len(items)
+        figures["stream_records"] = {
+            table.name: len(table.stream_shard.items)
+            for regions in dynamodb_backends.values()
+            for backend in regions.values()
+            for table in backend.tables.values()
+            if table.stream_shard is not None
+        }
         # DynamoDB's own measure of an item (attribute names plus values), summed.
         figures["stored_bytes"] = sum(item.size() for item in items)
     with _MOTO_LOCK:
@@ -1035,6 +1065,14 @@ def _stats(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             _profiler = cProfile.Profile(time.thread_time)
         elif query == "objects=top":
             figures["objects"] = _live_objects_by_type(15)
+        elif query == "memory=start":
+            tracemalloc.start()
+            _memory_baseline[:] = [tracemalloc.take_snapshot()]
+        elif query == "memory=top" and _memory_baseline:
+            grown = tracemalloc.take_snapshot().compare_to(_memory_baseline[0], "lineno")
+            figures["memory"] = [str(line) for line in grown[:15]]
+            tracemalloc.stop()
+            _memory_baseline.clear()
         elif query == "profile=top" and _profiler is not None:
             out = io.StringIO()
             stats = pstats.Stats(_profiler, stream=out)

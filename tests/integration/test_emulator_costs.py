@@ -386,3 +386,21 @@ def test_updates_are_validated_and_applied_exactly_as_by_motos_tree_walks() -> N
         for clause in ("SET", "ADD", "REMOVE")
     ]
     assert (ours[0]["n"], ours[1]["n"]) == ({"N": "6"}, {"N": "-4"})
+
+
+def test_each_response_class_has_its_action_names_listed_once_and_as_moto_lists_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.core import responses as core_responses
+    from moto.dynamodb.responses import DynamoHandler
+
+    with flat_transactions():
+        listed = core_responses.method_names_from_class(DynamoHandler)
+        assert listed == aws_emulator._original_method_names_from_class(DynamoHandler)
+        assert "transact_write_items" in listed
+
+        def walked(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("the class was listed again")
+
+        monkeypatch.setattr("moto.core.utils.inspect.getmembers", walked)
+        assert core_responses.method_names_from_class(DynamoHandler) == listed
