@@ -788,14 +788,20 @@ def _traverse(self: DepthFirstTraverser, node: Any) -> Any:
             )
         return processor_of[node_type]
 
+    is_node = _node_classes.get
+
     def walk(node: Any, child_id: int) -> Any:
-        if _is_node(type(node)):
+        node_type = type(node)
+        known = is_node(node_type)
+        if known is None:
+            known = _is_node(node_type)
+        if known:
             parent = node.parent
             if node.children is not None:
                 for i, child in enumerate(node.children):
                     before_child(node, i)
                     walk(child, i)
-            process = processor_for(type(node)) if handled else None
+            process = processor_for(node_type) if handled else None
             if process is not None:
                 node = process(node)
                 node.parent = parent
@@ -814,6 +820,16 @@ def _is_node(node_type: type) -> bool:
     if known is None:
         known = _node_classes[node_type] = issubclass(node_type, Node)
     return known
+
+
+def _node_deepcopy(self: Node, memo: dict[int, Any]) -> Node:
+    """What ``copy.deepcopy`` does for a node of an expression tree (a new instance of its
+    class whose attributes are deep copies, sharing the memo), without going through
+    ``__reduce_ex__``: moto's validator deep-copies the whole tree before every update."""
+    clone = object.__new__(type(self))
+    memo[id(self)] = clone
+    clone.__dict__.update({name: copy.deepcopy(v, memo) for name, v in self.__dict__.items()})
+    return clone
 
 
 _original_verify_action_counts = ActionCountValidator.verify_action_counts
@@ -907,6 +923,7 @@ def _install_transaction_patch() -> None:
         BaseJSONSerializer._serialize_type_structure = _json_structure  # type: ignore[method-assign]
         Item.__init__ = _item_init  # type: ignore[method-assign]
         DepthFirstTraverser.traverse = _traverse  # type: ignore[method-assign]
+        Node.__deepcopy__ = _node_deepcopy  # type: ignore[attr-defined]
         ActionCountValidator.verify_action_counts = _verify_action_counts  # type: ignore[method-assign]
         UpdateExpressionParser.make = classmethod(_parsed_update_expression)  # type: ignore[method-assign,assignment]
         sqs_models.SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
@@ -933,6 +950,7 @@ def _remove_transaction_patch() -> None:
             BaseJSONSerializer._serialize_type_structure = _original_json_structure  # type: ignore[method-assign]
             Item.__init__ = _original_item_init  # type: ignore[method-assign]
             DepthFirstTraverser.traverse = _original_traverse  # type: ignore[method-assign]
+            del Node.__deepcopy__  # type: ignore[attr-defined]
             ActionCountValidator.verify_action_counts = _original_verify_action_counts  # type: ignore[method-assign]
             UpdateExpressionParser.make = classmethod(_original_update_parser_make)  # type: ignore[method-assign,assignment]
             sqs_models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+from moto.dynamodb.parsing.ast_nodes import Node
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.sqs import models as sqs_models
@@ -363,11 +364,13 @@ def _motos_own_traversal() -> Iterator[None]:
     patched_counts = ActionCountValidator.verify_action_counts
     DepthFirstTraverser.traverse = aws_emulator._original_traverse  # type: ignore[method-assign]
     ActionCountValidator.verify_action_counts = aws_emulator._original_verify_action_counts  # type: ignore[method-assign]
+    del Node.__deepcopy__  # type: ignore[attr-defined]
     try:
         yield
     finally:
         DepthFirstTraverser.traverse = patched  # type: ignore[method-assign]
         ActionCountValidator.verify_action_counts = patched_counts  # type: ignore[method-assign]
+        Node.__deepcopy__ = aws_emulator._node_deepcopy  # type: ignore[attr-defined]
 
 
 def test_updates_are_validated_and_applied_exactly_as_by_motos_tree_walks() -> None:
@@ -404,3 +407,24 @@ def test_each_response_class_has_its_action_names_listed_once_and_as_moto_lists_
 
         monkeypatch.setattr("moto.core.utils.inspect.getmembers", walked)
         assert core_responses.method_names_from_class(DynamoHandler) == listed
+
+
+def _shape(node: Any, parent: Any = None) -> Any:
+    """A node tree as plain data, checking that every node points at its own parent."""
+    if not isinstance(node, Node):
+        return node.to_json() if isinstance(node, DynamoType) else node
+    assert node.parent is parent
+    fields = {k: v for k, v in vars(node).items() if k not in ("parent", "children")}
+    children = [_shape(child, node) for child in node.children or []]
+    return (type(node).__name__, repr(sorted(fields.items(), key=lambda kv: kv[0])), children)
+
+
+def test_a_copied_update_tree_has_the_same_shape_and_its_own_nodes() -> None:
+    import copy
+
+    tree = aws_emulator._original_update_parser_make(UpdateExpressionParser, UPDATE)
+    with flat_transactions():
+        ours = copy.deepcopy(tree)
+    motos = copy.deepcopy(tree)
+    assert _shape(ours) == _shape(motos) == _shape(tree)
+    assert ours is not tree and ours.children[0] is not tree.children[0]
