@@ -292,6 +292,13 @@ def main() -> None:
         f"({stored / later / 1024:.1f} KB per order; memory grew "
         f"{(end['rss_bytes'] - mark['rss_bytes']) / max(1, stored):.1f}x the data added)"
     )
+    held = end.get("stored_items_memory", 0) - mark.get("stored_items_memory", 0)
+    print(
+        f"  of which moto's objects for the items added {held / 2**20:.1f} MB "
+        f"({held / max(1, stored):.1f}x their data); stream records kept at the end "
+        f"{sum(end.get('stream_records', {}).values())} "
+        f"({end.get('stream_records_memory', 0) / 2**20:.1f} MB)"
+    )
     print(
         f"aws emulator CPU per order: first {WINDOW} {emulator_cpu_first * 1000:.0f} ms, "
         f"after {emulator_cpu_after * 1000:.0f} ms"

@@ -1038,6 +1038,27 @@ def _resident_bytes() -> int:
     return 0
 
 
+def _deep_size(root: Any, seen: set[int]) -> int:
+    """Bytes held by ``root`` and everything it reaches through containers and attributes,
+    each object counted once across calls sharing ``seen`` (classes and modules not walked)."""
+    total = 0
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, type):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        if isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, list | tuple | set | frozenset | deque):
+            stack.extend(obj)
+        elif hasattr(obj, "__dict__") and not callable(obj):
+            stack.append(obj.__dict__)
+    return total
+
+
 def _live_objects_by_type(top: int) -> list[tuple[str, int, int]]:
     """The types with the most live objects the collector tracks: (type, count, bytes)."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -1068,6 +1089,16 @@ def _stats(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             for item in _stored_items(table)
         ]
         figures["stored_items"] = len(items)
+        # What those items and the stream records take in moto's objects (deep sizes).
+        seen: set[int] = set()
+        figures["stored_items_memory"] = sum(_deep_size(item, seen) for item in items)
+        figures["stream_records_memory"] = sum(
+            _deep_size(table.stream_shard.items, seen)
+            for regions in dynamodb_backends.values()
+            for backend in regions.values()
+            for table in backend.tables.values()
+            if table.stream_shard is not None
+        )
         figures["stream_records"] = {
             table.name: len(table.stream_shard.items)
             for regions in dynamodb_backends.values()

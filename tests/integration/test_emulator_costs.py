@@ -428,3 +428,40 @@ def test_a_copied_update_tree_has_the_same_shape_and_its_own_nodes() -> None:
     motos = copy.deepcopy(tree)
     assert _shape(ours) == _shape(motos) == _shape(tree)
     assert ours is not tree and ours.children[0] is not tree.children[0]
+
+
+def test_stats_report_the_bytes_stored_and_the_memory_moto_holds_for_them() -> None:
+    import json
+    import urllib.request
+
+    with aws_emulator.start_in_thread() as server:
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=server.url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        client.create_table(
+            TableName="stats",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+        def stats() -> dict[str, Any]:
+            with urllib.request.urlopen(f"{server.url}/_emulator/stats", timeout=30) as answer:
+                return dict(json.load(answer))
+
+        before = stats()
+        for n in range(20):
+            client.put_item(
+                TableName="stats", Item={"pk": {"S": f"K{n:02d}"}, "v": {"S": "x" * 98}}
+            )
+        after = stats()
+        client.delete_table(TableName="stats")
+    # DynamoDB's item size: names and values, 2 + 3 + 1 + 98 bytes each.
+    assert after["stored_bytes"] - before["stored_bytes"] == 20 * 104
+    assert after["stored_items"] - before["stored_items"] == 20
+    assert after["stored_items_memory"] - before["stored_items_memory"] > 20 * 104
+    assert after["operations"]["DynamoDB_20120810.PutItem"][0] >= 20
