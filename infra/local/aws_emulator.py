@@ -1038,16 +1038,16 @@ def _resident_bytes() -> int:
     return 0
 
 
-def _deep_size(root: Any, seen: set[int]) -> int:
-    """Bytes held by ``root`` and everything it reaches through containers and attributes,
-    each object counted once across calls sharing ``seen`` (classes and modules not walked)."""
+def _deep_size(root: Any) -> int:
+    """Bytes held by ``root`` and everything it reaches through containers and attributes
+    (classes not walked). Nothing is remembered between objects, so that measuring does not
+    itself take memory; an object reached twice (a shared string) is counted twice."""
     total = 0
     stack = [root]
     while stack:
         obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, type):
+        if isinstance(obj, type):
             continue
-        seen.add(id(obj))
         total += sys.getsizeof(obj)
         if isinstance(obj, dict):
             stack.extend(obj.keys())
@@ -1090,10 +1090,9 @@ def _stats(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         ]
         figures["stored_items"] = len(items)
         # What those items and the stream records take in moto's objects (deep sizes).
-        seen: set[int] = set()
-        figures["stored_items_memory"] = sum(_deep_size(item, seen) for item in items)
+        figures["stored_items_memory"] = sum(_deep_size(item) for item in items)
         figures["stream_records_memory"] = sum(
-            _deep_size(table.stream_shard.items, seen)
+            _deep_size(table.stream_shard.items)
             for regions in dynamodb_backends.values()
             for backend in regions.values()
             for table in backend.tables.values()
@@ -1112,6 +1111,9 @@ def _stats(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if query == "profile=start":
             # CPU time of the thread serving the request: wall time on a busy machine misleads.
             _profiler = cProfile.Profile(time.thread_time)
+        elif query == "gc=collect":  # how much of the memory was garbage awaiting collection
+            figures["collected"] = gc.collect()
+            figures["rss_bytes_after_collect"] = _resident_bytes()
         elif query == "objects=top":
             figures["objects"] = _live_objects_by_type(15)
         elif query == "memory=start":
