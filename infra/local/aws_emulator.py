@@ -57,6 +57,7 @@ import io
 import itertools
 import json
 import os
+import pickle
 import pstats
 import signal
 import sys
@@ -88,7 +89,7 @@ from moto.dynamodb.exceptions import (
 )
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
-from moto.dynamodb.models.table import Table
+from moto.dynamodb.models.table import StreamRecord, Table
 from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodb.parsing.ast_nodes import (
     DepthFirstTraverser,
@@ -651,6 +652,30 @@ class _StreamsError(JsonRESTError):
         super().__init__(f"com.amazonaws.dynamodb.v20120810#{code}", message)
 
 
+_original_stream_record_init = StreamRecord.__init__
+_original_stream_record_to_json = StreamRecord.to_json
+
+
+def _packed_stream_record_init(self: StreamRecord, *args: Any, **kwargs: Any) -> None:
+    """moto's stream record, kept pickled until a reader asks for it.
+
+    A record holds the item's old and new image as nested dicts, about ten times the bytes of
+    the data; while the stream consumer is behind (it is, locally, under sustained load) those
+    records were most of the emulator's memory. The record is built by moto as before and
+    comes back from ``to_json`` equal to what moto built, a fresh copy on every read."""
+    _original_stream_record_init(self, *args, **kwargs)
+    self.__dict__["packed_record"] = pickle.dumps(
+        self.__dict__.pop("record"), protocol=pickle.HIGHEST_PROTOCOL
+    )
+
+
+def _unpacked_stream_record(self: StreamRecord) -> dict[str, Any]:
+    packed = self.__dict__.get("packed_record")
+    if packed is None:  # made while the patches were out
+        return _original_stream_record_to_json(self)
+    return dict(pickle.loads(packed))  # our own bytes, never from a request
+
+
 def _untracked_new(cls: type, *args: Any, **kwargs: Any) -> Any:
     """moto's ``BaseModel.__new__`` without the class-level list that keeps every instance
     (every item, stream record and queue message ever made) alive for its dashboard."""
@@ -922,6 +947,8 @@ def _install_transaction_patch() -> None:
         BaseModel.__new__ = _untracked_new  # type: ignore[method-assign,assignment]
         BaseJSONSerializer._serialize_type_structure = _json_structure  # type: ignore[method-assign]
         Item.__init__ = _item_init  # type: ignore[method-assign]
+        StreamRecord.__init__ = _packed_stream_record_init  # type: ignore[method-assign]
+        StreamRecord.to_json = _unpacked_stream_record  # type: ignore[method-assign]
         DepthFirstTraverser.traverse = _traverse  # type: ignore[method-assign]
         Node.__deepcopy__ = _node_deepcopy  # type: ignore[attr-defined]
         ActionCountValidator.verify_action_counts = _verify_action_counts  # type: ignore[method-assign]
@@ -949,6 +976,8 @@ def _remove_transaction_patch() -> None:
             BaseModel.__new__ = _original_base_model_new  # type: ignore[method-assign]
             BaseJSONSerializer._serialize_type_structure = _original_json_structure  # type: ignore[method-assign]
             Item.__init__ = _original_item_init  # type: ignore[method-assign]
+            StreamRecord.__init__ = _original_stream_record_init  # type: ignore[method-assign]
+            StreamRecord.to_json = _original_stream_record_to_json  # type: ignore[method-assign]
             DepthFirstTraverser.traverse = _original_traverse  # type: ignore[method-assign]
             del Node.__deepcopy__  # type: ignore[attr-defined]
             ActionCountValidator.verify_action_counts = _original_verify_action_counts  # type: ignore[method-assign]
