@@ -48,7 +48,7 @@ from chalicelib.services import catalogue
 from chalicelib.settings import get_settings
 from chalicelib.store import analytics as analytics_store
 from chalicelib.store import inventory as store
-from chalicelib.store import outbox, tables
+from chalicelib.store import outbox, stock_ledger, stock_shards, tables, units_shipped
 from chalicelib.store.pagination import Page
 from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
 
@@ -57,7 +57,7 @@ from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
 MAX_QUANTITY = 1_000_000
 MAX_THRESHOLD = MAX_QUANTITY
 DEFAULT_LEDGER_PAGE = 50
-MAX_LEDGER_PAGE = store.MAX_LEDGER_PAGE
+MAX_LEDGER_PAGE = stock_ledger.MAX_LEDGER_PAGE
 DEFAULT_GRID_PAGE = 25
 MAX_GRID_PAGE = 100
 STOCK_LOW = "stock.low"
@@ -220,7 +220,7 @@ def record_movement(
     if movement.type is MovementType.SHIPPED:
         # Sales velocity counts shipments: a shipment leaves one warehouse (at most 20
         # lines), so its transaction has room for a counter per line.
-        store.add_units_shipped(
+        units_shipped.add_units_shipped(
             uow, movement.sku, movement.warehouse, business_day(movement.at), movement.quantity
         )
     if before.is_sharded:
@@ -471,7 +471,7 @@ def set_shards(sku: str, warehouse: str, shards: object, *, actor: str) -> Shard
             break
         if count == 1 and not level.is_sharded:
             break
-        if store.set_shard_count(level, count, at=_now()):
+        if stock_shards.set_shard_count(level, count, at=_now()):
             break
     else:
         raise Conflict(f"The shards of {sku} in {warehouse} are changing; try again.")
@@ -496,7 +496,7 @@ def rebalance(sku: str, warehouse: str, *, need: int = 0, actor: str = SYSTEM_AC
                 shard.on_hand or shard.reserved for shard in level.shards[1:]
             ):
                 uow = UnitOfWork()
-                store.add_unshard(uow, level)
+                stock_shards.add_unshard(uow, level)
                 try:
                     uow.commit()
                 except TransactionCancelled:
@@ -507,7 +507,7 @@ def rebalance(sku: str, warehouse: str, *, need: int = 0, actor: str = SYSTEM_AC
         at = _now()
         for source, target, units in moves:
             uow = UnitOfWork()
-            store.add_shard_move(
+            stock_shards.add_shard_move(
                 uow, level, source, target, units, reference=reference, actor=actor, at=at
             )
             try:
@@ -526,7 +526,7 @@ def sync_low_stock(sku: str, warehouse: str) -> list[outbox.OutboxEvent]:
     ``stock.recovered`` for operations (the alert's own conditional write keeps it at one
     alert), ``stock.out`` or ``stock.restocked`` for analytics. Nothing for unsharded
     levels: their movements and their own stream records decide exactly."""
-    synced = store.sync_low_index(sku, warehouse)
+    synced = stock_shards.sync_low_index(sku, warehouse)
     if synced is None:
         return []
     level, low, out = synced
@@ -631,7 +631,7 @@ def ledger(
     """A level's movements newest first, each with the counters it left behind."""
     _require_sku(sku)
     _require_warehouse(warehouse)
-    return store.ledger_page(sku, warehouse, cursor, max(1, min(limit, MAX_LEDGER_PAGE)))
+    return stock_ledger.ledger_page(sku, warehouse, cursor, max(1, min(limit, MAX_LEDGER_PAGE)))
 
 
 def delivery_window(distance_km: float, today: date) -> tuple[date, date]:
