@@ -618,7 +618,7 @@ def test_an_exchange_from_a_sharded_level_holds_and_ships_its_replacement_on_one
         {"lines": [{"sku": "MUG", "quantity": 1, "disposition": "write_off"}]},
     )
 
-    shipped = after_sales.ship_replacement(request_id)
+    shipped = after_sales_parcels.ship_replacement(request_id)
 
     assert shipped is not None and shipped.status.value == "exchange_shipped"
     assert levels("MUG-BLUE")["SH"] == (9, 0, 9)
