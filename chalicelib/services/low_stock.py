@@ -44,6 +44,7 @@ from chalicelib.services import analytics, catalogue, stock
 from chalicelib.store import alerts as store
 from chalicelib.store import analytics as analytics_store
 from chalicelib.store import inventory, outbox, units_shipped
+from chalicelib.store import low_stock as low_stock_store
 from chalicelib.store.pagination import Page
 from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
 
@@ -213,7 +214,7 @@ class CheckReport:
 def check_low_stock(now: datetime | None = None) -> CheckReport:
     """Open the alerts events missed and resolve the ones whose stock recovered."""
     report = CheckReport()
-    for page in inventory.low_levels():
+    for page in low_stock_store.low_levels():
         report.low_levels += len(page)
         already_open = store.open_alert_ids((level.sku, level.warehouse) for level in page)
         for level in page:

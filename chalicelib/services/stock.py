@@ -48,6 +48,7 @@ from chalicelib.services import catalogue
 from chalicelib.settings import get_settings
 from chalicelib.store import analytics as analytics_store
 from chalicelib.store import inventory as store
+from chalicelib.store import low_stock as low_stock_store
 from chalicelib.store import outbox, stock_ledger, stock_shards, tables, units_shipped
 from chalicelib.store.pagination import Page
 from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
@@ -414,7 +415,7 @@ def set_threshold(sku: str, warehouse: str, low_stock_threshold: int) -> StockLe
         )
     _require_sku(sku)
     _require_warehouse(warehouse)
-    return store.set_threshold(sku, warehouse, low_stock_threshold, at=_now())
+    return low_stock_store.set_threshold(sku, warehouse, low_stock_threshold, at=_now())
 
 
 # --- shards (flash sales) ----------------------------------------------------------------
@@ -566,10 +567,12 @@ def apply_default_threshold(product: Product) -> list[StockLevel]:
     threshold = product.reorder.low_stock_threshold
     warehouses = [w.id for w in known_warehouses(fresh=True)]
     changed: list[StockLevel] = []
-    for level in store.levels_following_default(product.sku, warehouses):
+    for level in low_stock_store.levels_following_default(product.sku, warehouses):
         if level.low_stock_threshold == threshold:
             continue
-        updated = store.follow_default_threshold(product.sku, level.warehouse, threshold, at=_now())
+        updated = low_stock_store.follow_default_threshold(
+            product.sku, level.warehouse, threshold, at=_now()
+        )
         if updated is not None:
             changed.append(updated)
     return changed
@@ -606,7 +609,7 @@ def stock_grid(
     if category is not None:
         require_category(category)
     if low:
-        page = store.low_levels_page(warehouse=warehouse, limit=limit, cursor=cursor)
+        page = low_stock_store.low_levels_page(warehouse=warehouse, limit=limit, cursor=cursor)
         levels = page.items
         if category is not None:
             found = catalogue.products.get_many({level.sku for level in levels})

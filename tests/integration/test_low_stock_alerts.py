@@ -24,6 +24,7 @@ from chalicelib.domain import inventory as rules
 from chalicelib.services import stock
 from chalicelib.settings import get_settings
 from chalicelib.store import inventory, tables, units_shipped
+from chalicelib.store import low_stock as low_stock_store
 from chalicelib.store.unit_of_work import UnitOfWork
 from chalicelib.workers import outbox as outbox_worker
 from infra.local.pump import scheduled_event, sqs_record
@@ -152,7 +153,7 @@ def ship_directly(sku: str, warehouse: str, quantity: int, *, at: datetime) -> N
 
 
 def low_index() -> set[tuple[str, str]]:
-    return {(level.sku, level.warehouse) for page in inventory.low_levels() for level in page}
+    return {(level.sku, level.warehouse) for page in low_stock_store.low_levels() for level in page}
 
 
 def product_body(**overrides: Any) -> dict[str, Any]:

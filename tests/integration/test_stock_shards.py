@@ -24,6 +24,7 @@ from chalicelib.domain.payments import Payment
 from chalicelib.services import catalogue, low_stock, payments, stock
 from chalicelib.services.stock_audit import audit_stock
 from chalicelib.store import inventory, stock_ledger, stock_shards, tables
+from chalicelib.store import low_stock as low_stock_store
 from chalicelib.store import orders as order_store
 from chalicelib.store import payments as payment_store
 from chalicelib.store.unit_of_work import UnitOfWork
@@ -357,7 +358,7 @@ def test_low_stock_on_a_sharded_level_is_seen_once_from_the_summed_shards(world:
     assert event.type == stock.STOCK_LOW
     assert event.payload["available"] == 5
     assert stock.sync_low_stock("DROP", "SH") == []  # the same crossing is not seen twice
-    low = [lv for page in inventory.low_levels() for lv in page]
+    low = [lv for page in low_stock_store.low_levels() for lv in page]
     assert [(lv.sku, lv.available) for lv in low] == [("DROP", 5)]
     opened = low_stock.reconcile_level("DROP", "SH").opened
     assert opened is not None and opened.available == 5
@@ -366,7 +367,7 @@ def test_low_stock_on_a_sharded_level_is_seen_once_from_the_summed_shards(world:
     stock.receive("DROP", "SH", 10, actor="ops-1")
     (recovered,) = stock.sync_low_stock("DROP", "SH")
     assert recovered.type == stock.STOCK_RECOVERED
-    assert [lv for page in inventory.low_levels() for lv in page] == []
+    assert [lv for page in low_stock_store.low_levels() for lv in page] == []
 
 
 def test_a_sharded_movement_writes_no_in_transaction_low_stock_event(world: Api) -> None:
