@@ -66,6 +66,9 @@ class Settings:
     # The SES configuration set every email is sent with (its bounces and complaints reach
     # the email-feedback topic); empty = none.
     ses_configuration_set: str = ""
+    # The server-side key of contact verification codes' hashes (a pepper): from the
+    # SECRETS_ARN secret in AWS; the local stack makes one. Empty = no codes can be sent.
+    contact_code_pepper: str = ""
     storefront_url: str = ""
     push_apns_application_arn: str = ""
     push_fcm_application_arn: str = ""
@@ -175,6 +178,7 @@ class Settings:
             operations_queue_url=env.get("OPERATIONS_QUEUE_URL", ""),
             notifications_from_email=env.get("NOTIFICATIONS_FROM_EMAIL", ""),
             ses_configuration_set=env.get("SES_CONFIGURATION_SET", ""),
+            contact_code_pepper=env.get("CONTACT_CODE_PEPPER", ""),
             storefront_url=env.get("STOREFRONT_URL", "").rstrip("/"),
             push_apns_application_arn=env.get("PUSH_APNS_APPLICATION_ARN", ""),
             push_fcm_application_arn=env.get("PUSH_FCM_APPLICATION_ARN", ""),

@@ -41,7 +41,20 @@ UNUSED_PATHS = (
     # Byte-code and type stubs are rebuilt or unused in Lambda.
     "__pycache__/",
 )
-UNUSED_SUFFIXES = (".pyc", ".pyi")
+# pip's install manifests (importlib.metadata reads METADATA, never RECORD) and the C
+# sources of compiled extensions, shipped beside the built library.
+UNUSED_SUFFIXES = (".pyc", ".pyi", ".dist-info/RECORD", ".c")
+# The X-Ray SDK's integrations: only those for the modules the Tracer patches
+# (chalicelib/observability.py TRACED_MODULES) and the modules they import run.
+XRAY_EXTENSIONS = "aws_xray_sdk/ext/"
+USED_XRAY_EXTENSIONS = (
+    "__init__.py",
+    "util.py",
+    "boto_utils.py",
+    "resources/",
+    "botocore/",
+    "httplib/",
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,8 @@ def is_shipped(name: str) -> bool:
         return "/" not in rest or rest.split("/", 1)[0] in SHIPPED_AWS_SERVICES
     if any(f"/{path}" in f"/{name}" for path in UNUSED_PATHS):
         return False
+    if name.startswith(XRAY_EXTENSIONS):
+        return name[len(XRAY_EXTENSIONS) :].startswith(USED_XRAY_EXTENSIONS)
     return not name.endswith(UNUSED_SUFFIXES)
 
 
@@ -87,11 +102,14 @@ def largest_contributors(zip_path: Path, count: int = 10) -> list[tuple[str, int
 
 
 # Run by a bare interpreter (-I -S: no site-packages) with only the unpacked bundle on its path.
+# LAMBDA_TASK_ROOT makes it trace as in Lambda: the X-Ray SDK loads and patches from the bundle.
 _VERIFY_SCRIPT = """
 import sys
 sys.path.insert(0, sys.argv[1])
 import app
 import boto3
+from chalicelib import observability
+assert observability.tracer() is not None, "tracing did not start"
 for service in sys.argv[2:]:
     boto3.client(service, region_name="us-east-1")
 boto3.resource("dynamodb", region_name="us-east-1")
@@ -117,7 +135,12 @@ def verify(zip_path: Path) -> None:
             text=True,
             check=False,
             timeout=120,
-            env={"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "STAGE": "dev"},
+            env={
+                "AWS_ACCESS_KEY_ID": "x",
+                "AWS_SECRET_ACCESS_KEY": "x",
+                "STAGE": "dev",
+                "LAMBDA_TASK_ROOT": scratch,
+            },
         )
     if completed.returncode != 0:
         raise RuntimeError(f"the slimmed bundle does not run:\n{completed.stderr[-3000:]}")

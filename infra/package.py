@@ -21,7 +21,9 @@ template for the same app and stage (so handlers added later are picked up witho
   (``Metadata.SqsEventSources``) and reports partial batch failures
   (``FunctionResponseTypes: [ReportBatchItemFailures]``);
 * every SNS subscription subscribes to the template's topic for the name the handler
-  declared (``production.SNS_EVENT_SOURCES``: ``email-feedback`` is SES's feedback topic);
+  declared (``production.SNS_EVENT_SOURCES``: ``email-feedback`` is SES's feedback topic),
+  and its function, invoked asynchronously, sends what still fails after two retries to its
+  on-failure queue (``EventInvokeConfig``, ``production.SNS_FAILURE_QUEUES``);
 * every DynamoDB stream event source reads the table's stream from the start, bisects a
   failing batch, retries a bounded number of times, then sends the batch's metadata to
   ``StreamFailureQueue``, so one bad record cannot block its shard;
@@ -369,6 +371,7 @@ def _function_patch(
             events[event_id] = {"Properties": _stream_event_patch(metadata)}
         elif event["Type"] == "SNS":
             events[event_id] = {"Properties": _sns_event_patch(event_id, event)}
+            patch["EventInvokeConfig"] = _sns_failure_destination(event)
     if events:
         patch["Events"] = events
     return patch
@@ -404,6 +407,22 @@ def _sns_event_patch(event_id: str, event: Mapping[str, Any]) -> dict[str, Any]:
         )
     # Fn::Sub for the same reason as a queue's: a Ref would sit beside Chalice's Fn::Sub.
     return {"Topic": {"Fn::Sub": f"${{{topics[topic_name]}}}"}}
+
+
+def _sns_failure_destination(event: Mapping[str, Any]) -> dict[str, Any]:
+    topic_name = _declared_queue_name(event["Properties"]["Topic"])
+    queue = production.SNS_FAILURE_QUEUES.get(topic_name)
+    if queue is None:
+        raise PackagingError(
+            f"topic {topic_name!r} has no on-failure queue in infra/production.py "
+            "(SNS_FAILURE_QUEUES): its failed events would be lost"
+        )
+    return {
+        "MaximumRetryAttempts": production.SNS_MAX_RETRY_ATTEMPTS,
+        "DestinationConfig": {
+            "OnFailure": {"Type": "SQS", "Destination": {"Fn::GetAtt": [queue, "Arn"]}}
+        },
+    }
 
 
 def _declared_queue_name(queue: Any) -> str:
@@ -467,6 +486,8 @@ def _api_patch(cors_origin: str | None) -> dict[str, Any]:
         responses.get(fallback, {}).pop("statusCode", None)
     return {
         "DefinitionBody": {"x-amazon-apigateway-gateway-responses": responses},
+        # API Gateway's part of each request joins the function's X-Ray trace.
+        "TracingEnabled": True,
         "MethodSettings": [
             {
                 "ResourcePath": "/*",

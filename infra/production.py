@@ -86,6 +86,10 @@ PARAMETERS: dict[str, Any] = {
 
 # The topic name a handler gives @on_sns_message(topic=...) -> the topic's logical id here.
 SNS_EVENT_SOURCES = {"email-feedback": "EmailFeedbackTopic"}
+# SNS invokes its subscribers asynchronously: after Lambda's retries of a failing invocation,
+# the event goes to this queue (the function's on-failure destination) instead of being lost.
+SNS_FAILURE_QUEUES = {"email-feedback": "EmailFeedbackFailureQueue"}
+SNS_MAX_RETRY_ATTEMPTS = 2
 
 # Settings the app reads from these resources: the authorizer's issuer and clients, SES's set.
 WEBSOCKET_HOST = "${WebsocketAPI}.execute-api.${AWS::Region}.amazonaws.com"
@@ -261,6 +265,34 @@ def email_feedback_resources() -> dict[str, Any]:
                 },
             },
         },
+        # Lambda's record of each invocation that failed after its retries (requestPayload:
+        # the SNS event), kept 14 days, like a dead-letter queue.
+        "EmailFeedbackFailureQueue": {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": {"Fn::Sub": "orderdesk-${Stage}-email-feedback-failures"},
+                "MessageRetentionPeriod": 1209600,
+                "SqsManagedSseEnabled": True,
+            },
+        },
+        "EmailFeedbackFailureQueueAlarm": _alarm(
+            "email-feedback-failures-not-empty",
+            "Bounces or complaints failed after Lambda's retries, so those addresses are not "
+            "marked undeliverable; fix, then replay each record's requestPayload.",
+            Namespace="AWS/SQS",
+            MetricName="ApproximateNumberOfMessagesVisible",
+            Dimensions=[
+                {
+                    "Name": "QueueName",
+                    "Value": {"Fn::GetAtt": ["EmailFeedbackFailureQueue", "QueueName"]},
+                }
+            ],
+            Statistic="Maximum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+        ),
         "EmailConfigurationSet": {
             "Type": "AWS::SES::ConfigurationSet",
             "Properties": {"Name": {"Fn::Sub": "orderdesk-${Stage}"}},

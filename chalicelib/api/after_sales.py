@@ -14,6 +14,7 @@ from chalicelib.api.auth import CUSTOMERS, OPS, STAFF, authorizer, require_group
 from chalicelib.api.errors import validation_error
 from chalicelib.api.openapi import operation
 from chalicelib.api.requests import REPLAYED_HEADER, idempotency_key, json_body, parse_body
+from chalicelib.domain import paging
 from chalicelib.domain.after_sales import (
     MAX_LINES,
     AfterSalesStatus,
@@ -101,7 +102,7 @@ class ReceiveIn(models.RequestModel):
 class ListQuery(models.QueryModel):
     status: AfterSalesStatus | None = None
     type: AfterSalesType | None = None
-    limit: int = Field(default=after_sales.DEFAULT_PAGE_SIZE, ge=1, le=after_sales.MAX_PAGE_SIZE)
+    limit: int = Field(default=paging.DEFAULT_PAGE_SIZE, ge=1, le=paging.MAX_PAGE_SIZE)
     cursor: str | None = Field(default=None, max_length=2048)
 
 

@@ -11,6 +11,7 @@ from pydantic import Field
 from chalicelib.api import models
 from chalicelib.api.auth import OPS, authorizer, require_groups
 from chalicelib.api.openapi import operation
+from chalicelib.domain import paging
 from chalicelib.domain.replenishment import LowStockAlert
 from chalicelib.services import low_stock
 
@@ -22,7 +23,7 @@ ALERT_PATH = {"alert_id": {"type": "string", "pattern": models.ID_PATTERN}}
 
 class AlertQuery(models.QueryModel):
     status: Literal["open", "acknowledged", "resolved"] = "open"
-    limit: int = Field(default=low_stock.DEFAULT_PAGE_SIZE, ge=1, le=low_stock.MAX_PAGE_SIZE)
+    limit: int = Field(default=paging.DEFAULT_PAGE_SIZE, ge=1, le=paging.MAX_PAGE_SIZE)
     cursor: str | None = Field(default=None, max_length=2048)
 
 

@@ -16,8 +16,10 @@ from chalicelib.api import models
 from chalicelib.api.auth import OPS, SUPPORT, authorizer, principal, require_groups
 from chalicelib.api.openapi import operation
 from chalicelib.api.requests import parse_body
+from chalicelib.domain import paging
 from chalicelib.domain.contact_verification import (
     CODE_LIFETIME,
+    CONTACT_SEND_RATE,
     MAX_WRONG_CODES,
     SEND_RATE,
     VerificationChannel,
@@ -206,7 +208,7 @@ class NotificationPage(models.ResponseModel):
 
 
 class InboxQuery(models.QueryModel):
-    limit: int = Field(default=customers.DEFAULT_PAGE_SIZE, ge=1, le=customers.MAX_PAGE_SIZE)
+    limit: int = Field(default=paging.DEFAULT_PAGE_SIZE, ge=1, le=paging.MAX_PAGE_SIZE)
     cursor: str | None = Field(default=None, max_length=2048)
 
 
@@ -256,7 +258,8 @@ def put_me() -> dict[str, Any]:
     description=(
         f"Sends a 6-digit code to the contact, valid for {CODE_LIFETIME.seconds // 60} "
         "minutes; confirm it to make the contact your profile's, verified. This code is the "
-        f"only message an unverified contact ever gets. At most {SEND_RATE.limit} per hour: "
+        f"only message an unverified contact ever gets. At most {SEND_RATE.limit} per hour, "
+        f"and at most {CONTACT_SEND_RATE.limit} per hour to one contact whoever asks: "
         "429 rate_limited with Retry-After (seconds)."
     ),
     tags=("me",),

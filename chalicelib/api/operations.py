@@ -10,6 +10,7 @@ from pydantic import Field
 from chalicelib.api import models
 from chalicelib.api.auth import FINANCE, OPS, authorizer, require_groups
 from chalicelib.api.openapi import operation
+from chalicelib.domain import paging
 from chalicelib.services import analytics, operations
 
 blueprint = Blueprint(__name__)
@@ -43,7 +44,7 @@ def queue_depths() -> dict[str, Any]:
 
 
 class DashboardQuery(models.QueryModel):
-    days: int = Field(default=analytics.DASHBOARD_DAYS, ge=1, le=analytics.MAX_DASHBOARD_DAYS)
+    days: int = Field(default=paging.DASHBOARD_DAYS, ge=1, le=paging.MAX_DASHBOARD_DAYS)
 
 
 class DashboardDay(models.ResponseModel):

@@ -16,6 +16,7 @@ from chalicelib.api.auth import CUSTOMERS, OPS, authorizer, principal, require_g
 from chalicelib.api.errors import forbidden
 from chalicelib.api.openapi import operation
 from chalicelib.api.requests import REPLAYED_HEADER, idempotency_key, json_body, parse_body
+from chalicelib.domain import paging
 from chalicelib.domain.orders import (
     MAX_LINES_PER_ORDER,
     MAX_QUANTITY_PER_LINE,
@@ -93,7 +94,7 @@ class OrderListQuery(models.QueryModel):
         pattern=models.ID_PATTERN,
         description="Staff only; a customer may only name themselves.",
     )
-    limit: int = Field(default=orders.DEFAULT_PAGE_SIZE, ge=1, le=orders.MAX_PAGE_SIZE)
+    limit: int = Field(default=paging.DEFAULT_PAGE_SIZE, ge=1, le=paging.MAX_PAGE_SIZE)
     cursor: str | None = Field(default=None, max_length=2048)
 
 

@@ -23,10 +23,10 @@ from chalicelib.domain.reviews import (
     MIN_BODY_CHARS,
     Review,
     ReviewContent,
+    ReviewSort,
     ReviewStatus,
 )
 from chalicelib.services import reviews, uploads
-from chalicelib.store.reviews import ReviewSort
 
 blueprint = Blueprint(__name__)
 

@@ -13,7 +13,14 @@ from chalicelib.api import models
 from chalicelib.api.auth import OPS, SUPPORT, authorizer, require_groups
 from chalicelib.api.openapi import operation
 from chalicelib.api.requests import parse_body
-from chalicelib.domain.inventory import MAX_SHARDS, Movement, StockLevel
+from chalicelib.domain import paging
+from chalicelib.domain.inventory import (
+    MAX_QUANTITY,
+    MAX_SHARDS,
+    MAX_THRESHOLD,
+    Movement,
+    StockLevel,
+)
 from chalicelib.services import stock
 
 blueprint = Blueprint(__name__)
@@ -23,7 +30,7 @@ ID_SCHEMA = {"type": "string", "pattern": models.ID_PATTERN}
 LEVEL_PATH = {"sku": ID_SCHEMA, "warehouse": ID_SCHEMA}
 Id = Annotated[str, StringConstraints(pattern=models.ID_PATTERN)]
 Note = Annotated[str, StringConstraints(max_length=500)]
-Quantity = Annotated[int, Field(ge=1, le=stock.MAX_QUANTITY)]
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
 
 
 # --- request and response models ----------------------------------------------------------
@@ -36,8 +43,8 @@ class ReceiveRequest(models.RequestModel):
 
 class AdjustRequest(models.RequestModel):
     delta: int = Field(
-        ge=-stock.MAX_QUANTITY,
-        le=stock.MAX_QUANTITY,
+        ge=-MAX_QUANTITY,
+        le=MAX_QUANTITY,
         description="Units to add (positive) or remove (negative); never 0.",
     )
     reason: Literal["count", "damage", "loss", "found", "other"]
@@ -61,7 +68,7 @@ class TransferRequest(models.RequestModel):
 class ThresholdRequest(models.RequestModel):
     low_stock_threshold: int = Field(
         ge=0,
-        le=stock.MAX_THRESHOLD,
+        le=MAX_THRESHOLD,
         description="A stock.low alert fires when available falls to or below this.",
     )
 
@@ -172,7 +179,7 @@ class LedgerPage(models.ResponseModel):
 
 class LedgerQuery(models.QueryModel):
     cursor: str | None = Field(default=None, max_length=2048)
-    limit: int = Field(default=stock.DEFAULT_LEDGER_PAGE, ge=1, le=stock.MAX_LEDGER_PAGE)
+    limit: int = Field(default=paging.DEFAULT_LEDGER_PAGE, ge=1, le=paging.MAX_LEDGER_PAGE)
 
 
 class StockGridQuery(models.QueryModel):
@@ -185,9 +192,9 @@ class StockGridQuery(models.QueryModel):
     )
     cursor: str | None = Field(default=None, max_length=2048)
     limit: int = Field(
-        default=stock.DEFAULT_GRID_PAGE,
+        default=paging.DEFAULT_GRID_PAGE,
         ge=1,
-        le=stock.MAX_GRID_PAGE,
+        le=paging.MAX_GRID_PAGE,
         description="SKUs per page (each with its level in every warehouse asked for); "
         "with low=true, levels per page.",
     )

@@ -25,6 +25,7 @@ from chalicelib.api.auth import (
 )
 from chalicelib.api.openapi import operation
 from chalicelib.api.requests import parse_body
+from chalicelib.domain import paging
 from chalicelib.domain.support import (
     MAX_BODY_CHARS,
     MAX_COMMENT_CHARS,
@@ -91,7 +92,7 @@ class ListQuery(models.QueryModel):
     status: Status | None = None
     assigned_to: str | None = Field(default=None, pattern=models.ID_PATTERN)
     overdue: bool = False
-    limit: int = Field(default=support.DEFAULT_PAGE_SIZE, ge=1, le=support.MAX_PAGE_SIZE)
+    limit: int = Field(default=paging.DEFAULT_PAGE_SIZE, ge=1, le=paging.MAX_PAGE_SIZE)
     cursor: str | None = Field(default=None, max_length=2048)
 
 

@@ -1,9 +1,15 @@
 """Proving a typed-in email address or phone number belongs to the customer.
 
 A ``ContactVerification`` is one 6-digit code sent to one contact, valid for
-``CODE_LIFETIME``. Only a salted HMAC-SHA-256 of the code is kept (the salt is new for each
-verification), and a code given back is compared in constant time. ``MAX_WRONG_CODES`` wrong
-codes, or the code's expiry, spend the verification (410); a right code confirms it once.
+``CODE_LIFETIME``. Only an HMAC-SHA-256 of the code is kept, keyed with a server-side secret
+(the pepper, never stored beside it) over a salt new for each verification and the code, so
+a copy of the table alone cannot try the 10^6 codes. A code given back is compared in constant
+time. ``MAX_WRONG_CODES`` wrong codes, or the code's expiry, spend the verification (410); a
+right code confirms it once. A verification hashed before the pepper existed (``peppered``
+false) is spent: it expired within minutes anyway.
+
+Codes are limited per customer (``SEND_RATE``) and per contact across all customers
+(``CONTACT_SEND_RATE``, counted by ``contact_key``), so no one can flood one address.
 """
 
 from __future__ import annotations
@@ -18,13 +24,21 @@ from typing import Any
 
 from chalicelib.domain.errors import Gone, InvalidInput
 from chalicelib.domain.limits import RateLimit
-from chalicelib.domain.notifications import Channel, RenderedMessage, is_email, is_phone
+from chalicelib.domain.notifications import (
+    Channel,
+    RenderedMessage,
+    is_email,
+    is_phone,
+    normalize_address,
+)
 
 CODE_DIGITS = 6
 CODE_LIFETIME = timedelta(minutes=10)
 MAX_WRONG_CODES = 5
 # At most 5 codes sent per hour per customer; the action names the rate counter.
 SEND_RATE = RateLimit("contact_verifications", 5, timedelta(hours=1))
+# At most 5 codes sent per hour to one email address or phone number, whoever asks.
+CONTACT_SEND_RATE = RateLimit("codes_to_one_contact", 5, timedelta(hours=1))
 
 
 class VerificationChannel(StrEnum):
@@ -67,8 +81,20 @@ def new_salt() -> str:
     return secrets.token_hex(16)
 
 
-def code_hash(salt: str, code: str) -> str:
-    return hmac.new(bytes.fromhex(salt), code.encode(), hashlib.sha256).hexdigest()
+def code_hash(pepper: str, salt: str, code: str) -> str:
+    """HMAC-SHA-256 keyed with the server's ``pepper`` of the salt and the code."""
+    if not pepper:
+        raise ValueError("a code hash needs the server's pepper")
+    message = bytes.fromhex(salt) + b":" + code.encode()
+    return hmac.new(pepper.encode(), message, hashlib.sha256).hexdigest()
+
+
+def contact_key(channel: VerificationChannel, value: str) -> str:
+    """One contact however it is typed: an email address trimmed and lower-cased, a phone
+    number as its E.164 text."""
+    if channel is VerificationChannel.EMAIL:
+        return f"email:{normalize_address(value)}"
+    return f"sms:{value.strip()}"
 
 
 def check_contact(channel: VerificationChannel, value: str) -> None:
@@ -95,6 +121,7 @@ class ContactVerification:
     created_at: datetime
     wrong_codes: int = 0
     state: VerificationState = VerificationState.PENDING
+    peppered: bool = True
 
     @classmethod
     def start(
@@ -105,6 +132,8 @@ class ContactVerification:
         value: str,
         code: str,
         at: datetime,
+        *,
+        pepper: str,
     ) -> ContactVerification:
         check_contact(channel, value)
         salt = new_salt()
@@ -114,7 +143,7 @@ class ContactVerification:
             channel=channel,
             value=value,
             salt=salt,
-            code_hash=code_hash(salt, code),
+            code_hash=code_hash(pepper, salt, code),
             expires_at=at + CODE_LIFETIME,
             created_at=at,
         )
@@ -122,12 +151,13 @@ class ContactVerification:
     def usable(self, now: datetime) -> bool:
         return (
             self.state is VerificationState.PENDING
+            and self.peppered
             and self.wrong_codes < MAX_WRONG_CODES
             and now < self.expires_at
         )
 
-    def matches(self, code: str) -> bool:
-        return hmac.compare_digest(code_hash(self.salt, code), self.code_hash)
+    def matches(self, code: str, pepper: str) -> bool:
+        return hmac.compare_digest(code_hash(pepper, self.salt, code), self.code_hash)
 
     def confirmed(self) -> ContactVerification:
         return replace(self, state=VerificationState.CONFIRMED)

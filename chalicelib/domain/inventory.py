@@ -64,6 +64,11 @@ _EFFECT: dict[MovementType, tuple[int, int]] = {
     MovementType.WRITTEN_OFF: (0, 0),
 }
 
+# One movement may move at most this many units: bigger numbers are typing mistakes, and
+# keeping counters far from any numeric limit keeps every sum exact.
+MAX_QUANTITY = 1_000_000
+MAX_THRESHOLD = MAX_QUANTITY
+
 # Movements that belong to one order's reservation; their ``reference`` is the order id.
 RESERVATION_MOVEMENTS = frozenset(
     {MovementType.RESERVED, MovementType.COMMITTED, MovementType.RELEASED, MovementType.SHIPPED}

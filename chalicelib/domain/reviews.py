@@ -47,6 +47,15 @@ LOW_RATINGS = frozenset({1, 2})
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+class ReviewSort(StrEnum):
+    """The orders a product's reviews can be listed in."""
+
+    RECENT = "recent"
+    RATING_HIGH = "rating_high"
+    RATING_LOW = "rating_low"
+    HELPFUL = "helpful"
+
+
 class ReviewStatus(StrEnum):
     PUBLISHED = "published"
     HIDDEN = "hidden"

@@ -45,6 +45,7 @@ from chalicelib.domain.errors import (
 from chalicelib.domain.identifiers import sortable_id
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import Order, OrderStatus, ShipmentStatus
+from chalicelib.domain.paging import MAX_PAGE_SIZE
 from chalicelib.domain.payments import Payment, Refund
 from chalicelib.observability import logger
 from chalicelib.services import after_sales_replacement, orders, refunds, stock, uploads
@@ -61,8 +62,6 @@ from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
 ATTEMPTS = 5
 SYSTEM_ACTOR = "system"
 EVENT_PREFIX = "after_sales."
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
 CLOSE_BATCH = 100
 _S = AfterSalesStatus
 

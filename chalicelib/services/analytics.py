@@ -56,6 +56,7 @@ from chalicelib.domain.analytics import (
 from chalicelib.domain.catalogue import Product
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.money import Money
+from chalicelib.domain.paging import DASHBOARD_DAYS
 from chalicelib.domain.reports import DailyReports, ReportTable
 from chalicelib.domain.reviews import LOW_RATINGS
 from chalicelib.observability import logger
@@ -554,9 +555,6 @@ def _export(reports: DailyReports) -> bool:
 
 
 # --- the staff dashboard ------------------------------------------------------------------
-
-DASHBOARD_DAYS = 14
-MAX_DASHBOARD_DAYS = 92
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,11 +21,10 @@ from chalicelib.domain.catalogue import (
     require_id,
 )
 from chalicelib.domain.errors import Conflict
+from chalicelib.domain.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from chalicelib.store.catalogue import ProductRepository, StaleWrite, WarehouseRepository
 from chalicelib.store.pagination import InvalidCursor, Page, decode_cursor, encode_cursor, scope_of
 
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
 # How many index entries one search reads per term before it stops trusting that term
 # to narrow things down; also the most products a search ranks.
 SEARCH_CANDIDATE_BUDGET = 500

@@ -12,12 +12,14 @@ from typing import Any
 
 from chalicelib.adapters import notifications as channels
 from chalicelib.domain.contact_verification import (
+    CONTACT_SEND_RATE,
     MAX_WRONG_CODES,
     SEND_RATE,
     ContactVerification,
     InvalidCode,
     VerificationChannel,
     VerificationExpired,
+    contact_key,
     new_code,
     render_code,
 )
@@ -40,13 +42,11 @@ from chalicelib.domain.notifications import (
     device_id_for,
 )
 from chalicelib.observability import logger
+from chalicelib.settings import get_settings
 from chalicelib.store import customers as store
 from chalicelib.store import limits as limits_store
 from chalicelib.store.pagination import Page
 from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
-
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
 
 
 class PushUnavailable(Conflict):
@@ -104,20 +104,25 @@ def start_verification(
 ) -> ContactVerification:
     """Send a one-time code to ``value``: the only message an unverified contact ever gets.
 
-    The verification and the use of the hourly allowance (``SEND_RATE``, 429 when spent) are
+    The verification and the uses of the hourly allowances (``SEND_RATE`` for the customer,
+    ``CONTACT_SEND_RATE`` for the contact whoever asks; 429 when either is spent) are
     written together before the code is sent, so every code sent is counted.
     """
+    pepper = _code_pepper()
     locale = get_profile(customer_id, claims).locale
     for _attempt in range(3):
         at = now or _now()
-        uses = limits_store.read_uses(customer_id, SEND_RATE.action)
         code = new_code()
         verification = ContactVerification.start(
-            sortable_id("cvr_", at), customer_id, channel, value, code, at
+            sortable_id("cvr_", at), customer_id, channel, value, code, at, pepper=pepper
         )
+        contact = limits_store.contact_subject(contact_key(channel, value))
+        uses = limits_store.read_uses(customer_id, SEND_RATE.action)
+        contact_uses = limits_store.read_uses(contact, CONTACT_SEND_RATE.action)
         uow = UnitOfWork()
         store.add_verification(uow, verification)
         limits_store.add_use(uow, customer_id, SEND_RATE, uses, at=at)  # 429 when spent
+        limits_store.add_use(uow, contact, CONTACT_SEND_RATE, contact_uses, at=at)
         try:
             uow.commit()
         except TransactionCancelled:
@@ -136,6 +141,14 @@ def start_verification(
         logger.info("verification code sent", extra={"channel": channel.value})
         return verification
     raise Busy("Codes are being requested too quickly at once; try again.")
+
+
+def _code_pepper() -> str:
+    pepper = get_settings().contact_code_pepper
+    if not pepper:
+        logger.error("CONTACT_CODE_PEPPER is not set: contact verification is off")
+        raise ServiceUnavailable("Contact verification is not configured.")
+    return pepper
 
 
 def confirm_verification(
@@ -159,7 +172,7 @@ def confirm_verification(
             raise NotFound(f"Verification {verification_id} not found.")
         if not verification.usable(at):
             raise VerificationExpired(verification_id)
-        if not verification.matches(code):
+        if not verification.matches(code, _code_pepper()):
             if store.add_wrong_code(verification):
                 raise InvalidCode(MAX_WRONG_CODES - verification.wrong_codes - 1)
             continue

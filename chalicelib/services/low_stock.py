@@ -32,6 +32,7 @@ from chalicelib.domain.catalogue import ID_PATTERN, require_id
 from chalicelib.domain.errors import Conflict, DomainError, NotFound
 from chalicelib.domain.identifiers import sortable_id
 from chalicelib.domain.inventory import StockLevel
+from chalicelib.domain.paging import DEFAULT_PAGE_SIZE
 from chalicelib.domain.replenishment import (
     AlertStatus,
     LowStockAlert,
@@ -53,8 +54,6 @@ STOCK_LOW = stock.STOCK_LOW
 STOCK_RECOVERED = stock.STOCK_RECOVERED
 HANDLED_TYPES = frozenset({STOCK_LOW, STOCK_RECOVERED})
 ALERT_KIND = "stock.low"
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = store.MAX_PAGE
 _ATTEMPTS = 5
 
 

@@ -51,6 +51,7 @@ from chalicelib.domain.orders import (
     ShippingFeeRule,
     require_prices,
 )
+from chalicelib.domain.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from chalicelib.domain.time_zones import CHINA_TIME
 from chalicelib.observability import count, logger
 from chalicelib.services import refunds, stock
@@ -68,8 +69,6 @@ ORDER_CANCELLED = "order.cancelled"
 ORDER_EXPIRED = "order.expired"
 CURRENCY = "CNY"
 TRANSITION_ATTEMPTS = 4
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
 # Orders expired per shard of the due index in one run of the job; more wait a minute.
 EXPIRY_BATCH_PER_SHARD = 50
 SYSTEM_ACTOR = "system"

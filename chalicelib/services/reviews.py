@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from chalicelib.domain.analytics import business_zone
 from chalicelib.domain.errors import Busy, InvalidInput
+from chalicelib.domain.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from chalicelib.domain.reviews import (
     DAILY_REVIEW_LIMIT,
     MAX_REASON_CHARS,
@@ -29,6 +30,7 @@ from chalicelib.domain.reviews import (
     Review,
     ReviewContent,
     ReviewNotFound,
+    ReviewSort,
     ReviewStatus,
     clean_text,
 )
@@ -39,11 +41,8 @@ from chalicelib.store import orders as order_store
 from chalicelib.store import outbox, tables
 from chalicelib.store import reviews as store
 from chalicelib.store.pagination import Page
-from chalicelib.store.reviews import ReviewSort
 from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
 
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
 ATTEMPTS = 8
 
 REVIEW_CREATED = "review.created"

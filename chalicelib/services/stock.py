@@ -42,7 +42,18 @@ from chalicelib.domain.catalogue import (
 )
 from chalicelib.domain.catalogue import require_id as _require_id
 from chalicelib.domain.errors import Conflict, InvalidInput, NotFound, UnknownSku
-from chalicelib.domain.inventory import Movement, MovementType, StockLevel
+from chalicelib.domain.inventory import (
+    MAX_QUANTITY,
+    MAX_THRESHOLD,
+    Movement,
+    MovementType,
+    StockLevel,
+)
+from chalicelib.domain.paging import (
+    DEFAULT_GRID_PAGE,
+    DEFAULT_LEDGER_PAGE,
+    MAX_LEDGER_PAGE,
+)
 from chalicelib.domain.time_zones import CHINA_TIME
 from chalicelib.services import catalogue
 from chalicelib.settings import get_settings
@@ -53,14 +64,6 @@ from chalicelib.store import outbox, stock_ledger, stock_shards, tables, units_s
 from chalicelib.store.pagination import Page
 from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
 
-# One movement may move at most this many units: bigger numbers are typing mistakes, and
-# keeping counters far from any numeric limit keeps every sum exact.
-MAX_QUANTITY = 1_000_000
-MAX_THRESHOLD = MAX_QUANTITY
-DEFAULT_LEDGER_PAGE = 50
-MAX_LEDGER_PAGE = stock_ledger.MAX_LEDGER_PAGE
-DEFAULT_GRID_PAGE = 25
-MAX_GRID_PAGE = 100
 STOCK_LOW = "stock.low"
 STOCK_RECOVERED = "stock.recovered"
 # A transaction holds 100 actions and releasing the largest order (40 allocations) needs

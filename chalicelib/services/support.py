@@ -28,6 +28,7 @@ from chalicelib.domain import support_assistant as assistant
 from chalicelib.domain.errors import InvalidInput, NotFound, TooManyRequests
 from chalicelib.domain.identifiers import sortable_id
 from chalicelib.domain.orders import Order
+from chalicelib.domain.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from chalicelib.domain.report_schemas import REPORT_SCHEMAS
 from chalicelib.domain.reports import ReportTable
 from chalicelib.domain.support import (
@@ -59,8 +60,6 @@ STATUS_CHANGED = "support.conversation_status_changed"
 STARTED = "support.conversation_started"
 REPLY_POSTED = "support.reply_posted"
 ATTEMPTS = 4
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
 TICKET_SECONDS = 60
 TIMER_BATCH = 100
 

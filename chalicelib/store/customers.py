@@ -17,8 +17,9 @@ Item shapes (the only place that knows them):
                  customer_id: an app install belongs to the last customer who registered it
     contact verification
                  pk=CUSTOMER#<customer_id>   sk=VERIFICATION#<verification_id>
-                 verification_id, channel, value, salt, code_hash (HMAC-SHA-256 of the
-                 code, never the code), wrong_codes, state (pending | confirmed),
+                 verification_id, channel, value, salt, code_hash (HMAC-SHA-256 keyed
+                 with the server's pepper, never the code), hash_scheme (absent before
+                 the pepper), wrong_codes, state (pending | confirmed),
                  expires_at, created_at, expires_ttl
     inbox entry  pk=INBOX#<customer_id>      sk=<sent_at>#<notification_id>
                  notification_id, event_id, event_type, channel, subject, body, order_id,
@@ -75,6 +76,7 @@ PREFERENCES_SK = "NOTIFICATION_PREFERENCES"
 DEVICE_PREFIX = "DEVICE#"
 DEVICE_OWNER_SK = "OWNER"
 VERIFICATION_PREFIX = "VERIFICATION#"
+HASH_SCHEME_PEPPERED = "hmac-sha256-pepper"
 VERIFICATION_RETENTION = timedelta(days=1)
 INBOX_PREFIX = "INBOX#"
 DELIVERY_PREFIX = "DELIVERY#"
@@ -326,6 +328,7 @@ def _verification_item(verification: ContactVerification) -> tables.RawItem:
             "value": verification.value,
             "salt": verification.salt,
             "code_hash": verification.code_hash,
+            "hash_scheme": HASH_SCHEME_PEPPERED,
             "wrong_codes": verification.wrong_codes,
             "state": verification.state.value,
             "expires_at": timestamp(verification.expires_at),
@@ -346,6 +349,8 @@ def _verification_from_item(raw: Mapping[str, Any]) -> ContactVerification:
         value=item["value"],
         salt=item["salt"],
         code_hash=item["code_hash"],
+        # Written before the pepper: the hash was of the salt alone, so it cannot be checked.
+        peppered=item.get("hash_scheme") == HASH_SCHEME_PEPPERED,
         wrong_codes=int(item.get("wrong_codes", 0)),
         state=VerificationState(item["state"]),
         expires_at=_parse_time(item["expires_at"]),

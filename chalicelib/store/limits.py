@@ -5,6 +5,7 @@ Item shapes (the only place that knows them):
     holds   pk=LIMITS#<customer_id>   sk=HOLDS
             open_orders (N), u#<sku> (N) per SKU: units held by unpaid orders
     rate    pk=LIMITS#<customer_id>   sk=RATE#<action>          (orders, payments)
+            pk=LIMITS#CONTACT#<contact>  sk=RATE#<action>       (codes to one contact)
             n (N, uses so far), s<i> (N, epoch ms of the use in ring slot i),
             expires_ttl (a window after the last use: the item then goes)
 
@@ -31,6 +32,12 @@ RATE_PREFIX = "RATE#"
 OPEN_ORDERS = "open_orders"
 UNITS_PREFIX = "u#"
 COUNT = "n"
+
+
+def contact_subject(contact: str) -> str:
+    """Whose uses a rate item counts, for one contact (``contact_verification.contact_key``)
+    across all customers: ``add_use`` and ``read_uses`` take it in place of a customer id."""
+    return "CONTACT#" + contact
 
 
 def holds_key(customer_id: str) -> tables.RawItem:

@@ -30,7 +30,6 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from chalicelib.domain.reviews import (
@@ -40,6 +39,7 @@ from chalicelib.domain.reviews import (
     Reply,
     Review,
     ReviewContent,
+    ReviewSort,
     ReviewStatus,
 )
 from chalicelib.store import tables
@@ -61,13 +61,6 @@ QUOTA_RETENTION_SECONDS = 3 * 24 * 3600
 
 _POSITION = re.compile(r"[A-Za-z0-9:.#_-]{1,160}")
 _REVIEW_ID = re.compile(r"rev_[0-9a-f]{24}")
-
-
-class ReviewSort(StrEnum):
-    RECENT = "recent"
-    RATING_HIGH = "rating_high"
-    RATING_LOW = "rating_low"
-    HELPFUL = "helpful"
 
 
 def review_key(review_id: str) -> tables.RawItem:

@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.domain.inventory import AdjustmentReason, Movement, MovementType, StockLevel
+from chalicelib.domain.paging import MAX_LEDGER_PAGE
 from chalicelib.store import inventory, tables
 from chalicelib.store.pagination import InvalidCursor, Page, decode_cursor, encode_cursor, scope_of
 
-MAX_LEDGER_PAGE = 100
 # A ledger page is re-read when a movement lands while it is being read (bounded).
 _LEDGER_READ_ATTEMPTS = 3
 _LEDGER_SORT_KEY = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00#[0-9a-f]{32}")

@@ -426,6 +426,10 @@ class LocalStack:
                 # The shop's origin (a CORS origin has no path).
                 "CORS_ALLOW_ORIGINS": os.environ.get("CORS_ALLOW_ORIGINS", self.api_url),
                 "HEALTH_READY_FILE": str(self.serving_file.resolve()),
+                # The key of verification codes' hashes, a secret in AWS: new for each run
+                # (a code outlives neither its 10 minutes nor the run).
+                "CONTACT_CODE_PEPPER": os.environ.get("CONTACT_CODE_PEPPER")
+                or secrets.token_hex(32),
             }
         )
         return env

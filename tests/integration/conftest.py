@@ -54,6 +54,7 @@ def aws_table(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("TABLE_NAME", TEST_TABLE)
+    monkeypatch.setenv("CONTACT_CODE_PEPPER", "test-pepper")
     # moto's own TransactWriteItems deep-copies the table per call; use the emulator's.
     with mock_aws(), flat_transactions():
         get_settings.cache_clear()

@@ -27,6 +27,7 @@ from test_orders_api import table_snapshot
 from chalicelib.domain.contact_verification import code_hash
 from chalicelib.services import customers as customer_service
 from chalicelib.store import customers as customer_store
+from chalicelib.store import tables
 
 if TYPE_CHECKING:
     from conftest import Api
@@ -86,7 +87,7 @@ def test_a_code_is_sent_to_the_contact_and_only_its_hash_is_kept(world: Api) -> 
     assert len(code) == 6
     stored = customer_store.get_verification(CUSTOMER, body["verification_id"])
     assert stored is not None and stored.value == NEW_EMAIL
-    assert stored.code_hash == code_hash(stored.salt, code)
+    assert stored.code_hash == code_hash("test-pepper", stored.salt, code)
     assert code not in str(customer_store._verification_item(stored))
     assert inbox(world) == []  # the code is not an inbox message
 
@@ -121,8 +122,49 @@ def test_a_sixth_code_within_the_hour_is_429_with_retry_after_and_sends_nothing(
     assert 3000 < int(refused.headers["Retry-After"]) <= 3600
     assert len(emails()) == sent
     assert table_snapshot() == before
-    # Another customer has their own allowance.
-    assert start(world, "email", NEW_EMAIL, user="customer-2").status_code == 202
+    # Another customer has their own allowance (for another address: this one's is spent).
+    assert start(world, "email", "li.lei@other.example.com", user="customer-2").status_code == 202
+
+
+def test_a_sixth_code_to_one_address_from_two_customers_is_429_and_sends_nothing(
+    world: Api,
+) -> None:
+    for _ in range(3):
+        assert start(world, "email", NEW_EMAIL).status_code == 202
+    for typed in ("LI.LEI@new.example.com", "li.lei@NEW.example.com"):
+        answer = start(world, "email", typed, user="customer-2")
+        assert answer.status_code == 202, answer.json_body
+    sent = len(emails())
+    before = table_snapshot()
+
+    refused = start(world, "email", NEW_EMAIL.upper(), user="customer-2")
+
+    assert refused.status_code == 429, refused.json_body
+    assert refused.json_body["error"] == "rate_limited"
+    assert refused.json_body["details"]["action"] == "codes_to_one_contact"
+    assert 3000 < int(refused.headers["Retry-After"]) <= 3600
+    assert len(emails()) == sent
+    assert table_snapshot() == before
+    # Neither customer's own allowance is spent: another address still gets its code.
+    assert start(world, "email", "li.lei@other.example.com").status_code == 202
+    assert len(emails()) == sent + 1
+
+
+def test_a_verification_started_before_the_pepper_is_410_ask_again(world: Api) -> None:
+    verification_id = start(world, "email", NEW_EMAIL).json_body["verification_id"]
+    code = last_emailed_code(NEW_EMAIL)
+    key = customer_store.verification_key(CUSTOMER, verification_id)
+    tables.client().update_item(
+        TableName=tables.table_name(),
+        Key=key,
+        UpdateExpression="REMOVE hash_scheme",
+    )
+
+    response = confirm(world, verification_id, code)
+
+    assert response.status_code == 410
+    assert response.json_body["error"] == "verification_expired"
+    assert me(world)["email_verified"] is False
 
 
 def test_a_wrong_code_is_400_and_the_contact_stays_unverified(world: Api) -> None:

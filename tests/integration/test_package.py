@@ -182,6 +182,48 @@ def test_email_feedback_handler_is_subscribed_to_the_topic_only_ses_publishes_to
     assert environment["SES_CONFIGURATION_SET"] == {"Ref": "EmailConfigurationSet"}
 
 
+def test_email_feedback_that_keeps_failing_goes_to_an_alarmed_queue_not_lost(
+    project_package: Packaged,
+) -> None:
+    handler = project_package.functions()["RecordEmailFeedback"]
+    invoke_config = handler["EventInvokeConfig"]
+    assert invoke_config["MaximumRetryAttempts"] == 2
+    assert invoke_config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["EmailFeedbackFailureQueue", "Arn"]},
+    }
+    queue = project_package.resources["EmailFeedbackFailureQueue"]["Properties"]
+    assert queue["QueueName"] == {"Fn::Sub": "orderdesk-${Stage}-email-feedback-failures"}
+    assert queue["MessageRetentionPeriod"] == 1209600
+    alarm = project_package.resources["EmailFeedbackFailureQueueAlarm"]["Properties"]
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Dimensions"][0]["Value"] == {
+        "Fn::GetAtt": ["EmailFeedbackFailureQueue", "QueueName"]
+    }
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert alarm["AlarmActions"] == [{"Ref": "AlertsTopic"}]
+    # Only the subscribed function gets a destination: the others are not invoked by SNS.
+    others = [p for name, p in project_package.functions().items() if name != "RecordEmailFeedback"]
+    assert all("EventInvokeConfig" not in props for props in others)
+
+    # SAM adds a destination's permission only to a role it generates; Chalice's role comes
+    # from the policy file, which must allow the send.
+    cloudformation = translate_to_cloudformation(project_package.template)
+    (config,) = [
+        resource["Properties"]
+        for resource in cloudformation["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::EventInvokeConfig"
+    ]
+    assert config["FunctionName"] == {"Ref": "RecordEmailFeedback"}
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["EmailFeedbackFailureQueue", "Arn"]
+    }
+    stage = project_package.template["Parameters"]["Stage"]["Default"]
+    queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:orderdesk-{stage}-email-feedback-failures"
+    assert _allows(_policy(stage), "sqs:SendMessage", queue_arn)
+
+
 def test_gateway_errors_use_our_error_shape(project_package: Packaged) -> None:
     definition = project_package.resources["RestAPI"]["Properties"]["DefinitionBody"]
     responses = definition["x-amazon-apigateway-gateway-responses"]
@@ -298,6 +340,19 @@ def test_web_apps_get_security_headers_with_a_strict_content_security_policy(
     assert cognito in directives["connect-src"]
     # The shop posts review photos straight to the uploads bucket.
     assert "https://${UploadsBucket.RegionalDomainName}" in directives["connect-src"]
+
+
+def test_every_function_and_the_api_are_traced_with_x_ray(project_package: Packaged) -> None:
+    functions = {
+        name: resource["Properties"]
+        for name, resource in project_package.resources.items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    assert functions
+    assert {name: props.get("Tracing") for name, props in functions.items()} == {
+        name: "Active" for name in functions
+    }
+    assert project_package.resources["RestAPI"]["Properties"]["TracingEnabled"] is True
 
 
 def test_api_stage_is_throttled(project_package: Packaged) -> None:

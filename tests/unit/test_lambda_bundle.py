@@ -73,6 +73,16 @@ def test_the_scan_sees_clients_resources_and_session_clients() -> None:
         ("pydantic/v1/main.py", False),
         ("chalicelib/__pycache__/settings.cpython-311.pyc", False),
         ("chalicelib/settings.py", True),
+        ("aws_xray_sdk/core/recorder.py", True),
+        ("aws_xray_sdk/ext/botocore/patch.py", True),
+        ("aws_xray_sdk/ext/httplib/patch.py", True),
+        ("aws_xray_sdk/ext/resources/aws_para_whitelist.json", True),
+        ("aws_xray_sdk/ext/django/middleware.py", False),
+        ("aws_xray_sdk/ext/sqlalchemy/query.py", False),
+        ("wrapt/_wrappers.cpython-311-x86_64-linux-gnu.so", True),
+        ("wrapt/_wrappers.c", False),
+        ("botocore-1.44.8.dist-info/RECORD", False),
+        ("botocore-1.44.8.dist-info/METADATA", True),
     ],
 )
 def test_bundle_keeps_what_runs_and_drops_the_rest(name: str, shipped: bool) -> None:

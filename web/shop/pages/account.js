@@ -41,10 +41,15 @@ function Inbox({ api, t, lang }) {
 function Profile({ api, t }) {
   const profile = useLoad(() => api.get("/me"), []);
   const [form, setForm] = useState(null);
+  const [saved, setSaved] = useState(null); // the profile as the API last answered
   const [status, setStatus] = useState(null);
   const [error, setError] = useState(null);
+  const show = (answer) => {
+    setSaved(answer);
+    setForm(answer);
+  };
   useEffect(() => {
-    if (profile.data) setForm(profile.data);
+    if (profile.data) show(profile.data);
   }, [profile.data]);
   if (!form) return html`<section><h2>${t("account.profile")}</h2><${Problem} error=${profile.error} t=${t} /></section>`;
   const set = (key) => (e) => setForm({ ...form, [key]: e.target.value });
@@ -53,7 +58,7 @@ function Profile({ api, t }) {
     setError(null);
     try {
       const { name, email, phone, locale } = form;
-      setForm(await api.put("/me", { name: name || null, email: email || null, phone: phone || null, locale }));
+      show(await api.put("/me", { name: name || null, email: email || null, phone: phone || null, locale }));
       setStatus(t("account.saved"));
     } catch (err) {
       setError(err);
@@ -61,6 +66,7 @@ function Profile({ api, t }) {
   }
   return html`<section aria-labelledby="profile-title">
     <h2 id="profile-title">${t("account.profile")}</h2>
+    <${EmailCheck} api=${api} t=${t} profile=${saved} onVerified=${show} />
     <form onSubmit=${save} class="card">
       <label for="p-name">${t("account.name")}</label><input id="p-name" value=${form.name || ""} onInput=${set("name")} autocomplete="name" />
       <label for="p-email">${t("account.email")}</label><input id="p-email" type="email" value=${form.email || ""} onInput=${set("email")} autocomplete="email" />
@@ -73,6 +79,48 @@ function Profile({ api, t }) {
       <p><button type="submit">${t("account.save")}</button> <span role="status">${status || ""}</span></p>
     </form>
   </section>`;
+}
+
+// An address we do not send to (bounced, marked as spam, or never confirmed), and the way
+// out: a code sent to it and typed back (POST /me/contact-verifications, then .../confirm).
+function EmailCheck({ api, t, profile, onVerified }) {
+  const [verification, setVerification] = useState(null);
+  const [code, setCode] = useState("");
+  const [error, setError] = useState(null);
+  const status = profile.email_status;
+  if (!profile.email || (status !== "undeliverable" && status !== "unverified")) return null;
+  const reason = profile.email_undeliverable_reason === "complained" ? "complained" : "bounced";
+  const notice = status === "undeliverable" ? t(`account.email.${reason}`, { email: profile.email }) : t("account.email.unverified", { email: profile.email });
+  async function send() {
+    setError(null);
+    try {
+      setVerification(await api.post("/me/contact-verifications", { channel: "email", value: profile.email }));
+    } catch (err) {
+      setError(err);
+    }
+  }
+  async function confirm(e) {
+    e.preventDefault();
+    setError(null);
+    try {
+      onVerified(await api.post(`/me/contact-verifications/${encodeURIComponent(verification.verification_id)}/confirm`, { code: code.trim() }));
+      setVerification(null);
+      setCode("");
+    } catch (err) {
+      setError(err);
+    }
+  }
+  return html`<div class="card" data-testid="email-check" style="border-left:4px solid var(--bad);margin-bottom:12px">
+    <p class=${status === "undeliverable" ? "error" : ""}>${notice}</p>
+    ${verification
+      ? html`<form onSubmit=${confirm} class="row">
+          <label for="email-code">${t("account.email.code", { email: profile.email })}</label>
+          <input id="email-code" inputmode="numeric" autocomplete="one-time-code" maxlength="6" value=${code} onInput=${(e) => setCode(e.target.value)} />
+          <button type="submit">${t("account.email.confirm")}</button>
+        </form>`
+      : html`<p><button type="button" onClick=${send}>${t("account.email.send")}</button></p>`}
+    <${Problem} error=${error} t=${t} />
+  </div>`;
 }
 
 function Preferences({ api, t }) {
