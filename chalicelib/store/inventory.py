@@ -70,7 +70,6 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.domain import inventory as rules
@@ -87,10 +86,6 @@ LOW_STOCK_SHARDS = 8
 LOW_STOCK_INDEX = tables.GSI3
 
 StockKey = tuple[str, str]  # (sku, warehouse)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def stock_tag(sku: str, warehouse: str) -> Tag:
@@ -233,7 +228,7 @@ def add_movement(
         return _add_sharded_movement(uow, movement, before, shard)
     movement_id = uuid.uuid4().hex
     sku, warehouse = movement.sku, movement.warehouse
-    at = _iso(movement.at)
+    at = tables.timestamp(movement.at)
     values = _delta_values(movement)
     update = _DELTA_UPDATE + (
         ", low_stock_threshold = if_not_exists(low_stock_threshold, :threshold),"
@@ -280,7 +275,7 @@ def _delta_values(movement: Movement) -> dict[str, Any]:
         ":one": {"N": "1"},
         ":sku": {"S": movement.sku},
         ":warehouse": {"S": movement.warehouse},
-        ":at": {"S": _iso(movement.at)},
+        ":at": {"S": tables.timestamp(movement.at)},
     }
 
 
@@ -359,7 +354,7 @@ def add_shard_movement(uow: UnitOfWork, movement: Movement, before: StockLevel, 
     shard that readers no longer read."""
     movement_id = uuid.uuid4().hex
     sku, warehouse = movement.sku, movement.warehouse
-    at = _iso(movement.at)
+    at = tables.timestamp(movement.at)
     values = _delta_values(movement)
     update = _DELTA_UPDATE + ", sku = :sku, warehouse = :warehouse, updated_at = :at"
     conditions = _requirements(movement, values)

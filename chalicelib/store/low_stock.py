@@ -26,10 +26,6 @@ _THRESHOLD_WRITE_ATTEMPTS = 5
 _LOW_POSITION = re.compile(r"[^#]+#[^#]+")
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 def set_threshold(
     sku: str, warehouse: str, low_stock_threshold: int, *, at: datetime | None = None
 ) -> StockLevel:
@@ -66,7 +62,7 @@ def _write_threshold(
         ":sku": {"S": sku},
         ":warehouse": {"S": warehouse},
         ":entity": {"S": "stock_level"},
-        ":at": {"S": _iso(at or datetime.now(UTC))},
+        ":at": {"S": tables.timestamp(at or datetime.now(UTC))},
         ":own": {"S": OWN_THRESHOLD},
     }
     update = (

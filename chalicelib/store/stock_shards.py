@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time as clock
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from chalicelib.domain.inventory import Movement, MovementType, StockLevel
@@ -24,10 +24,6 @@ SOLD_OUT = "sold_out"  # on a sharded level item, exactly while its summed avail
 _EXACT_READ_ATTEMPTS = 5
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 def set_shard_count(level: StockLevel, shards: int, *, at: datetime) -> bool:
     """Make ``shards`` shards of ``level`` take stock and reservations (shard slots grow to
     cover them, never shrink here); False when the level's sharding changed since it was
@@ -36,7 +32,7 @@ def set_shard_count(level: StockLevel, shards: int, *, at: datetime) -> bool:
     values: dict[str, Any] = {
         ":shards": {"N": str(shards)},
         ":slots": {"N": str(slots)},
-        ":at": {"S": _iso(at)},
+        ":at": {"S": tables.timestamp(at)},
     }
     update = "SET shard_count = :shards, shard_slots = :slots, updated_at = :at"
     if level.is_sharded:
