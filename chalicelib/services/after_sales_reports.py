@@ -11,7 +11,7 @@ from chalicelib.domain.reports import ReportTable
 from chalicelib.services import stock
 from chalicelib.services.after_sales import products_of
 from chalicelib.store import after_sales as store
-from chalicelib.store import inventory as inventory_store
+from chalicelib.store import units_shipped
 
 
 def report_tables(day: date, *, currency: str) -> list[ReportTable]:
@@ -28,7 +28,7 @@ def report_tables(day: date, *, currency: str) -> list[ReportTable]:
     delivered: dict[str, int] = {}
     for sku in skus:
         for warehouse in warehouses:
-            shipped = inventory_store.units_shipped_by_day(sku, warehouse, window[-1], day)
+            shipped = units_shipped.units_shipped_by_day(sku, warehouse, window[-1], day)
             delivered[sku] = delivered.get(sku, 0) + sum(shipped.values())
     by_product = reports.by_product(
         created,

@@ -44,7 +44,8 @@ from chalicelib.observability import count, logger
 from chalicelib.services import analytics, catalogue, stock
 from chalicelib.store import alerts as store
 from chalicelib.store import analytics as analytics_store
-from chalicelib.store import inventory, outbox
+from chalicelib.store import inventory, outbox, units_shipped
+from chalicelib.store import low_stock as low_stock_store
 from chalicelib.store.pagination import Page
 from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
 
@@ -149,7 +150,7 @@ def _new_alert(level: StockLevel, at: datetime) -> LowStockAlert:
     policy = product.reorder if product is not None else ReorderPolicy()
     today = stock.business_day(at)
     first, last = sales_window(today)
-    shipped = inventory.units_shipped_by_day(level.sku, level.warehouse, first, last)
+    shipped = units_shipped.units_shipped_by_day(level.sku, level.warehouse, first, last)
     return LowStockAlert.raise_for(
         sortable_id("alr_", at),
         sku=level.sku,
@@ -212,7 +213,7 @@ class CheckReport:
 def check_low_stock(now: datetime | None = None) -> CheckReport:
     """Open the alerts events missed and resolve the ones whose stock recovered."""
     report = CheckReport()
-    for page in inventory.low_levels():
+    for page in low_stock_store.low_levels():
         report.low_levels += len(page)
         already_open = store.open_alert_ids((level.sku, level.warehouse) for level in page)
         for level in page:

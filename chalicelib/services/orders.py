@@ -59,7 +59,7 @@ from chalicelib.settings import get_settings
 from chalicelib.store import inventory as inventory_store
 from chalicelib.store import limits as limits_store
 from chalicelib.store import orders as store
-from chalicelib.store import outbox, tables
+from chalicelib.store import outbox, stock_shards, tables
 from chalicelib.store.pagination import Page
 from chalicelib.store.tables import TRANSACTION_LIMIT
 from chalicelib.store.unit_of_work import THROTTLING_ERROR, TransactionCancelled, UnitOfWork
@@ -322,7 +322,7 @@ def _shards_hold_enough(
     exact = dict(levels)
     for sku, warehouse in sharded:
         exact[(sku, warehouse)] = (
-            inventory_store.exact_level(sku, warehouse) or levels[(sku, warehouse)]
+            stock_shards.exact_level(sku, warehouse) or levels[(sku, warehouse)]
         )
     try:
         allocation.plan(requested, exact.values(), destination, warehouse_locations=locations)

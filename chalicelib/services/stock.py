@@ -59,7 +59,8 @@ from chalicelib.services import catalogue
 from chalicelib.settings import get_settings
 from chalicelib.store import analytics as analytics_store
 from chalicelib.store import inventory as store
-from chalicelib.store import outbox, tables
+from chalicelib.store import low_stock as low_stock_store
+from chalicelib.store import outbox, stock_ledger, stock_shards, tables, units_shipped
 from chalicelib.store.pagination import Page
 from chalicelib.store.unit_of_work import TransactionCancelled, UnitOfWork
 
@@ -223,7 +224,7 @@ def record_movement(
     if movement.type is MovementType.SHIPPED:
         # Sales velocity counts shipments: a shipment leaves one warehouse (at most 20
         # lines), so its transaction has room for a counter per line.
-        store.add_units_shipped(
+        units_shipped.add_units_shipped(
             uow, movement.sku, movement.warehouse, business_day(movement.at), movement.quantity
         )
     if before.is_sharded:
@@ -417,7 +418,7 @@ def set_threshold(sku: str, warehouse: str, low_stock_threshold: int) -> StockLe
         )
     _require_sku(sku)
     _require_warehouse(warehouse)
-    return store.set_threshold(sku, warehouse, low_stock_threshold, at=_now())
+    return low_stock_store.set_threshold(sku, warehouse, low_stock_threshold, at=_now())
 
 
 # --- shards (flash sales) ----------------------------------------------------------------
@@ -474,7 +475,7 @@ def set_shards(sku: str, warehouse: str, shards: object, *, actor: str) -> Shard
             break
         if count == 1 and not level.is_sharded:
             break
-        if store.set_shard_count(level, count, at=_now()):
+        if stock_shards.set_shard_count(level, count, at=_now()):
             break
     else:
         raise Conflict(f"The shards of {sku} in {warehouse} are changing; try again.")
@@ -499,7 +500,7 @@ def rebalance(sku: str, warehouse: str, *, need: int = 0, actor: str = SYSTEM_AC
                 shard.on_hand or shard.reserved for shard in level.shards[1:]
             ):
                 uow = UnitOfWork()
-                store.add_unshard(uow, level)
+                stock_shards.add_unshard(uow, level)
                 try:
                     uow.commit()
                 except TransactionCancelled:
@@ -510,7 +511,7 @@ def rebalance(sku: str, warehouse: str, *, need: int = 0, actor: str = SYSTEM_AC
         at = _now()
         for source, target, units in moves:
             uow = UnitOfWork()
-            store.add_shard_move(
+            stock_shards.add_shard_move(
                 uow, level, source, target, units, reference=reference, actor=actor, at=at
             )
             try:
@@ -529,7 +530,7 @@ def sync_low_stock(sku: str, warehouse: str) -> list[outbox.OutboxEvent]:
     ``stock.recovered`` for operations (the alert's own conditional write keeps it at one
     alert), ``stock.out`` or ``stock.restocked`` for analytics. Nothing for unsharded
     levels: their movements and their own stream records decide exactly."""
-    synced = store.sync_low_index(sku, warehouse)
+    synced = stock_shards.sync_low_index(sku, warehouse)
     if synced is None:
         return []
     level, low, out = synced
@@ -569,10 +570,12 @@ def apply_default_threshold(product: Product) -> list[StockLevel]:
     threshold = product.reorder.low_stock_threshold
     warehouses = [w.id for w in known_warehouses(fresh=True)]
     changed: list[StockLevel] = []
-    for level in store.levels_following_default(product.sku, warehouses):
+    for level in low_stock_store.levels_following_default(product.sku, warehouses):
         if level.low_stock_threshold == threshold:
             continue
-        updated = store.follow_default_threshold(product.sku, level.warehouse, threshold, at=_now())
+        updated = low_stock_store.follow_default_threshold(
+            product.sku, level.warehouse, threshold, at=_now()
+        )
         if updated is not None:
             changed.append(updated)
     return changed
@@ -609,7 +612,7 @@ def stock_grid(
     if category is not None:
         require_category(category)
     if low:
-        page = store.low_levels_page(warehouse=warehouse, limit=limit, cursor=cursor)
+        page = low_stock_store.low_levels_page(warehouse=warehouse, limit=limit, cursor=cursor)
         levels = page.items
         if category is not None:
             found = catalogue.products.get_many({level.sku for level in levels})
@@ -634,7 +637,7 @@ def ledger(
     """A level's movements newest first, each with the counters it left behind."""
     _require_sku(sku)
     _require_warehouse(warehouse)
-    return store.ledger_page(sku, warehouse, cursor, max(1, min(limit, MAX_LEDGER_PAGE)))
+    return stock_ledger.ledger_page(sku, warehouse, cursor, max(1, min(limit, MAX_LEDGER_PAGE)))
 
 
 def delivery_window(distance_km: float, today: date) -> tuple[date, date]:

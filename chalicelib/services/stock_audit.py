@@ -28,6 +28,7 @@ from chalicelib.domain.orders import OrderStatus, ShipmentStatus
 from chalicelib.services import after_sales_replacement, catalogue
 from chalicelib.store import inventory as store
 from chalicelib.store import orders as order_store
+from chalicelib.store import stock_ledger
 
 StockKey = tuple[str, str]
 _LISTING_PAGE = 100
@@ -132,7 +133,7 @@ def audit_stock() -> StockAudit:
     for level, stored_available in levels:
         key = (level.sku, level.warehouse)
         checked.add(key)
-        movements = list(store.iter_ledger(*key))
+        movements = list(stock_ledger.iter_ledger(*key))
         entries += len(movements)
         ledger_on_hand, ledger_reserved = rules.ledger_balance(movements)
         per_order = rules.open_reservations(movements)

@@ -118,10 +118,6 @@ def _value(value: Any) -> dict[str, Any]:
     return tables.to_item({"v": value})["v"]
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 def _int(item: Mapping[str, Any], name: str) -> int:
     return int(item.get(name) or 0)
 
@@ -176,7 +172,7 @@ def add_claim(uow: UnitOfWork, event_id: str, event_type: str, *, at: datetime) 
                 tables.SK: CLAIM_SK,
                 "entity": "analytics_claim",
                 "type": event_type,
-                "claimed_at": _iso(at),
+                "claimed_at": tables.timestamp(at),
                 tables.TTL_ATTRIBUTE: int((at + CLAIM_RETENTION).timestamp()),
             }
         ),
@@ -362,7 +358,7 @@ def add_customer_day(
             "first_paid_day": customer.first_paid_day.isoformat()
             if customer.first_paid_day
             else None,
-            "last_order_at": _iso(last_order_at) if last_order_at else None,
+            "last_order_at": tables.timestamp(last_order_at) if last_order_at else None,
         },
         entity="analytics_day",
     )
@@ -446,7 +442,9 @@ def _customer_item(customer: CustomerTotals) -> tables.RawItem:
             if customer.first_paid_day
             else None,
             "last_paid_day": customer.last_paid_day.isoformat() if customer.last_paid_day else None,
-            "last_paid_at": _iso(customer.last_paid_at) if customer.last_paid_at else None,
+            "last_paid_at": tables.timestamp(customer.last_paid_at)
+            if customer.last_paid_at
+            else None,
             "categories": dict(customer.categories),
             "version": customer.version,
         }
@@ -502,7 +500,7 @@ def record_level_change(
             ":sku": {"S": sku},
             ":warehouse": {"S": warehouse},
             ":entity": {"S": "analytics_day"},
-            ":at": {"SS": [_iso(at)]},
+            ":at": {"SS": [tables.timestamp(at)]},
         },
     )
 
@@ -855,7 +853,7 @@ def save_snapshot(snapshot: StockSnapshot) -> None:
                 tables.PK: SNAPSHOTS_PK,
                 tables.SK: day,
                 "entity": "analytics_snapshot",
-                "taken_at": _iso(snapshot.taken_at),
+                "taken_at": tables.timestamp(snapshot.taken_at),
                 "skus": len(snapshot.skus),
             }
         ),

@@ -1,5 +1,11 @@
 """Stock levels per (SKU, warehouse) and their ledger, in the main table.
 
+This module reads levels and writes their movements and ledger entries. The stock modules
+beside it use the item shapes listed here: ``store.stock_shards`` changes a level's shards
+and keeps a sharded level's low-stock key and ``sold_out`` flag, ``store.stock_ledger``
+reads the ledger back, ``store.low_stock`` writes thresholds and finds the low levels.
+(Shipped units per day are their own items: ``store.units_shipped``.)
+
 Item shapes (the only place that knows them):
 
     level    pk=STOCK#<sku>#<warehouse>    sk=LEVEL
@@ -11,8 +17,6 @@ Item shapes (the only place that knows them):
     ledger   pk=LEDGER#<sku>#<warehouse>   sk=<at, ISO 8601 UTC with microseconds>#<movement id>
              sku, warehouse, type, quantity, on_hand_delta, reserved_delta, reference, note,
              reason, actor, at
-    shipped  pk=SHIPPED#<sku>#<warehouse>  sk=<day, YYYY-MM-DD>
-             units (shipped from the warehouse that day), expires_ttl
 
 ``available`` is stored as well as derived: a DynamoDB condition cannot do arithmetic, and
 the guard every movement writes under is ``available >= :need``. Each level is its own
@@ -24,19 +28,21 @@ can be split into shards, each its own partition:
 
     shard    pk=STOCK#<sku>#<warehouse>#<n>   sk=SHARD       (n = 1 .. 31)
              sku, warehouse, shard_index, on_hand, reserved, available, movements, updated_at
-    ledger   pk=LEDGER#<sku>#<warehouse>#<n>  sk=<at>#<movement id>   (shard n's entries)
+    ledger   pk=LEDGER#<sku>#<warehouse>#<n>  sk=<at>#<movement id>   (shard n's entries,
+             with shard_index = n)
 
 Shard 0 is the level item itself, which then also carries ``shard_count`` (how many take
 stock and reservations) and ``shard_slots`` (how many items may hold its stock: more than
-``shard_count`` while a merge waits for reservations on the dropped shards to end). Reading a
+``shard_count`` while a merge waits for reservations on the dropped shards to end), and
+``sold_out`` exactly while the summed ``available`` is 0 or less. Reading a
 level reads the level item and, when ``shard_slots`` > 1, its other shards in one batch,
 and sums them; an unsharded level has neither attribute and is read and written exactly as
 before. Each shard's counters equal the sum of its own ledger, so the level's equal the
 sum of its shards' ledgers. Movements on shard 0 of a sharded level are guarded on
 ``shard_slots`` being what they were planned with; movements planned on an unsharded level
 are guarded on it still having none. Sharded levels keep no low-stock guard in their
-movements (the total is on no single item): ``sync_low_index`` sets the index key from the
-summed shards after the write.
+movements (the total is on no single item): ``stock_shards.sync_low_index`` sets the index
+key from the summed shards after the write.
 
 Every movement is a *delta* update guarded by the movement's own requirements, never a
 write of values read earlier, and its ledger entry is in the same transaction, so
@@ -53,64 +59,33 @@ and after, are what the plan was made from. A concurrent movement that moved the
 across the threshold makes the guard fail and the movement is planned again, so the key
 never disagrees with the level, and each crossing is seen by exactly one movement. (A
 movement added without the level it was planned from writes neither key nor guard.)
-Threshold changes write the key under the same kind of guard.
-
-Shipped units per (SKU, warehouse) and day are counted in the shipment's own transaction
-(``ADD``), so sales velocity is one Query of at most 30 small items, never a read of the
-ledger.
+Threshold changes (``store.low_stock``) write the key under the same kind of guard.
 """
 
 from __future__ import annotations
 
-import heapq
 import random
-import re
-import time as clock
 import uuid
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from dataclasses import replace
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from chalicelib.domain import inventory as rules
-from chalicelib.domain.errors import Conflict
-from chalicelib.domain.inventory import (
-    AdjustmentReason,
-    Movement,
-    MovementType,
-    Shard,
-    ShardsTooThin,
-    StockLevel,
-)
-from chalicelib.domain.paging import MAX_LEDGER_PAGE
+from chalicelib.domain.inventory import Movement, MovementType, Shard, ShardsTooThin, StockLevel
 from chalicelib.store import tables
-from chalicelib.store.pagination import InvalidCursor, Page, decode_cursor, encode_cursor, scope_of
 from chalicelib.store.unit_of_work import Tag, UnitOfWork
 
 STOCK_PREFIX = "STOCK#"
 LEVEL_SK = "LEVEL"
 SHARD_SK = "SHARD"
 LEDGER_PREFIX = "LEDGER#"
-SHIPPED_PREFIX = "SHIPPED#"
 LOW_STOCK_PREFIX = "LOWSTOCK#"
 LOW_STOCK_SHARDS = 8
 LOW_STOCK_INDEX = tables.GSI3
-OWN_THRESHOLD = "level"
-# Daily shipped counters outlive the 30-day sales window by a margin, then expire.
-SHIPPED_RETENTION = timedelta(days=45)
-# A threshold write re-tries when a movement moves the level across it meanwhile (bounded).
-_THRESHOLD_WRITE_ATTEMPTS = 5
-# A ledger page is re-read when a movement lands while it is being read (bounded).
-_LEDGER_READ_ATTEMPTS = 3
-_LEDGER_SORT_KEY = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00#[0-9a-f]{32}")
 
 StockKey = tuple[str, str]  # (sku, warehouse)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def stock_tag(sku: str, warehouse: str) -> Tag:
@@ -136,7 +111,7 @@ def shard_key(sku: str, warehouse: str, index: int) -> tables.RawItem:
     }
 
 
-def _ledger_pk(sku: str, warehouse: str, shard: int = 0) -> str:
+def ledger_pk(sku: str, warehouse: str, shard: int = 0) -> str:
     return f"{LEDGER_PREFIX}{sku}#{warehouse}" + (f"#{shard}" if shard else "")
 
 
@@ -175,10 +150,12 @@ def _levels_with_available(
     shards: dict[StockKey, list[tables.RawItem]] = defaultdict(list)
     for item in tables.batch_get(wanted, consistent=consistent) if wanted else []:
         shards[(item["sku"]["S"], item["warehouse"]["S"])].append(item)
-    return [_assemble(raw, shards[(raw["sku"]["S"], raw["warehouse"]["S"])]) for raw in raws]
+    return [assemble_level(raw, shards[(raw["sku"]["S"], raw["warehouse"]["S"])]) for raw in raws]
 
 
-def _assemble(raw: tables.RawItem, shard_items: Iterable[tables.RawItem]) -> tuple[StockLevel, int]:
+def assemble_level(
+    raw: tables.RawItem, shard_items: Iterable[tables.RawItem]
+) -> tuple[StockLevel, int]:
     """A level from its level item and its other shards' items (summed), with the stored
     ``available`` counters summed too."""
     level = level_from_item(raw)
@@ -203,39 +180,6 @@ def _assemble(raw: tables.RawItem, shard_items: Iterable[tables.RawItem]) -> tup
     return level, stored_available
 
 
-_EXACT_READ_ATTEMPTS = 5
-
-
-def exact_level(sku: str, warehouse: str) -> StockLevel | None:
-    """A level as one snapshot: a sharded level's items are read in one TransactGetItems, so
-    no move between shards is seen half done (a batch read may catch one in flight). For
-    the last word before telling a buyer the stock is gone. None when it does not exist."""
-    for attempt in range(_EXACT_READ_ATTEMPTS):
-        raw = _get_level_item(sku, warehouse)
-        if raw is None:
-            return None
-        slots = shard_slots(raw)
-        if slots <= 1:
-            return level_from_item(raw)
-        gets = [
-            {"Get": {"TableName": tables.table_name(), "Key": shard_key(sku, warehouse, i)}}
-            for i in range(slots)
-        ]
-        try:
-            response = tables.client().transact_get_items(TransactItems=gets)
-        except Exception as exc:
-            if tables.error_code(exc) != "TransactionCanceledException":
-                raise
-            clock.sleep(0.01 * 2**attempt)  # a write in flight: read again
-            continue
-        items = [entry.get("Item") for entry in response.get("Responses", [])]
-        first = items[0] if items else None
-        if first is None or shard_slots(first) != slots:
-            continue  # the layout changed between the two reads
-        return _assemble(first, [item for item in items[1:] if item])[0]
-    return levels_from_items([raw], consistent=True)[0] if raw else None
-
-
 def is_level_item(raw: tables.RawItem) -> bool:
     pk = raw.get(tables.PK, {}).get("S", "")
     return pk.startswith(STOCK_PREFIX) and raw.get(tables.SK, {}).get("S") == LEVEL_SK
@@ -251,10 +195,6 @@ def level_from_item(raw: tables.RawItem) -> StockLevel:
         reserved=int(item.get("reserved", 0)),
         low_stock_threshold=int(item.get("low_stock_threshold", 0)),
     )
-
-
-def _movement_count(raw: tables.RawItem | None) -> int:
-    return int(raw["movements"]["N"]) if raw and "movements" in raw else 0
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -288,7 +228,7 @@ def add_movement(
         return _add_sharded_movement(uow, movement, before, shard)
     movement_id = uuid.uuid4().hex
     sku, warehouse = movement.sku, movement.warehouse
-    at = _iso(movement.at)
+    at = tables.timestamp(movement.at)
     values = _delta_values(movement)
     update = _DELTA_UPDATE + (
         ", low_stock_threshold = if_not_exists(low_stock_threshold, :threshold),"
@@ -335,7 +275,7 @@ def _delta_values(movement: Movement) -> dict[str, Any]:
         ":one": {"N": "1"},
         ":sku": {"S": movement.sku},
         ":warehouse": {"S": movement.warehouse},
-        ":at": {"S": _iso(movement.at)},
+        ":at": {"S": tables.timestamp(movement.at)},
     }
 
 
@@ -356,7 +296,7 @@ def _add_ledger_entry(
     sku, warehouse = movement.sku, movement.warehouse
     entry = tables.to_item(
         {
-            tables.PK: _ledger_pk(sku, warehouse, shard),
+            tables.PK: ledger_pk(sku, warehouse, shard),
             tables.SK: f"{at}#{movement_id}",
             "entity": "stock_movement",
             "sku": sku,
@@ -394,7 +334,7 @@ def _add_sharded_movement(
         shard = random.randrange(before.shard_count)
     if stock_in and shard is None:
         ids = [
-            _add_shard_movement(uow, replace(movement, quantity=units), before, index)
+            add_shard_movement(uow, replace(movement, quantity=units), before, index)
             for index, units in rules.spread(movement.quantity, before.shard_count)
         ]
         return ids[0]
@@ -405,16 +345,16 @@ def _add_sharded_movement(
             if picked is None:
                 raise ShardsTooThin(before, movement.requires_available)
             shard = picked
-    return _add_shard_movement(uow, movement, before, shard)
+    return add_shard_movement(uow, movement, before, shard)
 
 
-def _add_shard_movement(uow: UnitOfWork, movement: Movement, before: StockLevel, index: int) -> str:
+def add_shard_movement(uow: UnitOfWork, movement: Movement, before: StockLevel, index: int) -> str:
     """One shard's guarded delta update and its ledger entry. Shard 0 (the level item) is
     guarded on the level's shard slots being those planned with, so no movement lands on a
     shard that readers no longer read."""
     movement_id = uuid.uuid4().hex
     sku, warehouse = movement.sku, movement.warehouse
-    at = _iso(movement.at)
+    at = tables.timestamp(movement.at)
     values = _delta_values(movement)
     update = _DELTA_UPDATE + ", sku = :sku, warehouse = :warehouse, updated_at = :at"
     conditions = _requirements(movement, values)
@@ -438,216 +378,20 @@ def _add_shard_movement(uow: UnitOfWork, movement: Movement, before: StockLevel,
     return movement_id
 
 
-# --- shards --------------------------------------------------------------------------------
-
-
-def set_shard_count(level: StockLevel, shards: int, *, at: datetime) -> bool:
-    """Make ``shards`` shards of ``level`` take stock and reservations (shard slots grow to
-    cover them, never shrink here); False when the level's sharding changed since it was
-    read. Movements planned from the old layout fail their guard and are planned again."""
-    slots = max(len(level.shards), shards) if level.is_sharded else max(shards, 1)
-    values: dict[str, Any] = {
-        ":shards": {"N": str(shards)},
-        ":slots": {"N": str(slots)},
-        ":at": {"S": _iso(at)},
-    }
-    update = "SET shard_count = :shards, shard_slots = :slots, updated_at = :at"
-    if level.is_sharded:
-        values[":old_slots"] = {"N": str(len(level.shards))}
-        attempts = [(update, "shard_slots = :old_slots", {})]
-    else:
-        # Flagged sold out as it is now (tried both ways: no read), so that the stream
-        # consumer tells analytics only about changes from here on.
-        plain = "attribute_exists(pk) AND attribute_not_exists(shard_slots) AND "
-        attempts = [
-            (f"{update}, {SOLD_OUT} = :yes", plain + "available <= :zero", {":yes": True}),
-            (update, plain + "available > :zero", {}),
-        ]
-    for expression, condition, extra in attempts:
-        extra_values = {name: {"BOOL": flag} for name, flag in extra.items()}
-        if not level.is_sharded:
-            extra_values[":zero"] = {"N": "0"}
-        try:
-            tables.client().update_item(
-                TableName=tables.table_name(),
-                Key=level_key(level.sku, level.warehouse),
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeValues={**values, **extra_values},
-            )
-        except Exception as exc:
-            if tables.error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            continue
-        return True
-    return False
-
-
-def add_shard_move(
-    uow: UnitOfWork,
-    level: StockLevel,
-    source: int,
-    target: int,
-    units: int,
-    *,
-    reference: str,
-    actor: str,
-    at: datetime,
-) -> None:
-    """Move ``units`` of available stock from shard ``source`` to shard ``target`` of a
-    sharded level, each side with its ledger entry (the level's counters do not change)."""
-    common = {
-        "sku": level.sku,
-        "warehouse": level.warehouse,
-        "quantity": units,
-        "on_hand": level.on_hand,
-        "reserved": level.reserved,
-        "at": at,
-        "actor": actor,
-        "reference": reference,
-    }
-    outgoing = Movement(type=MovementType.REBALANCED_OUT, **common)
-    incoming = Movement(type=MovementType.REBALANCED_IN, **common)
-    _add_shard_movement(uow, outgoing, level, source)
-    _add_shard_movement(uow, incoming, level, target)
-    if 0 not in (source, target):
-        # Neither side is the level item: check the shards are still read where they land.
-        uow.condition_check(
-            level_key(level.sku, level.warehouse),
-            "shard_slots = :slots",
-            tag=("stock-layout", level.sku, level.warehouse),
-            values={":slots": {"N": str(len(level.shards))}},
-        )
-
-
-def add_unshard(uow: UnitOfWork, level: StockLevel) -> None:
-    """Turn a sharded level with one active shard whose other shards are empty back into a
-    plain level: the empty shard items go (each only if still empty), the level item drops
-    its shard attributes and gets the low-stock index key its counters call for, guarded on
-    those counters and its slots being as read."""
-    sku, warehouse = level.sku, level.warehouse
-    for index in range(1, len(level.shards)):
-        uow.delete(
-            shard_key(sku, warehouse, index),
-            tag=("stock", sku, warehouse, index),
-            condition="attribute_not_exists(pk) OR (on_hand = :zero AND reserved = :zero)",
-            values={":zero": {"N": "0"}},
-        )
-    values: dict[str, Any] = {
-        ":slots": {"N": str(len(level.shards))},
-        ":one": {"N": "1"},
-        ":on_hand": {"N": str(level.on_hand)},
-        ":reserved": {"N": str(level.reserved)},
-    }
-    if level.is_low:
-        values.update(_low_stock_index_values(sku, warehouse))
-        update = (
-            f"REMOVE shard_count, shard_slots, {SOLD_OUT}"
-            f" SET {_LOW_PK} = :low_pk, {_LOW_SK} = :low_sk"
-        )
-    else:
-        update = f"REMOVE shard_count, shard_slots, {SOLD_OUT}, {_LOW_PK}, {_LOW_SK}"
-    uow.update(
-        level_key(sku, warehouse),
-        update,
-        tag=stock_tag(sku, warehouse),
-        condition="shard_slots = :slots AND shard_count = :one"
-        " AND on_hand = :on_hand AND reserved = :reserved",
-        values=values,
-    )
-
-
-SOLD_OUT = "sold_out"  # on a sharded level item, exactly while its summed available <= 0
-
-
-def sync_low_index(sku: str, warehouse: str) -> tuple[StockLevel, bool | None, bool | None] | None:
-    """For a sharded level: put the level item in the low-stock index, or take it out, and
-    flag it ``sold_out`` or not, as the summed shards say. Returns the level, then True when
-    this call found it newly low (False: newly recovered, None: the index already agreed),
-    then the same for sold out; None when the level is missing or not sharded. Each write
-    is conditional on the key or flag as read, so of two concurrent callers only one sees
-    each crossing."""
-    raw = _get_level_item(sku, warehouse)
-    if raw is None or shard_slots(raw) <= 1:
-        return None
-    level = levels_from_items([raw], consistent=True)[0]
-    slots = shard_slots(raw)
-    low = None
-    if level.is_low != (_LOW_PK in raw):
-        index_values = _low_stock_index_values(sku, warehouse) if level.is_low else {}
-        set_key = f"SET {_LOW_PK} = :low_pk, {_LOW_SK} = :low_sk"
-        update = set_key if level.is_low else f"REMOVE {_LOW_PK}, {_LOW_SK}"
-        if _flip(sku, warehouse, slots, _LOW_PK, level.is_low, update, index_values):
-            low = level.is_low
-    sold_out = level.available <= 0
-    out = None
-    if sold_out != (SOLD_OUT in raw):
-        update = f"SET {SOLD_OUT} = :yes" if sold_out else f"REMOVE {SOLD_OUT}"
-        yes = {":yes": {"BOOL": True}} if sold_out else {}
-        if _flip(sku, warehouse, slots, SOLD_OUT, sold_out, update, yes):
-            out = sold_out
-    return level, low, out
-
-
-def _flip(
-    sku: str,
-    warehouse: str,
-    slots: int,
-    attribute: str,
-    present: bool,
-    update: str,
-    values: dict[str, Any],
-) -> bool:
-    """Set or remove ``attribute`` of a sharded level item if it is still the other way;
-    False when someone else did (or the level's layout changed)."""
-    was = "attribute_not_exists" if present else "attribute_exists"
-    try:
-        tables.client().update_item(
-            TableName=tables.table_name(),
-            Key=level_key(sku, warehouse),
-            UpdateExpression=update,
-            ConditionExpression=f"shard_slots = :slots AND {was}({attribute})",
-            ExpressionAttributeValues={":slots": {"N": str(slots)}, **values},
-        )
-    except Exception as exc:
-        if tables.error_code(exc) != "ConditionalCheckFailedException":
-            raise
-        return False
-    return True
-
-
-def sharded_level_changed(record: Mapping[str, Any]) -> StockKey | None:
-    """The (sku, warehouse) of a sharded level whose ``available`` a table stream record
-    changed (a shard, or the level item of a sharded level); None for any other record."""
-    change = record.get("dynamodb") or {}
-    keys = change.get("Keys") or {}
-    new, old = change.get("NewImage") or {}, change.get("OldImage") or {}
-    if not new:
-        return None
-    if not is_shard_item(keys) and not (
-        is_level_item(keys) and ("shard_slots" in new or "shard_slots" in old)
-    ):
-        return None
-    watched = ("available", "low_stock_threshold", _LOW_PK)
-    if all(new.get(name) == old.get(name) for name in watched):
-        return None
-    return new["sku"]["S"], new["warehouse"]["S"]
-
-
 def low_stock_shard(sku: str, warehouse: str) -> int:
     return zlib.crc32(f"{sku}#{warehouse}".encode()) % LOW_STOCK_SHARDS
 
 
-def _low_stock_index_values(sku: str, warehouse: str) -> dict[str, Any]:
+def low_stock_index_values(sku: str, warehouse: str) -> dict[str, Any]:
     return {
         ":low_pk": {"S": f"{LOW_STOCK_PREFIX}{low_stock_shard(sku, warehouse)}"},
         ":low_sk": {"S": f"{sku}#{warehouse}"},
     }
 
 
-_LOW_PK, _LOW_SK = tables.GSI_KEYS[LOW_STOCK_INDEX]
-_SET_LOW_KEY = f", {_LOW_PK} = :low_pk, {_LOW_SK} = :low_sk"
-_REMOVE_LOW_KEY = f" REMOVE {_LOW_PK}, {_LOW_SK}"
+LOW_PK, LOW_SK = tables.GSI_KEYS[LOW_STOCK_INDEX]
+SET_LOW_KEY = f", {LOW_PK} = :low_pk, {LOW_SK} = :low_sk"
+REMOVE_LOW_KEY = f" REMOVE {LOW_PK}, {LOW_SK}"
 
 
 def _low_stock_index_update(
@@ -671,144 +415,9 @@ def _low_stock_index_update(
         f" (low_stock_threshold = :low_threshold AND {before_side} AND {after_side}))"
     )
     if will_be_low:
-        values.update(_low_stock_index_values(movement.sku, movement.warehouse))
-        return _SET_LOW_KEY, guard
-    return _REMOVE_LOW_KEY, guard
-
-
-def _shipped_key(sku: str, warehouse: str, day: date) -> tables.RawItem:
-    return {
-        tables.PK: {"S": f"{SHIPPED_PREFIX}{sku}#{warehouse}"},
-        tables.SK: {"S": day.isoformat()},
-    }
-
-
-def add_units_shipped(uow: UnitOfWork, sku: str, warehouse: str, day: date, units: int) -> None:
-    """Count ``units`` shipped from ``warehouse`` on ``day`` (an atomic ``ADD`` in ``uow``)."""
-    expires = datetime.combine(day + SHIPPED_RETENTION, time(), tzinfo=UTC)
-    uow.update(
-        _shipped_key(sku, warehouse, day),
-        "ADD units :units SET sku = :sku, warehouse = :warehouse, entity = :entity,"
-        f" {tables.TTL_ATTRIBUTE} = :expires",
-        tag=("shipped", sku, warehouse, day.isoformat()),
-        values={
-            ":units": {"N": str(units)},
-            ":sku": {"S": sku},
-            ":warehouse": {"S": warehouse},
-            ":entity": {"S": "units_shipped"},
-            ":expires": {"N": str(int(expires.timestamp()))},
-        },
-    )
-
-
-def units_shipped_by_day(sku: str, warehouse: str, first: date, last: date) -> dict[date, int]:
-    """Units shipped from ``warehouse`` per day from ``first`` to ``last`` (days without
-    shipments are left out): one Query of at most one small item per day."""
-    query: dict[str, Any] = {
-        "TableName": tables.table_name(),
-        "KeyConditionExpression": "pk = :pk AND sk BETWEEN :first AND :last",
-        "ExpressionAttributeValues": {
-            ":pk": {"S": f"{SHIPPED_PREFIX}{sku}#{warehouse}"},
-            ":first": {"S": first.isoformat()},
-            ":last": {"S": last.isoformat()},
-        },
-        "ProjectionExpression": "sk, units",
-    }
-    shipped: dict[date, int] = {}
-    while True:
-        response = tables.client().query(**query)
-        for raw in response.get("Items", []):
-            shipped[date.fromisoformat(raw[tables.SK]["S"])] = int(raw["units"]["N"])
-        if "LastEvaluatedKey" not in response:
-            return shipped
-        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-
-def set_threshold(
-    sku: str, warehouse: str, low_stock_threshold: int, *, at: datetime | None = None
-) -> StockLevel:
-    """Set a level's own low-stock threshold (creating an empty level if needed); the new
-    level. From then on the product's default no longer applies to it.
-
-    The threshold is not a movement: it writes no ledger entry and raises no event (a
-    level it makes low is in the low-stock index, where the scheduled check finds it).
-    """
-    raw = _write_threshold(sku, warehouse, low_stock_threshold, own=True, at=at)
-    assert raw is not None  # an own threshold is always written
-    return levels_from_items([raw], consistent=True)[0]
-
-
-def follow_default_threshold(
-    sku: str, warehouse: str, low_stock_threshold: int, *, at: datetime | None = None
-) -> StockLevel | None:
-    """Give an existing level its product's default threshold, unless ops set one of its
-    own; the new level, or None when the level does not exist or has its own."""
-    raw = _write_threshold(sku, warehouse, low_stock_threshold, own=False, at=at)
-    return None if raw is None else levels_from_items([raw], consistent=True)[0]
-
-
-def _write_threshold(
-    sku: str, warehouse: str, threshold: int, *, own: bool, at: datetime | None
-) -> tables.RawItem | None:
-    """Write ``threshold`` and the low-stock index key that goes with it, conditionally on
-    which side of the threshold ``available`` is (tried as low, then as not low: no read).
-    The item as written, or None when ``own`` is False and the level is missing or has a
-    threshold of its own."""
-    values: dict[str, Any] = {
-        ":threshold": {"N": str(threshold)},
-        ":zero": {"N": "0"},
-        ":sku": {"S": sku},
-        ":warehouse": {"S": warehouse},
-        ":entity": {"S": "stock_level"},
-        ":at": {"S": _iso(at or datetime.now(UTC))},
-        ":own": {"S": OWN_THRESHOLD},
-    }
-    update = (
-        "SET low_stock_threshold = :threshold,"
-        " on_hand = if_not_exists(on_hand, :zero),"
-        " reserved = if_not_exists(reserved, :zero),"
-        " available = if_not_exists(available, :zero),"
-        " movements = if_not_exists(movements, :zero),"
-        " sku = :sku, warehouse = :warehouse, entity = :entity, updated_at = :at"
-    )
-    if own:
-        update += ", threshold_source = :own"
-        # A level that does not exist yet is created empty: 0 available is low.
-        low_side = "(attribute_not_exists(available) OR available <= :threshold)"
-        precondition = ""
-    else:
-        low_side = "available <= :threshold"
-        precondition = (
-            "attribute_exists(pk) AND"
-            " (attribute_not_exists(threshold_source) OR threshold_source <> :own) AND "
-        )
-    attempts = [
-        (update + _SET_LOW_KEY, low_side, _low_stock_index_values(sku, warehouse)),
-        (update + _REMOVE_LOW_KEY, "available > :threshold", {}),
-    ]
-    for _ in range(_THRESHOLD_WRITE_ATTEMPTS):
-        for expression, side, index_values in attempts:
-            try:
-                response = tables.client().update_item(
-                    TableName=tables.table_name(),
-                    Key=level_key(sku, warehouse),
-                    UpdateExpression=expression,
-                    ConditionExpression=precondition + side,
-                    ExpressionAttributeValues={**values, **index_values},
-                    ReturnValues="ALL_NEW",
-                )
-            except Exception as exc:
-                if tables.error_code(exc) != "ConditionalCheckFailedException":
-                    raise
-                if not own and not _follows_default(_get_level_item(sku, warehouse)):
-                    return None
-                continue  # available is on the other side (or just moved): try that
-            return dict(response["Attributes"])
-    raise Conflict(f"Stock of {sku} in {warehouse} is changing too quickly; try again.")
-
-
-def _follows_default(raw: tables.RawItem | None) -> bool:
-    return raw is not None and raw.get("threshold_source", {}).get("S") != OWN_THRESHOLD
+        values.update(low_stock_index_values(movement.sku, movement.warehouse))
+        return SET_LOW_KEY, guard
+    return REMOVE_LOW_KEY, guard
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -848,91 +457,6 @@ def existing_levels(keys: Iterable[StockKey], *, consistent: bool = False) -> li
     )
 
 
-def levels_following_default(sku: str, warehouses: Iterable[str]) -> list[StockLevel]:
-    """The existing levels of ``sku`` among ``warehouses`` that have no threshold of their
-    own, so follow the product's default (one batch read)."""
-    found = tables.batch_get(
-        [level_key(sku, wh) for wh in sorted(set(warehouses))], consistent=True
-    )
-    levels = levels_from_items([raw for raw in found if _follows_default(raw)], consistent=True)
-    return sorted(levels, key=lambda level: level.warehouse)
-
-
-def low_levels(*, page_size: int = 100) -> Iterator[list[StockLevel]]:
-    """Every level at or under its threshold, a page at a time, from the low-stock index:
-    one Query per page of each shard (the index is eventually consistent: re-read a level
-    before acting on it)."""
-    for shard in range(LOW_STOCK_SHARDS):
-        query: dict[str, Any] = {
-            "TableName": tables.table_name(),
-            "IndexName": LOW_STOCK_INDEX,
-            "KeyConditionExpression": "#pk = :pk",
-            "ExpressionAttributeNames": {"#pk": _LOW_PK},
-            "ExpressionAttributeValues": {":pk": {"S": f"{LOW_STOCK_PREFIX}{shard}"}},
-            "Limit": page_size,
-        }
-        while True:
-            response = tables.client().query(**query)
-            page = levels_from_items(response.get("Items", []), consistent=False)
-            if page:
-                yield page
-            if "LastEvaluatedKey" not in response:
-                break
-            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-
-_LOW_POSITION = re.compile(r"[^#]+#[^#]+")
-
-
-def low_levels_page(*, warehouse: str | None, limit: int, cursor: str | None) -> Page[StockLevel]:
-    """Levels at or under their threshold (in one warehouse, or all), ``limit`` at a time:
-    the low-stock index's shards one after another, a Query per page of each."""
-    scope = scope_of("low_levels", warehouse)
-    shard, after = 0, None
-    if cursor:
-        position = decode_cursor(cursor, scope)
-        shard, after = position.get("shard"), position.get("after")
-        if not isinstance(shard, int) or not 0 <= shard < LOW_STOCK_SHARDS:
-            raise InvalidCursor()
-        if not isinstance(after, str) or not _LOW_POSITION.fullmatch(after):
-            raise InvalidCursor()
-    found: list[tuple[int, StockLevel]] = []
-    while shard < LOW_STOCK_SHARDS and len(found) <= limit:
-        query: dict[str, Any] = {
-            "TableName": tables.table_name(),
-            "IndexName": LOW_STOCK_INDEX,
-            "KeyConditionExpression": "#pk = :pk",
-            "ExpressionAttributeNames": {"#pk": _LOW_PK},
-            "ExpressionAttributeValues": {":pk": {"S": f"{LOW_STOCK_PREFIX}{shard}"}},
-            "Limit": limit + 1,
-        }
-        if warehouse is not None:
-            query["FilterExpression"] = "warehouse = :warehouse"
-            query["ExpressionAttributeValues"][":warehouse"] = {"S": warehouse}
-        if after is not None:
-            sku, warehouse_id = after.split("#")
-            query["ExclusiveStartKey"] = {
-                **level_key(sku, warehouse_id),
-                _LOW_PK: {"S": f"{LOW_STOCK_PREFIX}{shard}"},
-                _LOW_SK: {"S": after},
-            }
-        while len(found) <= limit:
-            response = tables.client().query(**query)
-            found.extend((shard, level) for level in levels_from_items(response.get("Items", [])))
-            if "LastEvaluatedKey" not in response:
-                break
-            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        shard, after = shard + 1, None
-    page, more = found[:limit], len(found) > limit
-    next_cursor = None
-    if more:
-        last_shard, last = page[-1]
-        next_cursor = encode_cursor(
-            scope, {"shard": last_shard, "after": f"{last.sku}#{last.warehouse}"}
-        )
-    return Page(items=[level for _, level in page], next_cursor=next_cursor)
-
-
 def levels_with_stored_available(
     keys: Iterable[StockKey], *, consistent: bool = True
 ) -> list[tuple[StockLevel, int]]:
@@ -945,187 +469,8 @@ def levels_with_stored_available(
     return sorted(rows, key=lambda row: (row[0].sku, row[0].warehouse))
 
 
-def _get_level_item(sku: str, warehouse: str) -> tables.RawItem | None:
+def get_level_item(sku: str, warehouse: str) -> tables.RawItem | None:
     response = tables.client().get_item(
         TableName=tables.table_name(), Key=level_key(sku, warehouse), ConsistentRead=True
     )
     return response.get("Item")
-
-
-def _movement_from_item(raw: tables.RawItem, on_hand: int, reserved: int) -> Movement:
-    """A ledger entry, with the resulting counters supplied by the caller's walk."""
-    item = tables.from_item(raw)
-    reason = item.get("reason")
-    return Movement(
-        type=MovementType(item["type"]),
-        sku=item["sku"],
-        warehouse=item["warehouse"],
-        quantity=int(item["quantity"]),
-        on_hand=on_hand,
-        reserved=reserved,
-        at=datetime.fromisoformat(item["at"]),
-        actor=item.get("actor") or "",
-        reference=item.get("reference"),
-        note=item.get("note"),
-        reason=AdjustmentReason(reason) if reason else None,
-    )
-
-
-def _deltas(raw: tables.RawItem) -> tuple[int, int]:
-    return int(raw["on_hand_delta"]["N"]), int(raw["reserved_delta"]["N"])
-
-
-def ledger_page(
-    sku: str, warehouse: str, cursor: str | None = None, limit: int = 50
-) -> Page[Movement]:
-    """Ledger entries newest first, each with the on_hand/reserved it left behind.
-
-    Entries store deltas; the resulting counters are found by walking back from the
-    current level (the newest entry left exactly the current level). The level counts its
-    movements, so the walk is only trusted when no movement landed between reading the
-    level and reading the page (else it is read again). Movements that commit within the
-    same microsecond are ordered by their random ids, so their intermediate counters may
-    show in either order; the counters after both are exact.
-
-    The cursor carries the position and the counters reached so far.
-    """
-    limit = max(1, min(limit, MAX_LEDGER_PAGE))
-    scope = scope_of("stock.ledger", sku, warehouse)
-    query: dict[str, Any] = {
-        "TableName": tables.table_name(),
-        "KeyConditionExpression": "pk = :pk",
-        "ExpressionAttributeValues": {":pk": {"S": _ledger_pk(sku, warehouse)}},
-        "ScanIndexForward": False,
-        "ConsistentRead": True,
-    }
-    slots = shard_slots(_get_level_item(sku, warehouse))
-    if slots > 1:
-        on_hand, reserved, raws = _sharded_ledger_head(
-            sku, warehouse, slots, cursor and decode_cursor(cursor, scope), limit + 1
-        )
-    elif cursor:
-        after, on_hand, reserved = _ledger_position(decode_cursor(cursor, scope))
-        query["ExclusiveStartKey"] = {
-            tables.PK: {"S": _ledger_pk(sku, warehouse)},
-            tables.SK: {"S": after},
-        }
-        raws = _query_up_to(query, limit + 1)
-    else:
-        on_hand, reserved, raws = _first_page(sku, warehouse, query, limit + 1)
-
-    movements: list[Movement] = []
-    for raw in raws[:limit]:
-        movements.append(_movement_from_item(raw, on_hand, reserved))
-        on_hand_delta, reserved_delta = _deltas(raw)
-        on_hand, reserved = on_hand - on_hand_delta, reserved - reserved_delta
-    next_cursor = None
-    if len(raws) > limit:
-        last_sort_key = raws[limit - 1][tables.SK]["S"]
-        next_cursor = encode_cursor(
-            scope, {"after": last_sort_key, "on_hand": on_hand, "reserved": reserved}
-        )
-    return Page(items=movements, next_cursor=next_cursor)
-
-
-def _sharded_ledger_head(
-    sku: str, warehouse: str, slots: int, position: dict[str, Any] | None, count: int
-) -> tuple[int, int, list[tables.RawItem]]:
-    """A sharded level's ledger, newest first: the shards' ledgers merged (each read up to
-    ``count`` entries before the cursor's position), with the counters to walk back from —
-    the cursor's, or the summed shards' when no movement landed while the page was read."""
-
-    def newest(after: str | None) -> list[tables.RawItem]:
-        merged: list[tables.RawItem] = []
-        for index in range(slots):
-            query: dict[str, Any] = {
-                "TableName": tables.table_name(),
-                "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": {":pk": {"S": _ledger_pk(sku, warehouse, index)}},
-                "ScanIndexForward": False,
-                "ConsistentRead": True,
-            }
-            if after is not None:
-                query["KeyConditionExpression"] += " AND sk < :after"
-                query["ExpressionAttributeValues"][":after"] = {"S": after}
-            merged.extend(_query_up_to(query, count))
-        merged.sort(key=lambda raw: raw[tables.SK]["S"], reverse=True)
-        return merged[:count]
-
-    if position is not None:
-        after, on_hand, reserved = _ledger_position(position)
-        return on_hand, reserved, newest(after)
-    keys = [shard_key(sku, warehouse, index) for index in range(slots)]
-    for _ in range(_LEDGER_READ_ATTEMPTS):
-        before = tables.batch_get(keys, consistent=True)
-        raws = newest(None)
-        current = tables.batch_get(keys, consistent=True)
-        if sum(map(_movement_count, before)) == sum(map(_movement_count, current)):
-            break
-    on_hand = sum(int(raw.get("on_hand", {}).get("N", "0")) for raw in current)
-    reserved = sum(int(raw.get("reserved", {}).get("N", "0")) for raw in current)
-    return on_hand, reserved, raws
-
-
-def _first_page(
-    sku: str, warehouse: str, query: dict[str, Any], count: int
-) -> tuple[int, int, list[tables.RawItem]]:
-    for _ in range(_LEDGER_READ_ATTEMPTS):
-        before = _get_level_item(sku, warehouse)
-        raws = _query_up_to(dict(query), count)
-        after = _get_level_item(sku, warehouse)
-        if _movement_count(before) == _movement_count(after):
-            break
-    level = level_from_item(after) if after else StockLevel.empty(sku, warehouse)
-    return level.on_hand, level.reserved, raws
-
-
-def _ledger_position(position: dict[str, Any]) -> tuple[str, int, int]:
-    after, on_hand, reserved = (position.get(k) for k in ("after", "on_hand", "reserved"))
-    if not isinstance(after, str) or not _LEDGER_SORT_KEY.fullmatch(after):
-        raise InvalidCursor()
-    for number in (on_hand, reserved):
-        if not isinstance(number, int) or isinstance(number, bool):
-            raise InvalidCursor()
-    return after, on_hand, reserved
-
-
-def _query_up_to(query: dict[str, Any], count: int) -> list[tables.RawItem]:
-    items: list[tables.RawItem] = []
-    while len(items) < count:
-        response = tables.client().query(**query, Limit=count - len(items))
-        items.extend(response.get("Items", []))
-        if "LastEvaluatedKey" not in response:
-            break
-        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-    return items
-
-
-def iter_ledger(sku: str, warehouse: str) -> Iterator[Movement]:
-    """Every ledger entry, oldest first, with counters as the ledger alone says (for audits).
-
-    A sharded level's entries are its shards' ledgers merged in time order."""
-    slots = shard_slots(_get_level_item(sku, warehouse))
-    entries = heapq.merge(
-        *(_ledger_items(sku, warehouse, index) for index in range(slots)),
-        key=lambda raw: raw[tables.SK]["S"],
-    )
-    on_hand = reserved = 0
-    for raw in entries:
-        on_hand_delta, reserved_delta = _deltas(raw)
-        on_hand, reserved = on_hand + on_hand_delta, reserved + reserved_delta
-        yield _movement_from_item(raw, on_hand, reserved)
-
-
-def _ledger_items(sku: str, warehouse: str, shard: int) -> Iterator[tables.RawItem]:
-    query: dict[str, Any] = {
-        "TableName": tables.table_name(),
-        "KeyConditionExpression": "pk = :pk",
-        "ExpressionAttributeValues": {":pk": {"S": _ledger_pk(sku, warehouse, shard)}},
-        "ConsistentRead": True,
-    }
-    while True:
-        response = tables.client().query(**query)
-        yield from response.get("Items", [])
-        if "LastEvaluatedKey" not in response:
-            return
-        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -14,6 +14,7 @@ import functools
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.settings import get_settings
@@ -97,6 +98,11 @@ def from_item(raw: Mapping[str, Any]) -> Item:
     """Attribute values to plain values (numbers come back as ``Decimal``)."""
     deserialize = _deserializer().deserialize
     return {name: deserialize(value) for name, value in raw.items()}
+
+
+def timestamp(moment: datetime) -> str:
+    """A moment as stored: ISO 8601 in UTC with microseconds, so stored times sort as text."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def error_code(exc: Exception) -> str:

@@ -34,7 +34,7 @@ from chalicelib.observability import logger
 from chalicelib.services import stock
 from chalicelib.settings import get_settings
 from chalicelib.store import analytics as analytics_store
-from chalicelib.store import inventory, outbox
+from chalicelib.store import outbox, stock_shards
 from chalicelib.workers.batches import CORRELATION_ATTRIBUTE
 from chalicelib.workers.schedules import run_moment
 
@@ -140,7 +140,7 @@ def forward(records: Iterable[Mapping[str, Any]]) -> list[str]:
         change = record.get("dynamodb") or {}
         sequence_number = str(change.get("SequenceNumber", ""))
         keys = change.get("Keys") or {}
-        written = inventory.sharded_level_changed(record)
+        written = stock_shards.sharded_level_changed(record)
         if written is not None:
             sharded[written] = sequence_number
         if record.get("eventName") != "INSERT" or not outbox.is_outbox_key(

@@ -37,7 +37,7 @@ from chalicelib.services import (
     stock_audit,
 )
 from chalicelib.settings import get_settings
-from chalicelib.store import inventory, tables
+from chalicelib.store import inventory, stock_ledger, tables
 from chalicelib.store import orders as order_store
 from chalicelib.store import payments as payment_store
 from chalicelib.store.unit_of_work import UnitOfWork
@@ -271,9 +271,9 @@ def test_partial_return_restocks_one_line_writes_off_another_and_owes_its_refund
     assert received.json_body["status"] == "received"
     assert levels("MUG")["SH"][0] == before_mug[0] + 1
     assert levels("TEA")["SH"] == before_tea
-    types = [m.type.value for m in inventory.iter_ledger("TEA", "SH")]
+    types = [m.type.value for m in stock_ledger.iter_ledger("TEA", "SH")]
     assert types[-1] == "written_off"
-    assert [m.type.value for m in inventory.iter_ledger("MUG", "SH")][-1] == "returned"
+    assert [m.type.value for m in stock_ledger.iter_ledger("MUG", "SH")][-1] == "returned"
     (refund,) = pending_refunds(order.order_id)
     assert refund.amount == Money(2900 + 4550, "CNY")  # not the whole order: no shipping back
     assert refund.status.value == "pending"
@@ -480,7 +480,7 @@ def test_received_exchange_ships_through_the_fulfilment_queue_once(world: Api) -
     consume(world, "after_sales.received")  # a redelivery changes nothing
     shipped = after_sales.get_request(request_id, viewer_id="x", staff=True)
     assert shipped.status.value == "exchange_shipped"
-    assert [m.type.value for m in inventory.iter_ledger("MUG", "SH")].count("shipped") == 2
+    assert [m.type.value for m in stock_ledger.iter_ledger("MUG", "SH")].count("shipped") == 2
     assert len(outbox_events("after_sales.exchange_shipped")) == 1
     assert_stock_balanced()
 

@@ -23,7 +23,8 @@ from chalicelib.adapters import queues
 from chalicelib.domain import inventory as rules
 from chalicelib.services import stock
 from chalicelib.settings import get_settings
-from chalicelib.store import inventory, tables
+from chalicelib.store import inventory, tables, units_shipped
+from chalicelib.store import low_stock as low_stock_store
 from chalicelib.store.unit_of_work import UnitOfWork
 from chalicelib.workers import outbox as outbox_worker
 from infra.local.pump import scheduled_event, sqs_record
@@ -152,7 +153,7 @@ def ship_directly(sku: str, warehouse: str, quantity: int, *, at: datetime) -> N
 
 
 def low_index() -> set[tuple[str, str]]:
-    return {(level.sku, level.warehouse) for page in inventory.low_levels() for level in page}
+    return {(level.sku, level.warehouse) for page in low_stock_store.low_levels() for level in page}
 
 
 def product_body(**overrides: Any) -> dict[str, Any]:
@@ -367,7 +368,7 @@ def test_the_alert_suggests_a_reorder_from_thirty_days_of_shipments(ops: Ops) ->
     ship_directly("MUG", "SH", 20, at=now)
     ship_directly("MUG", "SH", 25, at=now - timedelta(days=31))  # before the window
     today = stock.business_day(now)
-    shipped = inventory.units_shipped_by_day("MUG", "SH", today - timedelta(days=40), today)
+    shipped = units_shipped.units_shipped_by_day("MUG", "SH", today - timedelta(days=40), today)
     assert sorted(shipped.values()) == [20, 25, 40]
 
     ops.forward()

@@ -26,7 +26,7 @@ from chalicelib.domain.money import Money
 from chalicelib.domain.orders import OrderStatus, ShipmentStatus
 from chalicelib.services import catalogue, stock
 from chalicelib.settings import get_settings
-from chalicelib.store import inventory, tables
+from chalicelib.store import inventory, stock_ledger, tables
 from chalicelib.store import orders as order_store
 from chalicelib.store.unit_of_work import CancellationReason, TransactionCancelled, UnitOfWork
 
@@ -160,7 +160,7 @@ def outbox_events(event_type: str) -> list[dict[str, Any]]:
 
 
 def ledger_types(sku: str, warehouse: str) -> list[str]:
-    return [movement.type.value for movement in inventory.iter_ledger(sku, warehouse)]
+    return [movement.type.value for movement in stock_ledger.iter_ledger(sku, warehouse)]
 
 
 # --- placing ---------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ from chalicelib.domain.money import Money
 from chalicelib.domain.payments import Payment
 from chalicelib.services import catalogue, low_stock, payments, stock
 from chalicelib.services.stock_audit import audit_stock
-from chalicelib.store import inventory, tables
+from chalicelib.store import inventory, stock_ledger, stock_shards, tables
+from chalicelib.store import low_stock as low_stock_store
 from chalicelib.store import orders as order_store
 from chalicelib.store import payments as payment_store
 from chalicelib.store.unit_of_work import UnitOfWork
@@ -259,7 +260,7 @@ def test_a_rebalance_moves_stock_between_shards_with_ledger_entries_and_keeps_th
     after = level()
     assert (after.on_hand, after.reserved) == (before.on_hand, before.reserved)
     assert sorted(shard.available for shard in after.shards) == [3, 3, 4, 4]
-    types = [movement.type.value for movement in inventory.iter_ledger("DROP", "SH")]
+    types = [movement.type.value for movement in stock_ledger.iter_ledger("DROP", "SH")]
     assert "rebalanced_out" in types and "rebalanced_in" in types
     assert types.count("rebalanced_out") == types.count("rebalanced_in")
     assert_balanced()
@@ -332,7 +333,7 @@ def test_paying_commits_the_reservation_on_its_shard(world: Api) -> None:
     (held,) = paid.allocations
     committed = [
         movement
-        for movement in inventory.iter_ledger("DROP", "SH")
+        for movement in stock_ledger.iter_ledger("DROP", "SH")
         if movement.type.value == "committed"
     ]
     assert [movement.reference for movement in committed] == [order_id]
@@ -357,7 +358,7 @@ def test_low_stock_on_a_sharded_level_is_seen_once_from_the_summed_shards(world:
     assert event.type == stock.STOCK_LOW
     assert event.payload["available"] == 5
     assert stock.sync_low_stock("DROP", "SH") == []  # the same crossing is not seen twice
-    low = [lv for page in inventory.low_levels() for lv in page]
+    low = [lv for page in low_stock_store.low_levels() for lv in page]
     assert [(lv.sku, lv.available) for lv in low] == [("DROP", 5)]
     opened = low_stock.reconcile_level("DROP", "SH").opened
     assert opened is not None and opened.available == 5
@@ -366,7 +367,7 @@ def test_low_stock_on_a_sharded_level_is_seen_once_from_the_summed_shards(world:
     stock.receive("DROP", "SH", 10, actor="ops-1")
     (recovered,) = stock.sync_low_stock("DROP", "SH")
     assert recovered.type == stock.STOCK_RECOVERED
-    assert [lv for page in inventory.low_levels() for lv in page] == []
+    assert [lv for page in low_stock_store.low_levels() for lv in page] == []
 
 
 def test_a_sharded_movement_writes_no_in_transaction_low_stock_event(world: Api) -> None:
@@ -398,7 +399,7 @@ def test_a_stream_record_of_a_shard_names_its_level(world: Api) -> None:
             "OldImage": {**image, "available": {"N": "5"}},
         },
     }
-    assert inventory.sharded_level_changed(record) == ("DROP", "SH")
+    assert stock_shards.sharded_level_changed(record) == ("DROP", "SH")
     plain = {
         "eventName": "MODIFY",
         "dynamodb": {
@@ -407,20 +408,20 @@ def test_a_stream_record_of_a_shard_names_its_level(world: Api) -> None:
             "OldImage": {**image, "available": {"N": "5"}},
         },
     }
-    assert inventory.sharded_level_changed(plain) is None
+    assert stock_shards.sharded_level_changed(plain) is None
 
 
 def test_an_exact_read_of_a_sharded_level_is_one_snapshot_of_every_shard(world: Api) -> None:
     stock.receive("DROP", "SH", 9, actor="ops-1")
-    assert inventory.exact_level("DROP", "SH") == level()  # unsharded: the level item
+    assert stock_shards.exact_level("DROP", "SH") == level()  # unsharded: the level item
     put_shards(world, {"shards": 3})
     place(world, 2, "c-1")
 
-    exact = inventory.exact_level("DROP", "SH")
+    exact = stock_shards.exact_level("DROP", "SH")
 
     assert exact == level()
     assert exact is not None and (exact.on_hand, exact.reserved, len(exact.shards)) == (9, 2, 3)
-    assert inventory.exact_level("DROP", "BJ") is None
+    assert stock_shards.exact_level("DROP", "BJ") is None
 
 
 def test_the_ledger_of_a_sharded_level_reads_as_one_ledger_newest_first(world: Api) -> None:
@@ -439,7 +440,7 @@ def test_the_ledger_of_a_sharded_level_reads_as_one_ledger_newest_first(world: A
         if cursor is None:
             break
 
-    assert len(entries) == len(list(inventory.iter_ledger("DROP", "SH")))
+    assert len(entries) == len(list(stock_ledger.iter_ledger("DROP", "SH")))
     assert [entry["at"] for entry in entries] == sorted(
         (entry["at"] for entry in entries), reverse=True
     )

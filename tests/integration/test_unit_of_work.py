@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib.domain import inventory as rules
-from chalicelib.store import inventory, outbox, tables
+from chalicelib.store import inventory, outbox, stock_ledger, tables
 from chalicelib.store.unit_of_work import (
     CONDITIONAL_CHECK_FAILED,
     TRANSACTION_CONFLICT,
@@ -105,7 +105,7 @@ def test_a_short_stock_line_is_named_by_sku_and_warehouse_and_no_line_moves(
     assert inventory.level_from_item(short.item).available == 1
     levels = inventory.get_levels_many([("SKU-A", "wh-1"), ("SKU-B", "wh-2")], consistent=True)
     assert [lv.reserved for lv in levels.values()] == [0, 0]
-    assert [m.type for m in inventory.iter_ledger("SKU-A", "wh-1")] == ["received"]
+    assert [m.type for m in stock_ledger.iter_ledger("SKU-A", "wh-1")] == ["received"]
 
 
 def test_a_movement_that_needs_stock_fails_on_a_level_that_does_not_exist(aws_table: str) -> None:
