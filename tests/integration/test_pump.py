@@ -380,6 +380,85 @@ def test_stream_record_that_keeps_failing_is_given_up_and_the_shard_moves_on(
     assert info["batchSize"] == 1
 
 
+def _write_stream_backlog(dynamodb: Any, table: str, count: int) -> list[str]:
+    keys = [f"item-{index:04d}" for index in range(count)]
+    for sk in keys:
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": "p"}, "sk": {"S": sk}})
+    return keys
+
+
+def test_stream_backlog_larger_than_a_batch_drains_in_one_pass_in_order(
+    dynamodb: Any, endpoint_url: str
+) -> None:
+    table, stream_arn = _table_with_stream(dynamodb)
+    batches: list[list[str]] = []
+    app = Chalice(app_name="pump-test")
+
+    @app.on_dynamodb_record(stream_arn=stream_arn, batch_size=10)
+    def outbox(event: Any) -> None:
+        batches.append([record.keys["sk"]["S"] for record in event])
+
+    written = _write_stream_backlog(dynamodb, table, 35)
+    pump = Pump(app, _env(endpoint_url))
+
+    delivered = pump.run_once()
+
+    assert delivered == 35
+    assert [len(batch) for batch in batches] == [10, 10, 10, 5]  # the handler's batch size
+    assert [sk for batch in batches for sk in batch] == written
+
+
+def test_stream_backlog_is_drained_a_bounded_number_of_batches_per_pass(
+    dynamodb: Any, endpoint_url: str
+) -> None:
+    table, stream_arn = _table_with_stream(dynamodb)
+    batches: list[list[str]] = []
+    app = Chalice(app_name="pump-test")
+
+    @app.on_dynamodb_record(stream_arn=stream_arn, batch_size=10)
+    def outbox(event: Any) -> None:
+        batches.append([record.keys["sk"]["S"] for record in event])
+
+    written = _write_stream_backlog(dynamodb, table, 25)
+    pump = Pump(app, _env(endpoint_url), settings=PumpSettings(stream_batches_per_pass=2))
+
+    assert pump.run_once() == 20
+    assert pump.run_once() == 5
+    assert [len(batch) for batch in batches] == [10, 10, 5]
+    assert [sk for batch in batches for sk in batch] == written
+
+
+def test_stream_failure_in_a_backlog_stops_the_shard_for_this_pass_and_retries_from_it(
+    dynamodb: Any, endpoint_url: str
+) -> None:
+    table, stream_arn = _table_with_stream(dynamodb)
+    batches: list[list[str]] = []
+    app = Chalice(app_name="pump-test")
+
+    @app.on_dynamodb_record(stream_arn=stream_arn, batch_size=10)
+    def outbox(event: Any) -> dict[str, Any]:
+        raws = [record.to_dict() for record in event]
+        batches.append([r["dynamodb"]["Keys"]["sk"]["S"] for r in raws])
+        failed = [
+            {"itemIdentifier": r["dynamodb"]["SequenceNumber"]}
+            for r in raws
+            if r["dynamodb"]["Keys"]["sk"]["S"] == "item-0013" and len(batches) == 2
+        ]
+        return {"batchItemFailures": failed}
+
+    written = _write_stream_backlog(dynamodb, table, 30)
+    pump = Pump(app, _env(endpoint_url), settings=PumpSettings(stream_retry_delay=0))
+
+    assert pump.run_once() == 13  # the first batch, then the second up to its failed record
+    _run_until(pump, lambda: bool(batches) and batches[-1][-1] == written[-1])
+
+    assert batches[1] == written[10:20]
+    assert batches[2] == written[13:20]  # retried from the failed record, nothing skipped
+    # Counting only what was checkpointed of the failed batch, every record arrives once, in order.
+    checkpointed = [batches[0], batches[1][:3], *batches[2:]]
+    assert [sk for batch in checkpointed for sk in batch] == written
+
+
 # --- schedules ---------------------------------------------------------------------------------
 
 
