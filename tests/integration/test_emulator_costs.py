@@ -1,8 +1,9 @@
 """The emulator's cheaper request handling answers exactly as moto's own code does.
 
-Each shortcut in ``infra/local/aws_emulator.py`` that cuts a per-request cost (the item size
-check, parsed update expressions, the SQS retention check, the backend lookup per host) is run
-here next to the moto code it replaces, and the outcomes must be the same.
+Each shortcut that cuts a per-request cost (in ``infra/local/emulator_speedups.py``: the item
+size check, parsed update expressions, the SQS retention check; in the emulator itself: the
+backend lookup per host) is run here next to the moto code it replaces, and the outcomes must be
+the same.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.sqs import models as sqs_models
 
-from infra.local import aws_emulator
+from infra.local import aws_emulator, emulator_speedups
 from infra.local.aws_emulator import flat_transactions
 
 REGION = "us-east-1"
@@ -87,7 +88,9 @@ def _built(init: Any, attrs: dict[str, Any]) -> tuple[str, Any]:
 def test_items_are_built_and_refused_for_size_exactly_as_moto_builds_them(
     attrs: dict[str, Any],
 ) -> None:
-    assert _built(aws_emulator._item_init, attrs) == _built(aws_emulator._original_item_init, attrs)
+    assert _built(emulator_speedups._item_init, attrs) == _built(
+        emulator_speedups._original_item_init, attrs
+    )
 
 
 def test_an_item_at_the_size_limit_is_stored_and_one_byte_more_is_refused() -> None:
@@ -159,7 +162,7 @@ def _updates(client: Any) -> list[dict[str, Any]]:
 @contextlib.contextmanager
 def _motos_own_update_parser() -> Iterator[None]:
     patched = UpdateExpressionParser.make
-    UpdateExpressionParser.make = classmethod(aws_emulator._original_update_parser_make)  # type: ignore[method-assign,assignment]
+    UpdateExpressionParser.make = classmethod(emulator_speedups._original_update_parser_make)  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
@@ -171,7 +174,7 @@ def test_a_parsed_update_expression_is_reused_with_each_requests_own_names_and_v
         client = boto3.client("dynamodb", region_name=REGION)
         _create_table(client)
         ours = _updates(client)
-        assert UPDATE in aws_emulator._parsed_updates
+        assert UPDATE in emulator_speedups._parsed_updates
         client.delete_table(TableName=TABLE)
         _create_table(client)
         with _motos_own_update_parser():
@@ -200,7 +203,7 @@ def test_a_malformed_update_expression_is_refused_every_time_and_never_kept() ->
                     ExpressionAttributeValues={":v": {"N": "1"}},
                 )
             assert refused.value.response["Error"]["Code"] == "ValidationException"
-        assert "SET n = = :v" not in aws_emulator._parsed_updates
+        assert "SET n = = :v" not in emulator_speedups._parsed_updates
         assert "Item" not in client.get_item(
             TableName=TABLE, Key={"pk": {"S": "P"}, "sk": {"S": "S"}}
         )
@@ -286,15 +289,20 @@ def test_the_dispatcher_finds_motos_backend_for_each_host_and_lists_moto_only_on
 
 def test_patches_are_removed_when_the_last_emulator_stops() -> None:
     with flat_transactions():
-        assert Item.__init__ is aws_emulator._item_init
-        assert sqs_models.camelcase_to_underscores is aws_emulator._cached_camelcase_to_underscores
-    assert Item.__init__ is aws_emulator._original_item_init
-    assert UpdateExpressionParser.make.__func__ is aws_emulator._original_update_parser_make  # type: ignore[attr-defined]
+        assert Item.__init__ is emulator_speedups._item_init
+        assert (
+            sqs_models.camelcase_to_underscores
+            is emulator_speedups._cached_camelcase_to_underscores
+        )
+    assert Item.__init__ is emulator_speedups._original_item_init
+    assert UpdateExpressionParser.make.__func__ is emulator_speedups._original_update_parser_make  # type: ignore[attr-defined]
     assert (
         sqs_models.SQSBackend.is_message_valid_based_on_retention_period
-        is aws_emulator._original_retention_check
+        is emulator_speedups._original_retention_check
     )
-    assert sqs_models.camelcase_to_underscores is aws_emulator._original_camelcase_to_underscores
+    assert (
+        sqs_models.camelcase_to_underscores is emulator_speedups._original_camelcase_to_underscores
+    )
 
 
 # --- update validation: moto's tree walks with their lookups made once per walk ---------------
@@ -362,15 +370,15 @@ def _motos_own_traversal() -> Iterator[None]:
 
     patched = DepthFirstTraverser.traverse
     patched_counts = ActionCountValidator.verify_action_counts
-    DepthFirstTraverser.traverse = aws_emulator._original_traverse  # type: ignore[method-assign]
-    ActionCountValidator.verify_action_counts = aws_emulator._original_verify_action_counts  # type: ignore[method-assign]
+    DepthFirstTraverser.traverse = emulator_speedups._original_traverse  # type: ignore[method-assign]
+    ActionCountValidator.verify_action_counts = emulator_speedups._original_verify_action_counts  # type: ignore[method-assign]
     del Node.__deepcopy__  # type: ignore[attr-defined]
     try:
         yield
     finally:
         DepthFirstTraverser.traverse = patched  # type: ignore[method-assign]
         ActionCountValidator.verify_action_counts = patched_counts  # type: ignore[method-assign]
-        Node.__deepcopy__ = aws_emulator._node_deepcopy  # type: ignore[attr-defined]
+        Node.__deepcopy__ = emulator_speedups._node_deepcopy  # type: ignore[attr-defined]
 
 
 def test_updates_are_validated_and_applied_exactly_as_by_motos_tree_walks() -> None:
@@ -399,7 +407,7 @@ def test_each_response_class_has_its_action_names_listed_once_and_as_moto_lists_
 
     with flat_transactions():
         listed = core_responses.method_names_from_class(DynamoHandler)
-        assert listed == aws_emulator._original_method_names_from_class(DynamoHandler)
+        assert listed == emulator_speedups._original_method_names_from_class(DynamoHandler)
         assert "transact_write_items" in listed
 
         def walked(*args: Any, **kwargs: Any) -> Any:
@@ -422,7 +430,7 @@ def _shape(node: Any, parent: Any = None) -> Any:
 def test_a_copied_update_tree_has_the_same_shape_and_its_own_nodes() -> None:
     import copy
 
-    tree = aws_emulator._original_update_parser_make(UpdateExpressionParser, UPDATE)
+    tree = emulator_speedups._original_update_parser_make(UpdateExpressionParser, UPDATE)
     with flat_transactions():
         ours = copy.deepcopy(tree)
     motos = copy.deepcopy(tree)
@@ -478,8 +486,8 @@ def _stream_of_writes(packed: bool) -> tuple[list[dict[str, Any]], list[Any]]:
 
     with aws_emulator.start_in_thread() as server:
         if not packed:
-            StreamRecord.__init__ = aws_emulator._original_stream_record_init  # type: ignore[method-assign]
-            StreamRecord.to_json = aws_emulator._original_stream_record_to_json  # type: ignore[method-assign]
+            StreamRecord.__init__ = emulator_speedups._original_stream_record_init  # type: ignore[method-assign]
+            StreamRecord.to_json = emulator_speedups._original_stream_record_to_json  # type: ignore[method-assign]
         options = {
             "endpoint_url": server.url,
             "region_name": REGION,
