@@ -9,7 +9,8 @@ taken out with it: ``install()`` and ``remove()`` are called under the emulator'
   made once per walk, clause counts are kept per subtree, and trees are copied without
   ``__reduce_ex__``.
 * Stream records are kept pickled until a reader asks for them.
-* An SQS receive checks retention without rebuilding every queue attribute per message.
+* An SQS receive checks retention without rebuilding every queue attribute per message, and a
+  send reads the queue's content-based deduplication flag instead of every queue attribute.
 * Names moto converts or lists on every request are looked up once.
 
 ``tests/integration/test_emulator_costs.py`` compares each of these with moto's own code.
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import pickle
+import string
 from typing import Any
 
 from moto.core import responses as core_responses
@@ -230,6 +233,59 @@ def _within_retention(self: Any, queue_name: str, message: Any) -> bool:
     return bool(retention_period + message.sent_timestamp / 1000 > sqs_models.unix_time())
 
 
+_original_send_message = sqs_models.SQSBackend.send_message
+
+
+def _send_message(
+    self: Any,
+    queue_name: str,
+    message_body: str,
+    message_attributes: dict[str, Any] | None = None,
+    delay_seconds: int | None = None,
+    deduplication_id: str | None = None,
+    group_id: str | None = None,
+    system_attributes: dict[str, Any] | None = None,
+    validate_group_id: bool = True,
+) -> Any:
+    """moto's ``send_message`` reading the queue's ``content_based_deduplication`` flag itself.
+
+    moto asks ``queue.attributes`` whether content-based deduplication is on, and that builds
+    every attribute, counting the queue's messages three times: each send (ten per
+    SendMessageBatch) cost the length of the queue. Its answer is "true" exactly for a FIFO
+    queue with the flag set (standard queues do not list the attribute). The validation, ids,
+    delay, sequence number, attributes, error and enqueueing are moto's, in moto's order."""
+    queue = self.get_queue(queue_name)
+    self._validate_message(
+        queue,
+        message_body=message_body,
+        delay_seconds=int(delay_seconds or 0),
+        deduplication_id=deduplication_id,
+        group_id=group_id,
+        validate_group_id=validate_group_id,
+    )
+    delay = queue.delay_seconds if delay_seconds is None else int(delay_seconds)
+    message = sqs_models.Message(str(sqs_models.random.uuid4()), message_body, system_attributes)
+    if queue.fifo_queue and queue.content_based_deduplication is True:
+        message.deduplication_id = hashlib.sha256(message_body.encode("utf-8")).hexdigest()
+    if deduplication_id is not None:
+        message.deduplication_id = deduplication_id
+        message.sequence_number = "".join(
+            sqs_models.random.choice(string.digits) for _ in range(20)
+        )
+    if group_id is not None:
+        message.group_id = group_id
+    if message_attributes:
+        message.message_attributes = message_attributes
+    if delay > sqs_models.MAXIMUM_MESSAGE_DELAY:
+        raise sqs_models.InvalidParameterValue(
+            f"Value {delay} for parameter DelaySeconds is invalid. "
+            "Reason: DelaySeconds must be >= 0 and <= 900."
+        )
+    message.mark_sent(delay_seconds=delay)
+    queue.add_message(message)
+    return message
+
+
 _cached_camelcase_to_underscores = functools.lru_cache(maxsize=256)(
     _original_camelcase_to_underscores
 )
@@ -257,6 +313,7 @@ def install() -> None:
     ActionCountValidator.verify_action_counts = _verify_action_counts  # type: ignore[method-assign]
     UpdateExpressionParser.make = classmethod(_parsed_update_expression)  # type: ignore[method-assign,assignment]
     sqs_models.SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
+    sqs_models.SQSBackend.send_message = _send_message  # type: ignore[method-assign]
     sqs_models.camelcase_to_underscores = _cached_camelcase_to_underscores
     core_responses.camelcase_to_underscores = _cached_camelcase_to_underscores
     core_responses.method_names_from_class = _cached_method_names
@@ -275,6 +332,7 @@ def remove() -> None:
     sqs_models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
         _original_retention_check
     )
+    sqs_models.SQSBackend.send_message = _original_send_message  # type: ignore[method-assign]
     sqs_models.camelcase_to_underscores = _original_camelcase_to_underscores
     core_responses.camelcase_to_underscores = _original_response_camelcase
     core_responses.method_names_from_class = _original_method_names_from_class

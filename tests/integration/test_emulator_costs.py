@@ -1,7 +1,8 @@
 """The emulator's cheaper request handling answers exactly as moto's own code does.
 
 Each shortcut that cuts a per-request cost (in ``infra/local/emulator_speedups.py``: the item
-size check, parsed update expressions, the SQS retention check; in the emulator itself: the
+size check, parsed update expressions, the SQS retention
+check and the send path's deduplication check; in the emulator itself: the
 backend lookup per host) is run here next to the moto code it replaces, and the outcomes must be
 the same.
 """
@@ -9,6 +10,7 @@ the same.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +20,7 @@ from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.parsing.ast_nodes import Node
@@ -252,6 +255,89 @@ def test_receiving_never_builds_the_queue_attributes_per_message(
     assert built == []
 
 
+def _sends(fifo: bool) -> tuple[list[Any], list[tuple[str, str, str]]]:
+    """Sends to a queue (FIFO with content-based deduplication, or standard) and what comes
+    back: each send's outcome (its message id, or the error code) and the messages received."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    if fifo:
+        attributes = {"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+        url = sqs.create_queue(QueueName="sends.fifo", Attributes=attributes)["QueueUrl"]
+    else:
+        url = sqs.create_queue(QueueName="sends", Attributes={"DelaySeconds": "0"})["QueueUrl"]
+    group = {"MessageGroupId": "g"} if fifo else {}
+    outcomes: list[Any] = []
+
+    def send(**kwargs: Any) -> None:
+        try:
+            outcomes.append(bool(sqs.send_message(QueueUrl=url, **group, **kwargs)["MessageId"]))
+        except ClientError as error:
+            outcomes.append(error.response["Error"]["Code"])
+
+    send(MessageBody="same")
+    send(MessageBody="same")  # FIFO: a duplicate of the first by content
+    send(MessageBody="other")
+    send(MessageBody="same", MessageDeduplicationId="explicit")  # not a duplicate by id
+    send(MessageBody="late", DelaySeconds=901)
+    batch = sqs.send_message_batch(
+        QueueUrl=url,
+        Entries=[{"Id": str(i), "MessageBody": body, **group} for i, body in enumerate("aab")],
+    )
+    outcomes.append(sorted(entry["Id"] for entry in batch.get("Successful", [])))
+    received = sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+    )["Messages"]
+    return outcomes, [
+        (
+            m["Body"],
+            m["Attributes"].get("MessageDeduplicationId", ""),
+            m["Attributes"].get("MessageGroupId", ""),
+        )
+        for m in received
+    ]
+
+
+@pytest.mark.parametrize("fifo", [True, False], ids=["fifo-content-dedup", "standard"])
+def test_sends_are_accepted_deduplicated_and_refused_exactly_as_by_motos_send(fifo: bool) -> None:
+    with mock_aws():
+        motos = _sends(fifo)
+    with mock_aws(), flat_transactions():
+        ours = _sends(fifo)
+    assert ours == motos
+    outcomes, received = ours
+    assert outcomes[4] == "InvalidParameterValue"  # DelaySeconds over 900 (refused either way)
+    bodies = [body for body, _, _ in received]
+    if fifo:
+        same = hashlib.sha256(b"same").hexdigest()
+        assert bodies == ["same", "other", "same", "a", "b"]  # content duplicates dropped
+        assert received[0][1] == same and received[2][1] == "explicit"
+    else:
+        assert bodies == ["same", "same", "other", "same", "a", "a", "b"]
+
+
+def test_sending_never_builds_the_queue_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
+    built = []
+    original = sqs_models.Queue.attributes
+
+    def counted(queue: Any) -> dict[str, Any]:
+        built.append(queue.name)
+        return dict(original.fget(queue))  # type: ignore[attr-defined]
+
+    with mock_aws(), flat_transactions():
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        monkeypatch.setattr(sqs_models.Queue, "attributes", property(counted))
+        for n in range(3):
+            sqs.send_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "MessageBody": f"m{n}{i}"} for i in range(10)],
+            )
+        sqs.send_message(QueueUrl=url, MessageBody="one more")
+        stored = sqs_models.sqs_backends[DEFAULT_ACCOUNT_ID][REGION].get_queue("q")._messages
+        bodies = sorted(message.body for message in stored)
+    assert built == []
+    assert bodies == sorted([f"m{n}{i}" for n in range(3) for i in range(10)] + ["one more"])
+
+
 # --- which backend serves a host, found once ---------------------------------------------------
 
 HOSTS = [
@@ -300,6 +386,7 @@ def test_patches_are_removed_when_the_last_emulator_stops() -> None:
         sqs_models.SQSBackend.is_message_valid_based_on_retention_period
         is emulator_speedups._original_retention_check
     )
+    assert sqs_models.SQSBackend.send_message is emulator_speedups._original_send_message
     assert (
         sqs_models.camelcase_to_underscores is emulator_speedups._original_camelcase_to_underscores
     )
