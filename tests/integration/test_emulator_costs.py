@@ -1,10 +1,9 @@
 """The emulator's cheaper request handling answers exactly as moto's own code does.
 
 Each shortcut that cuts a per-request cost (in ``infra/local/emulator_speedups.py``: the item
-size check, parsed update expressions, the SQS retention
-check and the send path's deduplication check; in the emulator itself: the
-backend lookup per host) is run here next to the moto code it replaces, and the outcomes must be
-the same.
+size check, parsed update expressions, the SQS retention check and the send's deduplication
+check; in the emulator itself: the backend lookup per host) is run here next to the moto code it
+replaces, and the outcomes must be the same.
 """
 
 from __future__ import annotations
