@@ -27,6 +27,8 @@ records, queue messages) in a class-level list for its dashboard, every stream r
 every shard iterator. While an emulator runs, instances are not tracked, stream records that
 have been read are dropped once ``STREAM_RECORDS_KEPT`` newer ones exist, and only the newest
 ``SHARD_ITERATORS_KEPT`` iterators stay valid, so memory grows with the data stored.
+``infra.local.emulator_speedups`` (installed and removed with the patches here) cuts moto's
+per-request costs and keeps stream records packed until they are read.
 
 Contention mode (off by default; ``--contention``, ``set_contention()``, or ``PUT`` on
 ``/_emulator/contention`` of a running emulator) brings back what the lock takes away: a
@@ -57,7 +59,6 @@ import io
 import itertools
 import json
 import os
-import pickle
 import pstats
 import signal
 import sys
@@ -71,7 +72,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from moto.core import responses as core_responses
 from moto.core.common_models import BaseModel
 from moto.core.exceptions import JsonRESTError
 from moto.core.serialize import BaseJSONSerializer
@@ -79,29 +79,15 @@ from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
     DynamodbException,
-    ItemSizeTooLarge,
     MockValidationException,
     MultipleTransactionsException,
-    TooManyClauses,
     TooManyTransactionsException,
     TransactionCanceledException,
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
-from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
-from moto.dynamodb.models.table import StreamRecord, Table
-from moto.dynamodb.models.utilities import bytesize
-from moto.dynamodb.parsing.ast_nodes import (
-    DepthFirstTraverser,
-    Expression,
-    Node,
-    UpdateExpressionAddClause,
-    UpdateExpressionFunction,
-    UpdateExpressionRemoveClause,
-    UpdateExpressionSetClause,
-)
-from moto.dynamodb.parsing.expressions import UpdateExpressionParser
-from moto.dynamodb.parsing.validators import ActionCountValidator
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 from moto.moto_server.werkzeug_app import (
@@ -109,10 +95,9 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
-from moto.sqs import models as sqs_models
 from werkzeug.serving import ThreadedWSGIServer
 
-from infra.local import ses_rules
+from infra.local import emulator_speedups, ses_rules
 
 HOST = "127.0.0.1"
 
@@ -654,30 +639,6 @@ class _StreamsError(JsonRESTError):
         super().__init__(f"com.amazonaws.dynamodb.v20120810#{code}", message)
 
 
-_original_stream_record_init = StreamRecord.__init__
-_original_stream_record_to_json = StreamRecord.to_json
-
-
-def _packed_stream_record_init(self: StreamRecord, *args: Any, **kwargs: Any) -> None:
-    """moto's stream record, kept pickled until a reader asks for it.
-
-    A record holds the item's old and new image as nested dicts, about ten times the bytes of
-    the data; while the stream consumer is behind (it is, locally, under sustained load) those
-    records were most of the emulator's memory. The record is built by moto as before and
-    comes back from ``to_json`` equal to what moto built, a fresh copy on every read."""
-    _original_stream_record_init(self, *args, **kwargs)
-    self.__dict__["packed_record"] = pickle.dumps(
-        self.__dict__.pop("record"), protocol=pickle.HIGHEST_PROTOCOL
-    )
-
-
-def _unpacked_stream_record(self: StreamRecord) -> dict[str, Any]:
-    packed = self.__dict__.get("packed_record")
-    if packed is None:  # made while the patches were out
-        return _original_stream_record_to_json(self)
-    return dict(pickle.loads(packed))  # our own bytes, never from a request
-
-
 def _untracked_new(cls: type, *args: Any, **kwargs: Any) -> Any:
     """moto's ``BaseModel.__new__`` without the class-level list that keeps every instance
     (every item, stream record and queue message ever made) alive for its dashboard."""
@@ -744,188 +705,6 @@ def _json_structure(
     _original_json_structure(self, serialized, value, shape, key)
 
 
-# --- moto's per-request costs that do not change what it answers ----------------------------
-
-# DynamoDB's item limit as moto enforces it (LimitedSizeDict): names plus values, 405,000 bytes.
-_ITEM_SIZE_LIMIT = 405_000
-_original_item_init = Item.__init__
-
-
-def _item_init(
-    self: Item, hash_key: DynamoType, range_key: DynamoType | None, attrs: dict[str, Any]
-) -> None:
-    """moto's ``Item.__init__`` with its size check kept as a running total.
-
-    moto's ``LimitedSizeDict`` re-measures every attribute already stored each time one is
-    added, so building an item costs the square of its attribute count. The sum is the same,
-    checked at the same attribute, and the same ``ItemSizeTooLarge`` is raised."""
-    self.hash_key = hash_key
-    self.range_key = range_key
-    checked = LimitedSizeDict()
-    size = 0
-    for key, value in attrs.items():
-        typed = DynamoType(value)
-        size += bytesize(key) + typed.size()
-        if size > _ITEM_SIZE_LIMIT:
-            raise ItemSizeTooLarge
-        dict.__setitem__(checked, key, typed)
-    self.attrs = checked
-
-
-# Parsed update expressions by their text. moto parses each one twice per request (handler and
-# model) and never changes the tree it gets: its validator works on a deep copy.
-_PARSED_UPDATES_KEPT = 1024
-_parsed_updates: dict[str, Any] = {}
-_original_update_parser_make = UpdateExpressionParser.make.__func__  # type: ignore[attr-defined]
-
-
-def _parsed_update_expression(cls: type, expression: str) -> Any:
-    parsed = _parsed_updates.get(expression)
-    if parsed is None:
-        parsed = _original_update_parser_make(cls, expression)  # a bad expression raises here
-        if len(_parsed_updates) >= _PARSED_UPDATES_KEPT:
-            _parsed_updates.clear()
-        _parsed_updates[expression] = parsed
-    return parsed
-
-
-_original_traverse = DepthFirstTraverser.traverse
-
-
-def _traverse(self: DepthFirstTraverser, node: Any) -> Any:
-    """moto's depth-first walk of an update expression's tree, with each step's lookups made
-    once per walk instead of once per node.
-
-    moto asks ``_processing_map()`` (a new dict of bound methods) twice for every node it
-    visits, and every one of its nine validators walks the whole tree; those lookups were the
-    largest share of an UpdateItem. The order of visits, the ``pre_processing_of_child`` calls,
-    which processor handles a node (the first class in the map it is an instance of) and how
-    the result replaces the node in its parent are moto's."""
-    processors = list(self._processing_map().items())
-    handled = tuple(node_type for node_type, _ in processors)
-    before_child = self.pre_processing_of_child
-    # isinstance() against moto's abstract node classes is slow; the answer depends only on
-    # the node's class, so it is looked up once per class and walk.
-    processor_of: dict[type, Any] = {}
-
-    def processor_for(node_type: type) -> Any:
-        if node_type not in processor_of:
-            processor_of[node_type] = next(
-                (process for t, process in processors if issubclass(node_type, t)), None
-            )
-        return processor_of[node_type]
-
-    is_node = _node_classes.get
-
-    def walk(node: Any, child_id: int) -> Any:
-        node_type = type(node)
-        known = is_node(node_type)
-        if known is None:
-            known = _is_node(node_type)
-        if known:
-            parent = node.parent
-            if node.children is not None:
-                for i, child in enumerate(node.children):
-                    before_child(node, i)
-                    walk(child, i)
-            process = processor_for(node_type) if handled else None
-            if process is not None:
-                node = process(node)
-                node.parent = parent
-                if parent:
-                    parent.children[child_id] = node
-        return node
-
-    return walk(node, -1)
-
-
-_node_classes: dict[type, bool] = {}
-
-
-def _is_node(node_type: type) -> bool:
-    known = _node_classes.get(node_type)
-    if known is None:
-        known = _node_classes[node_type] = issubclass(node_type, Node)
-    return known
-
-
-def _node_deepcopy(self: Node, memo: dict[int, Any]) -> Node:
-    """What ``copy.deepcopy`` does for a node of an expression tree (a new instance of its
-    class whose attributes are deep copies, sharing the memo), without going through
-    ``__reduce_ex__``: moto's validator deep-copies the whole tree before every update."""
-    clone = object.__new__(type(self))
-    memo[id(self)] = clone
-    clone.__dict__.update({name: copy.deepcopy(v, memo) for name, v in self.__dict__.items()})
-    return clone
-
-
-_original_verify_action_counts = ActionCountValidator.verify_action_counts
-_ClauseCounts = tuple[int, int, int]  # ADD, REMOVE and SET clauses found under a node
-
-
-def _clause_counts(node: Any, memo: dict[int, _ClauseCounts]) -> _ClauseCounts:
-    """What moto's ``node.find_clauses([...])`` finds for each of the three clause types, in
-    one pass: a child of that type counts, any other Expression or function is searched."""
-    known = memo.get(id(node))
-    if known is not None:
-        return known
-    add = remove = set_ = 0
-    for child in node.children or []:
-        child_type = type(child)
-        searched = issubclass(child_type, Expression | UpdateExpressionFunction)
-        below = _clause_counts(child, memo) if searched else (0, 0, 0)
-        add += 1 if child_type is UpdateExpressionAddClause else below[0]
-        remove += 1 if child_type is UpdateExpressionRemoveClause else below[1]
-        set_ += 1 if child_type is UpdateExpressionSetClause else below[2]
-    memo[id(node)] = counts = (add, remove, set_)
-    return counts
-
-
-def _verify_action_counts(self: ActionCountValidator, node: Any) -> Any:
-    """moto's check that an update has at most one ADD, REMOVE and SET clause. moto runs it on
-    every clause and sub-expression, searching the whole subtree again each time; here each
-    subtree's counts are kept for the walk. Same checks, same order, same errors."""
-    memo: dict[int, _ClauseCounts] = self.__dict__.setdefault("_clause_counts", {})
-    add, remove, set_ = _clause_counts(node, memo)
-    if add > 1:
-        raise TooManyClauses("ADD")
-    if remove > 1:
-        raise TooManyClauses("REMOVE")
-    if set_ > 1:
-        raise TooManyClauses("SET")
-    return node
-
-
-_original_retention_check = sqs_models.SQSBackend.is_message_valid_based_on_retention_period
-_original_camelcase_to_underscores = sqs_models.camelcase_to_underscores
-
-
-def _within_retention(self: Any, queue_name: str, message: Any) -> bool:
-    """moto's retention check for one received message, reading the queue's retention period
-    itself: moto builds every queue attribute three times per message for it, counting the
-    queue's messages each time, so a receive cost the square of the queue's length."""
-    retention_period = self.get_queue(queue_name).message_retention_period
-    return bool(retention_period + message.sent_timestamp / 1000 > sqs_models.unix_time())
-
-
-_cached_camelcase_to_underscores = functools.lru_cache(maxsize=256)(
-    _original_camelcase_to_underscores
-)
-
-_original_method_names_from_class = core_responses.method_names_from_class
-_original_response_camelcase = core_responses.camelcase_to_underscores
-# The function names of each response class, as moto lists them with inspect.getmembers()
-# before every request; emptied whenever the patches go in or out (they change methods).
-_method_names: dict[type, list[str]] = {}
-
-
-def _cached_method_names(clazz: Any) -> list[str]:
-    names = _method_names.get(clazz)
-    if names is None:
-        names = _method_names[clazz] = _original_method_names_from_class(clazz)
-    return names
-
-
 _original_transact_write_items = DynamoDBBackend.transact_write_items
 _patch_users = 0
 _patch_lock = threading.Lock()
@@ -950,18 +729,7 @@ def _install_transaction_patch() -> None:
         BaseModel.__new__ = _untracked_new  # type: ignore[method-assign,assignment]
         BaseJSONSerializer._serialize_type_structure = _json_structure  # type: ignore[method-assign]
         ses_rules.install()
-        Item.__init__ = _item_init  # type: ignore[method-assign]
-        StreamRecord.__init__ = _packed_stream_record_init  # type: ignore[method-assign]
-        StreamRecord.to_json = _unpacked_stream_record  # type: ignore[method-assign]
-        DepthFirstTraverser.traverse = _traverse  # type: ignore[method-assign]
-        Node.__deepcopy__ = _node_deepcopy  # type: ignore[attr-defined]
-        ActionCountValidator.verify_action_counts = _verify_action_counts  # type: ignore[method-assign]
-        UpdateExpressionParser.make = classmethod(_parsed_update_expression)  # type: ignore[method-assign,assignment]
-        sqs_models.SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
-        sqs_models.camelcase_to_underscores = _cached_camelcase_to_underscores
-        core_responses.camelcase_to_underscores = _cached_camelcase_to_underscores
-        core_responses.method_names_from_class = _cached_method_names
-        _method_names.clear()
+        emulator_speedups.install()
 
 
 def _remove_transaction_patch() -> None:
@@ -980,20 +748,7 @@ def _remove_transaction_patch() -> None:
             BaseModel.__new__ = _original_base_model_new  # type: ignore[method-assign]
             BaseJSONSerializer._serialize_type_structure = _original_json_structure  # type: ignore[method-assign]
             ses_rules.remove()
-            Item.__init__ = _original_item_init  # type: ignore[method-assign]
-            StreamRecord.__init__ = _original_stream_record_init  # type: ignore[method-assign]
-            StreamRecord.to_json = _original_stream_record_to_json  # type: ignore[method-assign]
-            DepthFirstTraverser.traverse = _original_traverse  # type: ignore[method-assign]
-            del Node.__deepcopy__  # type: ignore[attr-defined]
-            ActionCountValidator.verify_action_counts = _original_verify_action_counts  # type: ignore[method-assign]
-            UpdateExpressionParser.make = classmethod(_original_update_parser_make)  # type: ignore[method-assign,assignment]
-            sqs_models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
-                _original_retention_check
-            )
-            sqs_models.camelcase_to_underscores = _original_camelcase_to_underscores
-            core_responses.camelcase_to_underscores = _original_response_camelcase
-            core_responses.method_names_from_class = _original_method_names_from_class
-            _method_names.clear()
+            emulator_speedups.remove()
 
 
 @contextlib.contextmanager

@@ -13,7 +13,8 @@ It reads ``app.event_sources`` (what Chalice registered for ``on_sqs_message``,
   Lambda). Failed messages become visible again after ``sqs_retry_delay`` seconds and moto's
   redrive policy moves them to the dead-letter queue after ``maxReceiveCount`` receives.
   Receives use short polling: the emulator serves one request at a time, so a long poll would
-  hold up every other client.
+  hold up every other client. While a queue keeps filling whole batches it is received from
+  again in the same pass (at most ``sqs_batches_per_pass`` batches), so a backlog drains.
 * **DynamoDB streams**: every shard from TRIM_HORIZON (the table and its mapping are created
   together), records shaped as Lambda delivers them (``eventSourceARN``, epoch-seconds
   ``ApproximateCreationDateTime``, base64 binary attributes), in batches of ``batch_size``.
@@ -21,6 +22,8 @@ It reads ``app.event_sources`` (what Chalice registered for ``on_sqs_message``,
   the first failed record and retries from there; an exception bisects the batch. After
   ``stream_max_retries`` retries the record at the head is given up on, logged, and (when
   configured) described on the on-failure queue, so one bad record cannot block the shard.
+  While a shard keeps yielding full batches it is read again in the same pass (at most
+  ``stream_batches_per_pass`` batches), as Lambda keeps invoking while a shard has a backlog.
 * **Schedules**: ``rate(...)`` and ``cron(...)`` (UTC; minutes, hours, day of month, month,
   day of week, year with ``*``, ``?``, values, names, lists, ranges and steps) fire Scheduled
   Events at their times; ``tick(name)`` fires one now.
@@ -90,7 +93,13 @@ class PumpSettings:
     stream_retry_delay: float = 0.5
     # An idle shard is read at most this often: moto keeps every shard iterator it hands out.
     stream_idle_interval: float = 0.5
+    # A shard that keeps returning full batches is read again in the same pass, up to this
+    # many batches, so a backlog drains without starving the other sources and schedules.
+    stream_batches_per_pass: int = 10
     stream_bisect_on_error: bool = True
+    # Likewise a queue that keeps filling whole batches is received from again in the same
+    # pass, up to this many batches of the handler's batch size.
+    sqs_batches_per_pass: int = 10
     on_failure_queue_url: str | None = None  # where given-up stream records are described
 
 
@@ -430,8 +439,19 @@ class SqsSource:
         self._warned = False
 
     def poll(self) -> int:
+        """Deliver what the queue holds: batch after batch while they come back full, at most
+        ``sqs_batches_per_pass`` batches, as Lambda keeps polling a queue with a backlog."""
         if not self._ready():
             return 0
+        delivered = 0
+        for _ in range(max(1, self._settings.sqs_batches_per_pass)):
+            count = self._deliver_batch()
+            delivered += count
+            if count < self.batch_size:
+                break
+        return delivered
+
+    def _deliver_batch(self) -> int:
         messages = self._receive()
         if not messages:
             return 0
@@ -596,6 +616,16 @@ class StreamSource:
                 self._shards[shard_id] = _ShardReader(shard_id)
 
     def _poll_shard(self, reader: _ShardReader) -> int:
+        """Deliver full batches from the shard while it has them, up to the pass's bound."""
+        delivered = 0
+        for _ in range(max(1, self._settings.stream_batches_per_pass)):
+            count = self._deliver_next_batch(reader)
+            delivered += count
+            if count < self.batch_size or reader.retry_at > time.monotonic():
+                break
+        return delivered
+
+    def _deliver_next_batch(self, reader: _ShardReader) -> int:
         if not reader.buffer and not reader.closed and time.monotonic() >= reader.read_after:
             self._read(reader)
         if not reader.buffer or time.monotonic() < reader.retry_at:

@@ -1,13 +1,15 @@
 """The emulator's cheaper request handling answers exactly as moto's own code does.
 
-Each shortcut in ``infra/local/aws_emulator.py`` that cuts a per-request cost (the item size
-check, parsed update expressions, the SQS retention check, the backend lookup per host) is run
-here next to the moto code it replaces, and the outcomes must be the same.
+Each shortcut that cuts a per-request cost (in ``infra/local/emulator_speedups.py``: the item
+size check, parsed update expressions, the SQS retention check and the send's deduplication
+check; in the emulator itself: the backend lookup per host) is run here next to the moto code it
+replaces, and the outcomes must be the same.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +19,7 @@ from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.parsing.ast_nodes import Node
@@ -24,7 +27,7 @@ from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.sqs import models as sqs_models
 
-from infra.local import aws_emulator
+from infra.local import aws_emulator, emulator_speedups
 from infra.local.aws_emulator import flat_transactions
 
 REGION = "us-east-1"
@@ -87,7 +90,9 @@ def _built(init: Any, attrs: dict[str, Any]) -> tuple[str, Any]:
 def test_items_are_built_and_refused_for_size_exactly_as_moto_builds_them(
     attrs: dict[str, Any],
 ) -> None:
-    assert _built(aws_emulator._item_init, attrs) == _built(aws_emulator._original_item_init, attrs)
+    assert _built(emulator_speedups._item_init, attrs) == _built(
+        emulator_speedups._original_item_init, attrs
+    )
 
 
 def test_an_item_at_the_size_limit_is_stored_and_one_byte_more_is_refused() -> None:
@@ -159,7 +164,7 @@ def _updates(client: Any) -> list[dict[str, Any]]:
 @contextlib.contextmanager
 def _motos_own_update_parser() -> Iterator[None]:
     patched = UpdateExpressionParser.make
-    UpdateExpressionParser.make = classmethod(aws_emulator._original_update_parser_make)  # type: ignore[method-assign,assignment]
+    UpdateExpressionParser.make = classmethod(emulator_speedups._original_update_parser_make)  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
@@ -171,7 +176,7 @@ def test_a_parsed_update_expression_is_reused_with_each_requests_own_names_and_v
         client = boto3.client("dynamodb", region_name=REGION)
         _create_table(client)
         ours = _updates(client)
-        assert UPDATE in aws_emulator._parsed_updates
+        assert UPDATE in emulator_speedups._parsed_updates
         client.delete_table(TableName=TABLE)
         _create_table(client)
         with _motos_own_update_parser():
@@ -200,7 +205,7 @@ def test_a_malformed_update_expression_is_refused_every_time_and_never_kept() ->
                     ExpressionAttributeValues={":v": {"N": "1"}},
                 )
             assert refused.value.response["Error"]["Code"] == "ValidationException"
-        assert "SET n = = :v" not in aws_emulator._parsed_updates
+        assert "SET n = = :v" not in emulator_speedups._parsed_updates
         assert "Item" not in client.get_item(
             TableName=TABLE, Key={"pk": {"S": "P"}, "sk": {"S": "S"}}
         )
@@ -249,6 +254,89 @@ def test_receiving_never_builds_the_queue_attributes_per_message(
     assert built == []
 
 
+def _sends(fifo: bool) -> tuple[list[Any], list[tuple[str, str, str]]]:
+    """Sends to a queue (FIFO with content-based deduplication, or standard) and what comes
+    back: each send's outcome (its message id, or the error code) and the messages received."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    if fifo:
+        attributes = {"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+        url = sqs.create_queue(QueueName="sends.fifo", Attributes=attributes)["QueueUrl"]
+    else:
+        url = sqs.create_queue(QueueName="sends", Attributes={"DelaySeconds": "0"})["QueueUrl"]
+    group = {"MessageGroupId": "g"} if fifo else {}
+    outcomes: list[Any] = []
+
+    def send(**kwargs: Any) -> None:
+        try:
+            outcomes.append(bool(sqs.send_message(QueueUrl=url, **group, **kwargs)["MessageId"]))
+        except ClientError as error:
+            outcomes.append(error.response["Error"]["Code"])
+
+    send(MessageBody="same")
+    send(MessageBody="same")  # FIFO: a duplicate of the first by content
+    send(MessageBody="other")
+    send(MessageBody="same", MessageDeduplicationId="explicit")  # not a duplicate by id
+    send(MessageBody="late", DelaySeconds=901)
+    batch = sqs.send_message_batch(
+        QueueUrl=url,
+        Entries=[{"Id": str(i), "MessageBody": body, **group} for i, body in enumerate("aab")],
+    )
+    outcomes.append(sorted(entry["Id"] for entry in batch.get("Successful", [])))
+    received = sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+    )["Messages"]
+    return outcomes, [
+        (
+            m["Body"],
+            m["Attributes"].get("MessageDeduplicationId", ""),
+            m["Attributes"].get("MessageGroupId", ""),
+        )
+        for m in received
+    ]
+
+
+@pytest.mark.parametrize("fifo", [True, False], ids=["fifo-content-dedup", "standard"])
+def test_sends_are_accepted_deduplicated_and_refused_exactly_as_by_motos_send(fifo: bool) -> None:
+    with mock_aws():
+        motos = _sends(fifo)
+    with mock_aws(), flat_transactions():
+        ours = _sends(fifo)
+    assert ours == motos
+    outcomes, received = ours
+    assert outcomes[4] == "InvalidParameterValue"  # DelaySeconds over 900 (refused either way)
+    bodies = [body for body, _, _ in received]
+    if fifo:
+        same = hashlib.sha256(b"same").hexdigest()
+        assert bodies == ["same", "other", "same", "a", "b"]  # content duplicates dropped
+        assert received[0][1] == same and received[2][1] == "explicit"
+    else:
+        assert bodies == ["same", "same", "other", "same", "a", "a", "b"]
+
+
+def test_sending_never_builds_the_queue_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
+    built = []
+    original = sqs_models.Queue.attributes
+
+    def counted(queue: Any) -> dict[str, Any]:
+        built.append(queue.name)
+        return dict(original.fget(queue))  # type: ignore[attr-defined]
+
+    with mock_aws(), flat_transactions():
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        monkeypatch.setattr(sqs_models.Queue, "attributes", property(counted))
+        for n in range(3):
+            sqs.send_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "MessageBody": f"m{n}{i}"} for i in range(10)],
+            )
+        sqs.send_message(QueueUrl=url, MessageBody="one more")
+        stored = sqs_models.sqs_backends[DEFAULT_ACCOUNT_ID][REGION].get_queue("q")._messages
+        bodies = sorted(message.body for message in stored)
+    assert built == []
+    assert bodies == sorted([f"m{n}{i}" for n in range(3) for i in range(10)] + ["one more"])
+
+
 # --- which backend serves a host, found once ---------------------------------------------------
 
 HOSTS = [
@@ -286,15 +374,21 @@ def test_the_dispatcher_finds_motos_backend_for_each_host_and_lists_moto_only_on
 
 def test_patches_are_removed_when_the_last_emulator_stops() -> None:
     with flat_transactions():
-        assert Item.__init__ is aws_emulator._item_init
-        assert sqs_models.camelcase_to_underscores is aws_emulator._cached_camelcase_to_underscores
-    assert Item.__init__ is aws_emulator._original_item_init
-    assert UpdateExpressionParser.make.__func__ is aws_emulator._original_update_parser_make  # type: ignore[attr-defined]
+        assert Item.__init__ is emulator_speedups._item_init
+        assert (
+            sqs_models.camelcase_to_underscores
+            is emulator_speedups._cached_camelcase_to_underscores
+        )
+    assert Item.__init__ is emulator_speedups._original_item_init
+    assert UpdateExpressionParser.make.__func__ is emulator_speedups._original_update_parser_make  # type: ignore[attr-defined]
     assert (
         sqs_models.SQSBackend.is_message_valid_based_on_retention_period
-        is aws_emulator._original_retention_check
+        is emulator_speedups._original_retention_check
     )
-    assert sqs_models.camelcase_to_underscores is aws_emulator._original_camelcase_to_underscores
+    assert sqs_models.SQSBackend.send_message is emulator_speedups._original_send_message
+    assert (
+        sqs_models.camelcase_to_underscores is emulator_speedups._original_camelcase_to_underscores
+    )
 
 
 # --- update validation: moto's tree walks with their lookups made once per walk ---------------
@@ -362,15 +456,15 @@ def _motos_own_traversal() -> Iterator[None]:
 
     patched = DepthFirstTraverser.traverse
     patched_counts = ActionCountValidator.verify_action_counts
-    DepthFirstTraverser.traverse = aws_emulator._original_traverse  # type: ignore[method-assign]
-    ActionCountValidator.verify_action_counts = aws_emulator._original_verify_action_counts  # type: ignore[method-assign]
+    DepthFirstTraverser.traverse = emulator_speedups._original_traverse  # type: ignore[method-assign]
+    ActionCountValidator.verify_action_counts = emulator_speedups._original_verify_action_counts  # type: ignore[method-assign]
     del Node.__deepcopy__  # type: ignore[attr-defined]
     try:
         yield
     finally:
         DepthFirstTraverser.traverse = patched  # type: ignore[method-assign]
         ActionCountValidator.verify_action_counts = patched_counts  # type: ignore[method-assign]
-        Node.__deepcopy__ = aws_emulator._node_deepcopy  # type: ignore[attr-defined]
+        Node.__deepcopy__ = emulator_speedups._node_deepcopy  # type: ignore[attr-defined]
 
 
 def test_updates_are_validated_and_applied_exactly_as_by_motos_tree_walks() -> None:
@@ -399,7 +493,7 @@ def test_each_response_class_has_its_action_names_listed_once_and_as_moto_lists_
 
     with flat_transactions():
         listed = core_responses.method_names_from_class(DynamoHandler)
-        assert listed == aws_emulator._original_method_names_from_class(DynamoHandler)
+        assert listed == emulator_speedups._original_method_names_from_class(DynamoHandler)
         assert "transact_write_items" in listed
 
         def walked(*args: Any, **kwargs: Any) -> Any:
@@ -422,7 +516,7 @@ def _shape(node: Any, parent: Any = None) -> Any:
 def test_a_copied_update_tree_has_the_same_shape_and_its_own_nodes() -> None:
     import copy
 
-    tree = aws_emulator._original_update_parser_make(UpdateExpressionParser, UPDATE)
+    tree = emulator_speedups._original_update_parser_make(UpdateExpressionParser, UPDATE)
     with flat_transactions():
         ours = copy.deepcopy(tree)
     motos = copy.deepcopy(tree)
@@ -478,8 +572,8 @@ def _stream_of_writes(packed: bool) -> tuple[list[dict[str, Any]], list[Any]]:
 
     with aws_emulator.start_in_thread() as server:
         if not packed:
-            StreamRecord.__init__ = aws_emulator._original_stream_record_init  # type: ignore[method-assign]
-            StreamRecord.to_json = aws_emulator._original_stream_record_to_json  # type: ignore[method-assign]
+            StreamRecord.__init__ = emulator_speedups._original_stream_record_init  # type: ignore[method-assign]
+            StreamRecord.to_json = emulator_speedups._original_stream_record_to_json  # type: ignore[method-assign]
         options = {
             "endpoint_url": server.url,
             "region_name": REGION,

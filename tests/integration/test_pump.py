@@ -244,6 +244,93 @@ def test_logical_queue_name_resolves_through_queue_url_env_var(sqs: Any, endpoin
     assert _queue_depth(sqs, queue_url) == 0
 
 
+def _send_backlog(sqs: Any, queue_url: str, count: int) -> list[str]:
+    bodies = [f"m-{index:03d}" for index in range(count)]
+    for start in range(0, count, 10):
+        sqs.send_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(i), "MessageBody": body}
+                for i, body in enumerate(bodies[start : start + 10])
+            ],
+        )
+    return bodies
+
+
+def test_queue_backlog_larger_than_a_batch_drains_in_one_pass_in_handler_sized_batches(
+    sqs: Any, endpoint_url: str
+) -> None:
+    name, queue_url, _ = _queue_with_dlq(sqs)
+    batches: list[list[str]] = []
+    app = Chalice(app_name="pump-test")
+
+    @app.on_sqs_message(queue=name, batch_size=10)
+    def consume(event: Any) -> None:
+        batches.append([record.body for record in event])
+
+    sent = _send_backlog(sqs, queue_url, 35)
+    pump = Pump(app, _env(endpoint_url))
+
+    assert pump.run_once() == 35
+    assert [len(batch) for batch in batches] == [10, 10, 10, 5]
+    assert sorted(body for batch in batches for body in batch) == sent
+    assert _queue_depth(sqs, queue_url) == 0  # every delivered message was deleted
+
+
+def test_queue_backlog_is_drained_a_bounded_number_of_batches_per_pass(
+    sqs: Any, endpoint_url: str
+) -> None:
+    name, queue_url, _ = _queue_with_dlq(sqs)
+    batches: list[list[str]] = []
+    app = Chalice(app_name="pump-test")
+
+    @app.on_sqs_message(queue=name, batch_size=5)
+    def consume(event: Any) -> None:
+        batches.append([record.body for record in event])
+
+    sent = _send_backlog(sqs, queue_url, 23)
+    pump = Pump(app, _env(endpoint_url), settings=PumpSettings(sqs_batches_per_pass=3))
+
+    assert pump.run_once() == 15
+    assert _queue_depth(sqs, queue_url) == 8
+    assert pump.run_once() == 8
+    assert [len(batch) for batch in batches] == [5, 5, 5, 5, 3]
+    assert sorted(body for batch in batches for body in batch) == sent
+    assert _queue_depth(sqs, queue_url) == 0
+
+
+def test_failed_messages_in_a_backlog_are_kept_while_the_rest_is_deleted(
+    sqs: Any, endpoint_url: str
+) -> None:
+    name, queue_url, dlq_url = _queue_with_dlq(sqs, max_receive_count=5)
+    seen: list[str] = []
+    app = Chalice(app_name="pump-test")
+
+    @app.on_sqs_message(queue=name, batch_size=10)
+    def consume(event: Any) -> dict[str, Any]:
+        failures = []
+        for record in event:
+            seen.append(record.body)
+            if record.body == "m-004":
+                failures.append({"itemIdentifier": record.to_dict()["messageId"]})
+        return {"batchItemFailures": failures}
+
+    sent = _send_backlog(sqs, queue_url, 25)
+    # The failed message becomes visible again only after sqs_retry_delay: not in this pass.
+    pump = Pump(app, _env(endpoint_url), settings=PumpSettings(sqs_retry_delay=30))
+
+    assert pump.run_once() == 25
+    assert sorted(seen) == sent  # each once, the failure did not stop the backlog
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "0"
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1"  # m-004, not deleted
+    assert pump.run_once() == 0
+    assert _queue_depth(sqs, dlq_url) == 0
+
+
 # --- DynamoDB streams --------------------------------------------------------------------------
 
 
@@ -378,6 +465,85 @@ def test_stream_record_that_keeps_failing_is_given_up_and_the_shard_moves_on(
     info = json.loads(messages[0]["Body"])["DDBStreamBatchInfo"]
     assert info["streamArn"] == stream_arn
     assert info["batchSize"] == 1
+
+
+def _write_stream_backlog(dynamodb: Any, table: str, count: int) -> list[str]:
+    keys = [f"item-{index:04d}" for index in range(count)]
+    for sk in keys:
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": "p"}, "sk": {"S": sk}})
+    return keys
+
+
+def test_stream_backlog_larger_than_a_batch_drains_in_one_pass_in_order(
+    dynamodb: Any, endpoint_url: str
+) -> None:
+    table, stream_arn = _table_with_stream(dynamodb)
+    batches: list[list[str]] = []
+    app = Chalice(app_name="pump-test")
+
+    @app.on_dynamodb_record(stream_arn=stream_arn, batch_size=10)
+    def outbox(event: Any) -> None:
+        batches.append([record.keys["sk"]["S"] for record in event])
+
+    written = _write_stream_backlog(dynamodb, table, 35)
+    pump = Pump(app, _env(endpoint_url))
+
+    delivered = pump.run_once()
+
+    assert delivered == 35
+    assert [len(batch) for batch in batches] == [10, 10, 10, 5]  # the handler's batch size
+    assert [sk for batch in batches for sk in batch] == written
+
+
+def test_stream_backlog_is_drained_a_bounded_number_of_batches_per_pass(
+    dynamodb: Any, endpoint_url: str
+) -> None:
+    table, stream_arn = _table_with_stream(dynamodb)
+    batches: list[list[str]] = []
+    app = Chalice(app_name="pump-test")
+
+    @app.on_dynamodb_record(stream_arn=stream_arn, batch_size=10)
+    def outbox(event: Any) -> None:
+        batches.append([record.keys["sk"]["S"] for record in event])
+
+    written = _write_stream_backlog(dynamodb, table, 25)
+    pump = Pump(app, _env(endpoint_url), settings=PumpSettings(stream_batches_per_pass=2))
+
+    assert pump.run_once() == 20
+    assert pump.run_once() == 5
+    assert [len(batch) for batch in batches] == [10, 10, 5]
+    assert [sk for batch in batches for sk in batch] == written
+
+
+def test_stream_failure_in_a_backlog_stops_the_shard_for_this_pass_and_retries_from_it(
+    dynamodb: Any, endpoint_url: str
+) -> None:
+    table, stream_arn = _table_with_stream(dynamodb)
+    batches: list[list[str]] = []
+    app = Chalice(app_name="pump-test")
+
+    @app.on_dynamodb_record(stream_arn=stream_arn, batch_size=10)
+    def outbox(event: Any) -> dict[str, Any]:
+        raws = [record.to_dict() for record in event]
+        batches.append([r["dynamodb"]["Keys"]["sk"]["S"] for r in raws])
+        failed = [
+            {"itemIdentifier": r["dynamodb"]["SequenceNumber"]}
+            for r in raws
+            if r["dynamodb"]["Keys"]["sk"]["S"] == "item-0013" and len(batches) == 2
+        ]
+        return {"batchItemFailures": failed}
+
+    written = _write_stream_backlog(dynamodb, table, 30)
+    pump = Pump(app, _env(endpoint_url), settings=PumpSettings(stream_retry_delay=0))
+
+    assert pump.run_once() == 13  # the first batch, then the second up to its failed record
+    _run_until(pump, lambda: bool(batches) and batches[-1][-1] == written[-1])
+
+    assert batches[1] == written[10:20]
+    assert batches[2] == written[13:20]  # retried from the failed record, nothing skipped
+    # Counting only what was checkpointed of the failed batch, every record arrives once, in order.
+    checkpointed = [batches[0], batches[1][:3], *batches[2:]]
+    assert [sk for batch in checkpointed for sk in batch] == written
 
 
 # --- schedules ---------------------------------------------------------------------------------
