@@ -61,8 +61,11 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
-class Shop:
-    """One shopper's browser tab on the shop, with the steps the tests share."""
+class AppTab:
+    """A browser tab on one of the web apps (``app``: its path), collecting page errors."""
+
+    app = ""
+    screenshot_prefix = ""
 
     def __init__(self, stack: LocalStackUnderTest, page: Any) -> None:
         self.stack = stack
@@ -72,11 +75,22 @@ class Shop:
 
     @property
     def url(self) -> str:
-        return f"{self.stack.api_url}/shop/"
+        return f"{self.stack.api_url}/{self.app}/"
 
     def open(self, path: str = "") -> None:
         self.page.goto(self.url + path.lstrip("/"))
         self.page.locator("main").wait_for()
+
+    def screenshot(self, name: str) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{self.screenshot_prefix}{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+
+
+class Shop(AppTab):
+    """One shopper's browser tab on the shop, with the steps the tests share."""
+
+    app = "shop"
 
     def set_language(self, lang: str) -> None:
         """Start in ``lang`` (as if chosen before), without clicking the switch."""
@@ -132,10 +146,6 @@ class Shop:
         )
         return list(answer.json()["items"])
 
-    def screenshot(self, name: str) -> None:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
 
 ADDRESS = {
     "name": "爱丽丝",
@@ -183,22 +193,11 @@ CONSOLE_WORDS = {
 }
 
 
-class Console:
+class Console(AppTab):
     """One staff member's tab on the console."""
 
-    def __init__(self, stack: LocalStackUnderTest, page: Any) -> None:
-        self.stack = stack
-        self.page = page
-        self.errors: list[str] = []
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
-
-    @property
-    def url(self) -> str:
-        return f"{self.stack.api_url}/console/"
-
-    def open(self, path: str = "") -> None:
-        self.page.goto(self.url + path.lstrip("/"))
-        self.page.locator("main").wait_for()
+    app = "console"
+    screenshot_prefix = "console-"
 
     def sign_in(self, user_id: str, lang: str = "zh-CN", *, new: bool = False) -> None:
         self.page.add_init_script(f"localStorage.setItem('orderdesk.lang', '{lang}')")
@@ -212,10 +211,6 @@ class Console:
         # Signed in once the callback has traded the code for tokens and moved on.
         self.page.wait_for_url(lambda url: url.startswith(self.url) and "callback" not in url)
         self.page.locator("main h1").first.wait_for()
-
-    def screenshot(self, name: str) -> None:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SCREENSHOTS / f"console-{name}.png"), full_page=True)
 
 
 @pytest.fixture

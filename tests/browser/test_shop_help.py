@@ -13,8 +13,6 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from chalicelib.settings import get_settings
-from chalicelib.store import tables
 from tests.browser.conftest import Shop, new_user
 from tests.browser.test_pages import serious_violations
 from tests.support_world import shipped_order
@@ -58,15 +56,8 @@ WORDS = {
 
 @pytest.fixture
 def stack_store(shop_stack: LocalStackUnderTest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """This process's store pointed at the stack's emulated DynamoDB (to seed an order)."""
-    for name, value in shop_stack.env.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    tables.reset()
-    yield
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    tables.reset()
+    with shop_stack.store_in_this_process(monkeypatch):
+        yield
 
 
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])

@@ -62,6 +62,24 @@ class LocalStackUnderTest:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    @contextlib.contextmanager
+    def store_in_this_process(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+        """This process's store pointed at the stack's emulated AWS (to seed or read data the
+        API has no route for), and back to the test's own afterwards."""
+        from chalicelib.settings import get_settings
+        from chalicelib.store import tables
+
+        for name, value in self.env.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        tables.reset()
+        try:
+            yield
+        finally:
+            monkeypatch.undo()
+            get_settings.cache_clear()
+            tables.reset()
+
 
 def free_ports(count: int) -> list[int]:
     probes = []

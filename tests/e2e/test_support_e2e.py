@@ -22,8 +22,6 @@ import requests
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from chalicelib.settings import get_settings
-from chalicelib.store import tables
 from tests.support_world import shipped_order
 
 if TYPE_CHECKING:
@@ -58,15 +56,8 @@ def tick(stack: LocalStackUnderTest, job: str, *options: str) -> dict[str, Any]:
 
 @pytest.fixture
 def stack_store(stack: LocalStackUnderTest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """This process's store pointed at the stack's emulated DynamoDB (to seed an order)."""
-    for name, value in stack.env.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    tables.reset()
-    yield
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    tables.reset()
+    with stack.store_in_this_process(monkeypatch):
+        yield
 
 
 def test_tracking_question_about_a_shipped_order_is_answered_in_the_same_response(
