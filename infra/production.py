@@ -596,6 +596,15 @@ def dashboard_resource(queues: Mapping[str, str]) -> dict[str, Any]:
                     {"label": name},
                 ]
                 for name in sorted(queues.values())
+            ]
+            + [
+                [
+                    "AWS/SQS",
+                    "ApproximateNumberOfMessagesVisible",
+                    "QueueName",
+                    "orderdesk-${Stage}-email-feedback-failures",
+                    {"label": "email-feedback (failed invocations)"},
+                ]
             ],
             stat="Maximum",
         ),
