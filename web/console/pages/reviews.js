@@ -79,6 +79,8 @@ function ReviewCard({ api, t, lang, review: r, moderator, done }) {
     if (await action.run(() => api.post(`/reviews/${id}/reply`, { body }), t("review.replied"))) done();
   }
   const titleId = "r-" + r.review_id;
+  // The reply box is uncontrolled (defaultValue): a re-render, such as the product's rating
+  // arriving, must not wipe what was typed. The card's key changes with the reply.
   return html`<article class="panel review" data-review=${r.review_id} aria-labelledby=${titleId}>
     <h2 id=${titleId}><span aria-label=${t("review.stars", { n: r.rating })}>${stars(r.rating)}</span> ${r.title || ""}</h2>
     <p class="muted">SKU ${r.sku} · ${t("order.id")} ${r.order_id} · ${t("order.customer")} ${r.customer_id} · ${formatDate(r.created_at, lang, true)} · ${t("review.helpful", { n: r.helpful })}
@@ -94,7 +96,7 @@ function ReviewCard({ api, t, lang, review: r, moderator, done }) {
       </form>`}
       ${moderator && r.status === "hidden" && html`<p><button disabled=${action.busy} onClick=${publish}>${t("review.publish")}</button></p>`}
       <form onSubmit=${reply}>
-        <label>${r.reply ? t("review.editReply") : t("review.reply")}<textarea name="body" required maxlength="2000" value=${r.reply?.body || ""}></textarea></label>
+        <label>${r.reply ? t("review.editReply") : t("review.reply")}<textarea name="body" required maxlength="2000" defaultValue=${r.reply?.body || ""}></textarea></label>
         <p><button class="secondary" disabled=${action.busy}>${t("review.sendReply")}</button></p>
       </form>
     </div>
