@@ -385,14 +385,7 @@ def _query_status(
         query["FilterExpression"] = "#type = :type"
         query["ExpressionAttributeNames"] = {"#type": "type"}
         query["ExpressionAttributeValues"][":type"] = {"S": kind}
-    found: list[AfterSalesRequest] = []
-    while len(found) < wanted:
-        response = tables.client().query(**query, Limit=wanted - len(found))
-        found.extend(request_from_item(raw) for raw in response.get("Items", []))
-        if "LastEvaluatedKey" not in response:
-            break
-        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-    return found
+    return [request_from_item(raw) for raw in tables.query_up_to(query, wanted)]
 
 
 def requests_page(

@@ -295,14 +295,8 @@ def alerts_page(status: AlertStatus, *, limit: int, cursor: str | None) -> Page[
             tables.PK: {"S": ALERT_PREFIX + after.split("#", 1)[1]},
             tables.SK: {"S": ALERT_SK},
         }
-    alerts: list[LowStockAlert] = []
     # One extra item tells whether another page exists.
-    while len(alerts) <= limit:
-        response = tables.client().query(**query, Limit=limit + 1 - len(alerts))
-        alerts.extend(_alert_from(raw)[0] for raw in response.get("Items", []))
-        if "LastEvaluatedKey" not in response:
-            break
-        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    alerts = [_alert_from(raw)[0] for raw in tables.query_up_to(query, limit + 1)]
     page, more = alerts[:limit], len(alerts) > limit
     next_cursor = encode_cursor(scope, {"after": _inbox_sort_key(page[-1])}) if more else None
     return Page(items=page, next_cursor=next_cursor)

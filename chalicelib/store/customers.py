@@ -627,14 +627,8 @@ def inbox_page(customer_id: str, *, limit: int, cursor: str | None) -> Page[Inbo
     if before is not None:
         query["KeyConditionExpression"] += " AND sk < :before"
         query["ExpressionAttributeValues"][":before"] = {"S": before}
-    entries: list[InboxEntry] = []
-    wanted = limit + 1
-    while len(entries) < wanted:
-        response = tables.client().query(**query, Limit=wanted - len(entries))
-        entries.extend(_inbox_from_item(raw) for raw in response.get("Items", []))
-        if "LastEvaluatedKey" not in response:
-            break
-        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    # One extra entry tells whether another page exists.
+    entries = [_inbox_from_item(raw) for raw in tables.query_up_to(query, limit + 1)]
     page, more = entries[:limit], len(entries) > limit
     next_cursor = encode_cursor(scope, {"before": _inbox_sort_key(page[-1])}) if more else None
     return Page(items=page, next_cursor=next_cursor)

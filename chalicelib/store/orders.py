@@ -428,14 +428,7 @@ def _query_newest_first(
         query["FilterExpression"] = "#status = :status"
         query["ExpressionAttributeNames"]["#status"] = "status"
         query["ExpressionAttributeValues"][":status"] = {"S": status}
-    orders: list[Order] = []
-    while len(orders) < wanted:
-        response = tables.client().query(**query, Limit=wanted - len(orders))
-        orders.extend(order_from_item(raw) for raw in response.get("Items", []))
-        if "LastEvaluatedKey" not in response:
-            break
-        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-    return orders
+    return [order_from_item(raw) for raw in tables.query_up_to(query, wanted)]
 
 
 def customer_orders_page(
@@ -504,14 +497,7 @@ def orders_due_for_expiry(now: datetime, *, limit_per_shard: int) -> list[Order]
                 ":now": {"S": timestamp(now)},
             },
         }
-        found: list[Order] = []
-        while len(found) < limit_per_shard:
-            response = tables.client().query(**query, Limit=limit_per_shard - len(found))
-            found.extend(order_from_item(raw) for raw in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                break
-            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        due.extend(found)
+        due.extend(order_from_item(raw) for raw in tables.query_up_to(query, limit_per_shard))
     return due
 
 

@@ -85,7 +85,7 @@ def ledger_page(
             tables.PK: {"S": inventory.ledger_pk(sku, warehouse)},
             tables.SK: {"S": after},
         }
-        raws = _query_up_to(query, limit + 1)
+        raws = tables.query_up_to(query, limit + 1)
     else:
         on_hand, reserved, raws = _first_page(sku, warehouse, query, limit + 1)
 
@@ -125,7 +125,7 @@ def _sharded_ledger_head(
             if after is not None:
                 query["KeyConditionExpression"] += " AND sk < :after"
                 query["ExpressionAttributeValues"][":after"] = {"S": after}
-            merged.extend(_query_up_to(query, count))
+            merged.extend(tables.query_up_to(query, count))
         merged.sort(key=lambda raw: raw[tables.SK]["S"], reverse=True)
         return merged[:count]
 
@@ -149,7 +149,7 @@ def _first_page(
 ) -> tuple[int, int, list[tables.RawItem]]:
     for _ in range(_LEDGER_READ_ATTEMPTS):
         before = inventory.get_level_item(sku, warehouse)
-        raws = _query_up_to(dict(query), count)
+        raws = tables.query_up_to(dict(query), count)
         after = inventory.get_level_item(sku, warehouse)
         if _movement_count(before) == _movement_count(after):
             break
@@ -165,17 +165,6 @@ def _ledger_position(position: dict[str, Any]) -> tuple[str, int, int]:
         if not isinstance(number, int) or isinstance(number, bool):
             raise InvalidCursor()
     return after, on_hand, reserved
-
-
-def _query_up_to(query: dict[str, Any], count: int) -> list[tables.RawItem]:
-    items: list[tables.RawItem] = []
-    while len(items) < count:
-        response = tables.client().query(**query, Limit=count - len(items))
-        items.extend(response.get("Items", []))
-        if "LastEvaluatedKey" not in response:
-            break
-        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-    return items
 
 
 def iter_ledger(sku: str, warehouse: str) -> Iterator[Movement]:

@@ -272,14 +272,7 @@ def messages_of(
     }
     if after is None:
         query["KeyConditionExpression"] = "pk = :pk AND begins_with(sk, :start)"
-    found: list[Message] = []
-    while len(found) < limit:
-        response = tables.client().query(**query, Limit=limit - len(found))
-        found.extend(message_from_item(raw) for raw in response.get("Items", []))
-        if "LastEvaluatedKey" not in response:
-            break
-        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-    return found
+    return [message_from_item(raw) for raw in tables.query_up_to(query, limit)]
 
 
 def _before(cursor: str | None, scope: str) -> str | None:

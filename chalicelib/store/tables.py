@@ -105,6 +105,19 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def query_up_to(query: dict[str, Any], count: int) -> list[RawItem]:
+    """The first ``count`` items ``query`` finds (fewer at its end), page after page, each
+    page asked for no more than are still wanted. ``query`` is moved along as it is read."""
+    items: list[RawItem] = []
+    while len(items) < count:
+        response = client().query(**query, Limit=count - len(items))
+        items.extend(response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            break
+        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return items
+
+
 def error_code(exc: Exception) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
