@@ -1,10 +1,8 @@
 // The staff console: one page app under /console/, talking only to the public API.
-import { html, render, useEffect, useState } from "../common/html.js";
-import { createApi } from "../common/api.js";
-import { createAuth } from "../common/auth.js";
-import { loadConfig } from "../common/config.js";
+import { html, useEffect, useState } from "../common/html.js";
 import { initialLanguage, rememberLanguage, translator } from "../common/i18n.js";
-import { createRouter, match } from "../common/router.js";
+import { match } from "../common/router.js";
+import { startApp } from "../common/start.js";
 import { messages } from "./messages.js";
 import { FINANCE, OPS, STAFF_GROUPS, SUPPORT, inGroup } from "./ui.js";
 
@@ -137,18 +135,4 @@ function Callback({ auth, t, go }) {
     ${error ? html`<p class="error" role="alert">${t("error.signIn", { message: error })}</p>` : html`<p>${t("signin.completing")}</p>`}`;
 }
 
-async function start() {
-  const config = await loadConfig();
-  const auth = createAuth(config.identity, { callbackPath: `${BASE}callback`, homePath: BASE });
-  const api = createApi(config.api_url, auth.accessToken);
-  const router = createRouter(BASE, (route) => router.onChange && router.onChange(route));
-  document.getElementById("app").replaceChildren();
-  render(html`<${App} config=${config} auth=${auth} api=${api} router=${router} />`, document.getElementById("app"));
-}
-
-start().catch((error) => {
-  const p = document.createElement("p");
-  p.className = "error";
-  p.textContent = String(error.message || error);
-  document.getElementById("app").replaceChildren(p);
-});
+startApp(BASE, App);

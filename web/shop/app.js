@@ -1,10 +1,8 @@
 // The storefront: one page app under /shop/, talking only to the public API.
-import { html, render, useEffect, useState } from "../common/html.js";
-import { createApi } from "../common/api.js";
-import { createAuth } from "../common/auth.js";
-import { loadConfig } from "../common/config.js";
+import { html, useEffect, useState } from "../common/html.js";
 import { initialLanguage, rememberLanguage, translator } from "../common/i18n.js";
-import { createRouter, match } from "../common/router.js";
+import { match } from "../common/router.js";
+import { startApp } from "../common/start.js";
 import { cartItems, onCartChange } from "./cart.js";
 import { messages } from "./messages.js";
 import { Home, ProductList, ProductPage } from "./pages/catalogue.js";
@@ -128,18 +126,4 @@ function NotFound({ t, href }) {
   return html`<h1>${t("notFound")}</h1><p><a href=${href("/")}>${t("nav.home")}</a></p>`;
 }
 
-async function start() {
-  const config = await loadConfig();
-  const auth = createAuth(config.identity, { callbackPath: `${BASE}callback`, homePath: BASE });
-  const api = createApi(config.api_url, auth.accessToken);
-  const router = createRouter(BASE, (route) => router.onChange && router.onChange(route));
-  document.getElementById("app").replaceChildren();
-  render(html`<${App} config=${config} auth=${auth} api=${api} router=${router} />`, document.getElementById("app"));
-}
-
-start().catch((error) => {
-  const p = document.createElement("p");
-  p.className = "error";
-  p.textContent = String(error.message || error);
-  document.getElementById("app").replaceChildren(p);
-});
+startApp(BASE, App);
