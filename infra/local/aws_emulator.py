@@ -444,6 +444,8 @@ THROTTLE_MESSAGE = (
 CONFLICT_MESSAGE = "Transaction is ongoing for the item"
 TRANSACTION_UNITS_PER_WRITE = 2  # a transactional write costs twice a plain one (items <= 1 KB)
 _THROTTLE_WINDOW_S = 1.0
+# Contention's clock (in-flight windows, write units per second); a test may hold it still.
+contention_clock = time.monotonic
 
 
 @dataclass(frozen=True)
@@ -556,7 +558,7 @@ def _contention_for_transaction(
     transaction's items are then held in flight and its write units spent)."""
     if _contention.settings is None:
         return None
-    now = time.monotonic()
+    now = contention_clock()
     item_keys: list[_ItemKey] = []
     partitions: list[_PartitionKey] = []
     wanted: dict[_PartitionKey, int] = {}
@@ -602,7 +604,7 @@ def _check_single_write(backend: DynamoDBBackend, body: dict[str, Any]) -> None:
         partition = _partition_of(table_name, key, table.hash_key_attr)
     except Exception:  # noqa: BLE001 - moto's own handler reports a malformed request
         return
-    now = time.monotonic()
+    now = contention_clock()
     if _contention.over_rate({partition: 1}, now):
         _contention.throttles += 1
         raise ThrottlingException()

@@ -21,6 +21,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from infra.local import aws_emulator
 from infra.local.aws_emulator import (
     CONTROL_PATH,
     Contention,
@@ -55,6 +56,14 @@ def _client(url: str, attempts: int) -> Any:
         aws_secret_access_key="testing",
         config=Config(retries={"max_attempts": attempts, "mode": "standard"}),
     )
+
+
+@pytest.fixture
+def clock_held_still(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every request in the same instant, however slowly this machine runs them: write units
+    are counted per second, so a stalled test could otherwise straddle two windows."""
+    now = time.monotonic()
+    monkeypatch.setattr(aws_emulator, "contention_clock", lambda: now)
 
 
 @pytest.fixture
@@ -139,7 +148,7 @@ def test_transaction_after_the_in_flight_window_lands(emulator: EmulatorServer, 
 
 
 def test_transaction_beyond_the_partition_rate_is_cancelled_with_throttling_error(
-    emulator: EmulatorServer, table: str
+    emulator: EmulatorServer, table: str, clock_held_still: None
 ) -> None:
     # Two items of one partition cost 2 x 2 units per transaction: the third passes 10 units.
     set_contention(Contention(conflict_window_s=0.0, partition_wcu=10))
@@ -161,7 +170,7 @@ def test_transaction_beyond_the_partition_rate_is_cancelled_with_throttling_erro
 
 
 def test_plain_write_beyond_the_partition_rate_gets_throttling_exception(
-    emulator: EmulatorServer, table: str
+    emulator: EmulatorServer, table: str, clock_held_still: None
 ) -> None:
     set_contention(Contention(conflict_window_s=0.0, partition_wcu=2))
     once = _client(emulator.url, 1)
